@@ -1,0 +1,150 @@
+//! Compression codecs: brotli, gzip, lz4 (frame format), zlib, zstd, and raw deflate.
+//!
+//! Used by `serde.compress`/`serde.decompress` and by `@lune/net` to decode request
+//! bodies that arrive with a `Content-Encoding`. Everything here works on whole
+//! in-memory byte slices; streaming is left to the HTTP client.
+
+use std::io::{Read, Write};
+
+/// A compression format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Brotli,
+    Gzip,
+    Lz4,
+    Zlib,
+    Zstd,
+    /// Raw DEFLATE (no zlib header); only for HTTP's ambiguous `deflate` coding.
+    Deflate,
+}
+
+impl Codec {
+    /// The codec named `name` as `serde.compress` spells it.
+    pub fn parse(name: &str) -> Result<Codec, String> {
+        match name {
+            "brotli" => Ok(Codec::Brotli),
+            "gzip" => Ok(Codec::Gzip),
+            "lz4" => Ok(Codec::Lz4),
+            "zlib" => Ok(Codec::Zlib),
+            "zstd" => Ok(Codec::Zstd),
+            other => Err(format!(
+                "invalid compression format '{other}': expected one of brotli, gzip, lz4, zlib, zstd"
+            )),
+        }
+    }
+
+    /// The codec for an HTTP `Content-Encoding` token, if it is one we decode.
+    pub fn from_content_encoding(token: &str) -> Option<Codec> {
+        match token.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Codec::Gzip),
+            "deflate" => Some(Codec::Zlib),
+            "br" => Some(Codec::Brotli),
+            "zstd" => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Compresses `data`; `level` is the codec's own scale (None for its default).
+pub fn compress(codec: Codec, data: &[u8], level: Option<i32>) -> std::io::Result<Vec<u8>> {
+    match codec {
+        Codec::Brotli => {
+            let quality = level.unwrap_or(11).clamp(0, 11) as u32;
+            let mut out = Vec::new();
+            {
+                let mut writer = brotli::CompressorWriter::new(&mut out, 4096, quality, 22);
+                writer.write_all(data)?;
+            }
+            Ok(out)
+        }
+        Codec::Gzip => {
+            let level = flate_level(level);
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+            encoder.write_all(data)?;
+            encoder.finish()
+        }
+        Codec::Zlib => {
+            let level = flate_level(level);
+            let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            encoder.write_all(data)?;
+            encoder.finish()
+        }
+        Codec::Deflate => {
+            let level = flate_level(level);
+            let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), level);
+            encoder.write_all(data)?;
+            encoder.finish()
+        }
+        Codec::Zstd => zstd::encode_all(data, level.unwrap_or(3).clamp(1, 22)),
+        Codec::Lz4 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            encoder.write_all(data)?;
+            encoder.finish().map_err(std::io::Error::other)
+        }
+    }
+}
+
+fn flate_level(level: Option<i32>) -> flate2::Compression {
+    flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32)
+}
+
+/// Decompresses `data`. `Zlib` also accepts raw DEFLATE, as HTTP clients must.
+pub fn decompress(codec: Codec, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match codec {
+        Codec::Brotli => {
+            brotli::Decompressor::new(data, 4096).read_to_end(&mut out)?;
+        }
+        Codec::Gzip => {
+            flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
+        }
+        Codec::Zlib => {
+            if flate2::read::ZlibDecoder::new(data)
+                .read_to_end(&mut out)
+                .is_err()
+            {
+                out.clear();
+                flate2::read::DeflateDecoder::new(data).read_to_end(&mut out)?;
+            }
+        }
+        Codec::Deflate => {
+            flate2::read::DeflateDecoder::new(data).read_to_end(&mut out)?;
+        }
+        Codec::Zstd => {
+            out = zstd::decode_all(data)?;
+        }
+        Codec::Lz4 => {
+            lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_codec_round_trips() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for codec in [
+            Codec::Brotli,
+            Codec::Gzip,
+            Codec::Lz4,
+            Codec::Zlib,
+            Codec::Zstd,
+            Codec::Deflate,
+        ] {
+            let packed = compress(codec, &data, None).unwrap();
+            assert_ne!(packed, data, "{codec:?} should change the data");
+            assert_eq!(decompress(codec, &packed).unwrap(), data, "{codec:?} round trip");
+        }
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error() {
+        for codec in [Codec::Gzip, Codec::Zstd, Codec::Lz4, Codec::Brotli] {
+            assert!(decompress(codec, b"definitely not compressed").is_err(), "{codec:?}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Building the VM and running a script file to completion.
+//!
+//! [`Runtime`] owns the Luau VM: it installs the scheduler, the global functions
+//! (`print`, `warn`, `require`), `_VERSION`, and the builtin libraries, then runs a
+//! script's main chunk as a scheduled thread and drives the scheduler until nothing is
+//! left to do. [`run_script`] wraps that in the single-threaded tokio runtime every
+//! Lunet process uses.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use mlua::chunk::Compiler;
+use mlua::{Lua, LuaOptions, Result, StdLib, Value};
+
+use crate::libs;
+use crate::require;
+use crate::scheduler::Scheduler;
+
+/// Builds a library's value the first time a script requires it.
+pub type LibraryLoader = Box<dyn Fn(&Lua) -> Result<Value>>;
+
+/// The libraries `require("@lune/<name>")` can load, and the ones already loaded.
+#[derive(Default)]
+pub(crate) struct Libraries {
+    loaders: RefCell<HashMap<String, LibraryLoader>>,
+    loaded: RefCell<HashMap<String, Value>>,
+}
+
+impl Libraries {
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.loaders.borrow().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The library `name` (without the `@lune/` prefix), built on first use.
+    pub(crate) fn get(&self, lua: &Lua, name: &str) -> Result<Option<Value>> {
+        if let Some(value) = self.loaded.borrow().get(name) {
+            return Ok(Some(value.clone()));
+        }
+        let value = match self.loaders.borrow().get(name) {
+            Some(loader) => loader(lua)?,
+            None => return Ok(None),
+        };
+        self.loaded
+            .borrow_mut()
+            .insert(name.to_string(), value.clone());
+        Ok(Some(value))
+    }
+}
+
+/// `Lunet <version>+<luau version>`, the value of `_VERSION`.
+pub fn version_string(lua: &Lua) -> String {
+    let luau = lua
+        .globals()
+        .get::<String>("_VERSION")
+        .ok()
+        .and_then(|v| v.strip_prefix("Luau ").map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "luau".to_string());
+    format!("Lunet {}+{}", env!("CARGO_PKG_VERSION"), luau)
+}
+
+/// A Luau VM set up as Lunet runs scripts.
+pub struct Runtime {
+    lua: Lua,
+    scheduler: Rc<Scheduler>,
+    libraries: Rc<Libraries>,
+}
+
+impl Runtime {
+    /// Builds the VM. `args` become `process.args`.
+    pub fn new(args: Vec<String>) -> Result<Runtime> {
+        let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::new().thread_pool_size(256))?;
+        lua.set_compiler(Compiler::new().set_optimization_level(1).set_debug_level(1));
+        let scheduler = Scheduler::install(&lua)?;
+        let version = version_string(&lua);
+        lua.globals().set("_VERSION", version)?;
+        libs::install_globals(&lua)?;
+        let libraries = Rc::new(Libraries::default());
+        let runtime = Runtime {
+            lua,
+            scheduler,
+            libraries,
+        };
+        runtime.register_library("task", Box::new(libs::task::create))?;
+        let process_args = args;
+        runtime.register_library(
+            "process",
+            Box::new(move |lua| libs::process::create(lua, &process_args)),
+        )?;
+        runtime.register_library("stdio", Box::new(libs::stdio::create))?;
+        runtime.register_library("serde", Box::new(libs::serde::create))?;
+        require::install(&runtime.lua, runtime.libraries.clone())?;
+        Ok(runtime)
+    }
+
+    /// The Luau VM.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// The scheduler of this VM.
+    pub fn scheduler(&self) -> &Rc<Scheduler> {
+        &self.scheduler
+    }
+
+    /// Makes `require("@lune/<name>")` return the value `loader` builds (once).
+    pub fn register_library(&self, name: &str, loader: LibraryLoader) -> Result<()> {
+        self.libraries
+            .loaders
+            .borrow_mut()
+            .insert(name.to_string(), loader);
+        Ok(())
+    }
+
+    /// The names of every registered library, for `lunet setup`.
+    pub fn library_names(&self) -> Vec<String> {
+        self.libraries.names()
+    }
+
+    /// Runs the script at `path` and everything it schedules. Returns the exit code:
+    /// 0, or 1 when the script could not be loaded or any thread raised an uncaught
+    /// error. (`process.exit` ends the process directly.) Must run inside a tokio
+    /// `LocalSet`.
+    pub async fn run_file(&self, path: &Path) -> i32 {
+        let source = match std::fs::read(path) {
+            Ok(source) => source,
+            Err(error) => {
+                eprintln!("error: cannot read script '{}': {error}", path.display());
+                return 1;
+            }
+        };
+        let chunk_name = format!("@{}", require::display_path(path));
+        let main = self
+            .lua
+            .load(source)
+            .set_name(chunk_name)
+            .into_function()
+            .and_then(|main| self.lua.create_thread(main));
+        match main {
+            Ok(thread) => {
+                if let Err(error) = self.scheduler.spawn(&self.lua, thread, ()) {
+                    self.scheduler.report_uncaught(&error);
+                }
+            }
+            Err(error) => {
+                self.scheduler.report_uncaught(&error);
+                return 1;
+            }
+        }
+        self.scheduler.clone().run(self.lua.clone()).await;
+        i32::from(self.scheduler.has_failed())
+    }
+}
+
+/// Builds a runtime, lets `setup` register host libraries, and runs `path` on a
+/// single-threaded tokio runtime. Returns the process exit code.
+pub fn run_script(
+    path: &Path,
+    args: Vec<String>,
+    setup: impl FnOnce(&Runtime) -> Result<()>,
+) -> i32 {
+    let tokio = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(tokio) => tokio,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return 1;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&tokio, async {
+        let runtime = match Runtime::new(args).and_then(|rt| setup(&rt).map(|_| rt)) {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                crate::report::print_error(&error);
+                return 1;
+            }
+        };
+        runtime.run_file(path).await
+    })
+}

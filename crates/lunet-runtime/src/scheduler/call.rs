@@ -1,0 +1,102 @@
+//! Running a Luau function in a new thread and learning how it ended.
+//!
+//! [`Scheduler::call`] is what a host (such as `net.serve`) uses to run a script
+//! callback per event. The function runs at once in a fresh (pooled) thread through a
+//! small Luau trampoline that catches its error with a stack trace. If it finishes
+//! without yielding, the outcome is returned directly; if it yields, the thread is
+//! registered as *watched* and the trampoline reports the outcome through a channel
+//! when the thread finally ends, whoever resumes it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mlua::{Error, Function, Lua, MultiValue, Result, Thread, Value};
+use mlua::thread::ThreadStatus;
+use tokio::sync::oneshot;
+
+use super::Scheduler;
+
+/// How a [`Scheduler::call`] ended, or will end.
+pub enum CallOutcome {
+    /// The function returned (or errored) without yielding.
+    Done(Result<MultiValue>),
+    /// The function yielded; the receiver gets its outcome when it ends.
+    Pending(oneshot::Receiver<Result<MultiValue>>),
+}
+
+type Watcher = (Thread, oneshot::Sender<Result<MultiValue>>);
+
+/// Threads started by `call` that yielded, with where to send their outcome. Entries
+/// hold their thread, so a thread's identity cannot be reused while it is watched.
+#[derive(Default)]
+pub(super) struct Watchers {
+    map: RefCell<HashMap<usize, Watcher>>,
+}
+
+/// Turns the trampoline's `(ok, ...)` into a result; an error carries its traceback.
+fn outcome(mut values: MultiValue) -> Result<MultiValue> {
+    match values.pop_front() {
+        Some(Value::Boolean(true)) => Ok(values),
+        _ => {
+            let message = match values.pop_front() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                Some(other) => format!("{other:?}"),
+                None => "unknown error".to_string(),
+            };
+            Err(Error::runtime(message))
+        }
+    }
+}
+
+pub(super) fn create_trampoline(lua: &Lua) -> Result<Function> {
+    let report = lua.create_function(|lua, values: MultiValue| {
+        let scheduler = Scheduler::of(lua);
+        let key = lua.current_thread().to_pointer() as usize;
+        let watcher = scheduler.watchers.map.borrow_mut().remove(&key);
+        match watcher {
+            Some((_thread, sender)) => {
+                let _ = sender.send(outcome(values));
+                Ok(MultiValue::new())
+            }
+            None => Ok(values),
+        }
+    })?;
+    lua.load(
+        r#"
+        local report, xpcall, traceback, tostring = ...
+        local function handler(e)
+            return traceback(tostring(e), 2)
+        end
+        return function(f, ...)
+            return report(xpcall(f, handler, ...))
+        end
+        "#,
+    )
+    .set_name("=[lunet call]")
+    .call((
+        report,
+        lua.globals().get::<Function>("xpcall")?,
+        lua.globals()
+            .get::<mlua::Table>("debug")?
+            .get::<Function>("traceback")?,
+        lua.globals().get::<Function>("tostring")?,
+    ))
+}
+
+impl Scheduler {
+    /// Runs `func(args...)` in a new Luau thread, at once. See [`CallOutcome`].
+    pub fn call(self: &Rc<Self>, lua: &Lua, func: Function, mut args: MultiValue) -> Result<CallOutcome> {
+        let trampoline = self.glue_fn(|g| g.trampoline.clone());
+        let thread = lua.create_thread(trampoline)?;
+        args.push_front(Value::Function(func));
+        let values = thread.resume::<MultiValue>(args)?;
+        if thread.status() != ThreadStatus::Resumable {
+            return Ok(CallOutcome::Done(outcome(values)));
+        }
+        let (sender, receiver) = oneshot::channel();
+        let key = thread.to_pointer() as usize;
+        self.watchers.map.borrow_mut().insert(key, (thread, sender));
+        Ok(CallOutcome::Pending(receiver))
+    }
+}

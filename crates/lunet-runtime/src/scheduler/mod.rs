@@ -1,0 +1,260 @@
+//! The Luau thread scheduler: Lune's task semantics on a single-threaded tokio runtime.
+//!
+//! The scheduler owns every resumption of a Luau thread that waits on something: a
+//! thread that awaits a Rust future is *parked* under a park id the scheduler hands
+//! out, and when the future completes the scheduler resumes that thread, whoever
+//! resumed it before (a Luau `coroutine.resume` cannot strand it). It also owns the
+//! queues behind `task.spawn`/`task.defer`, and decides when the process has nothing
+//! left to do. It does not own the Luau VM set-up, `require`, or any library; those
+//! use the public interface here:
+//!
+//! - [`create_async_function`]: a Luau function that yields its caller until a Rust
+//!   future resolves (this is how `task.wait` and all of `@lune/net` do I/O);
+//! - [`Scheduler::spawn`] / [`Scheduler::defer`]: run a function or thread now or later;
+//! - [`Scheduler::call`]: run a function in a new thread and get its outcome, whether
+//!   it finishes at once or yields first (this is how `net.serve` runs handlers);
+//! - [`Scheduler::keep_alive`]: hold the process open while a resource (a server) runs.
+//!
+//! ```ignore
+//! let sleep = create_async_function(&lua, "sleep", |_lua, secs: f64| async move {
+//!     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+//!     Ok(())
+//! })?;
+//! ```
+//!
+//! Everything runs on one OS thread inside a tokio `LocalSet`; nothing here is `Send`.
+
+mod call;
+mod park;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::rc::Rc;
+
+use mlua::{
+    Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value,
+};
+use mlua::thread::ThreadStatus;
+use tokio::sync::Notify;
+
+pub use call::CallOutcome;
+pub use park::ParkId;
+
+use crate::report;
+
+/// What a parked or queued thread is resumed with.
+pub enum Resumption {
+    /// Resume normally, with these values returned from the yield.
+    Values(MultiValue),
+    /// Resume by raising this error at the yield point.
+    Error(Error),
+}
+
+/// The scheduler state, one per Luau VM, stored in the VM's app data.
+pub struct Scheduler {
+    /// Threads to resume as soon as possible (completed futures, spawned work).
+    ready: RefCell<VecDeque<(Thread, Resumption)>>,
+    /// Threads deferred with `task.defer`: run after the current ready work.
+    deferred: RefCell<VecDeque<(Thread, MultiValue)>>,
+    /// Threads waiting on Rust futures, and threads waiting for a caller (see `call`).
+    parked: park::ParkTable,
+    watchers: call::Watchers,
+    /// Resources (servers) that keep the process alive while they run.
+    keep_alive: Cell<usize>,
+    /// Wakes the run loop when work arrives from a future or another task.
+    wake: Notify,
+    /// Set once any thread ended with an uncaught error; the process then exits 1.
+    failed: Cell<bool>,
+    /// Luau helpers compiled once: the async-function glue and the call trampoline.
+    glue: RefCell<Option<Glue>>,
+}
+
+struct Glue {
+    make_async: Function,
+    trampoline: Function,
+    close: Function,
+}
+
+/// A guard that keeps the process alive until dropped (see [`Scheduler::keep_alive`]).
+pub struct KeepAlive {
+    scheduler: Rc<Scheduler>,
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        let n = self.scheduler.keep_alive.get();
+        self.scheduler.keep_alive.set(n.saturating_sub(1));
+        self.scheduler.wake.notify_one();
+    }
+}
+
+impl Scheduler {
+    /// Installs a scheduler into `lua`. Called once by the runtime when it builds the VM.
+    pub fn install(lua: &Lua) -> Result<Rc<Scheduler>> {
+        let scheduler = Rc::new(Scheduler {
+            ready: RefCell::new(VecDeque::new()),
+            deferred: RefCell::new(VecDeque::new()),
+            parked: park::ParkTable::default(),
+            watchers: call::Watchers::default(),
+            keep_alive: Cell::new(0),
+            wake: Notify::new(),
+            failed: Cell::new(false),
+            glue: RefCell::new(None),
+        });
+        lua.set_app_data(scheduler.clone());
+        let glue = Glue {
+            make_async: lua
+                .load(include_str!("async_glue.luau"))
+                .set_name("=[lunet scheduler]")
+                .eval()?,
+            trampoline: call::create_trampoline(lua)?,
+            close: lua.globals().get::<mlua::Table>("coroutine")?.get("close")?,
+        };
+        *scheduler.glue.borrow_mut() = Some(glue);
+        Ok(scheduler)
+    }
+
+    /// The scheduler of `lua`. Panics if the VM was not built by the Lunet runtime,
+    /// which is a programming error, not a script error.
+    pub fn of(lua: &Lua) -> Rc<Scheduler> {
+        lua.app_data_ref::<Rc<Scheduler>>()
+            .expect("the Lua VM has no Lunet scheduler installed")
+            .clone()
+    }
+
+    /// Runs `thread` (or a new thread running a function) now, until it first yields,
+    /// with `args`. This is `task.spawn`. An uncaught error is reported, not returned.
+    pub fn spawn(&self, lua: &Lua, thread: Thread, args: impl IntoLuaMulti) -> Result<()> {
+        let args = args.into_lua_multi(lua)?;
+        self.resume(lua, thread, Resumption::Values(args));
+        Ok(())
+    }
+
+    /// Queues `thread` to run after the currently running threads yield (`task.defer`).
+    pub fn defer(&self, thread: Thread, args: MultiValue) {
+        self.deferred.borrow_mut().push_back((thread, args));
+        self.wake.notify_one();
+    }
+
+    /// Queues `thread` to be resumed with `resumption` at the next turn of the loop.
+    pub fn schedule(&self, thread: Thread, resumption: Resumption) {
+        self.ready.borrow_mut().push_back((thread, resumption));
+        self.wake.notify_one();
+    }
+
+    /// Keeps the process alive until the returned guard is dropped.
+    pub fn keep_alive(self: &Rc<Self>) -> KeepAlive {
+        self.keep_alive.set(self.keep_alive.get() + 1);
+        KeepAlive {
+            scheduler: self.clone(),
+        }
+    }
+
+    /// True once a thread has ended with an uncaught error.
+    pub fn has_failed(&self) -> bool {
+        self.failed.get()
+    }
+
+    /// Records an uncaught error: prints it to stderr and marks the run as failed.
+    pub fn report_uncaught(&self, error: &Error) {
+        self.failed.set(true);
+        report::print_error(error);
+    }
+
+    /// Resumes `thread` and reports an uncaught error. Threads that can no longer be
+    /// resumed (finished, cancelled, or resumed by someone else meanwhile) are skipped.
+    pub(crate) fn resume(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
+        if thread.status() != ThreadStatus::Resumable {
+            return;
+        }
+        let result = match resumption {
+            Resumption::Values(args) => thread.resume::<()>(args),
+            Resumption::Error(error) => {
+                let message = lua.create_string(report::error_message(&error));
+                match message {
+                    Ok(message) => thread.resume_error::<()>(message),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(error) = result {
+            self.report_uncaught(&error);
+        }
+    }
+
+    /// Stops `thread` from ever being resumed by the scheduler: drops its pending
+    /// future or timer, removes it from the queues, and closes it (`task.cancel`).
+    pub fn cancel(&self, thread: &Thread) -> Result<()> {
+        self.parked.unpark_thread(thread);
+        let ptr = thread.to_pointer();
+        self.ready.borrow_mut().retain(|(t, _)| t.to_pointer() != ptr);
+        self.deferred.borrow_mut().retain(|(t, _)| t.to_pointer() != ptr);
+        if thread.status() == ThreadStatus::Resumable {
+            let close = self.glue_fn(|g| g.close.clone());
+            close.call::<Value>(thread)?;
+        }
+        Ok(())
+    }
+
+    fn glue_fn(&self, pick: impl FnOnce(&Glue) -> Function) -> Function {
+        pick(self.glue.borrow().as_ref().expect("scheduler glue installed"))
+    }
+
+    /// Runs queued work until nothing is left to run or wait for. Returns when the
+    /// process should exit (its exit code is decided by the caller).
+    pub async fn run(self: Rc<Self>, lua: Lua) {
+        loop {
+            self.run_queued(&lua);
+            if self.parked.is_empty() && self.keep_alive.get() == 0 {
+                break;
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    /// Runs ready threads, then one batch of deferred threads, until both queues are empty.
+    fn run_queued(&self, lua: &Lua) {
+        loop {
+            loop {
+                let next = self.ready.borrow_mut().pop_front();
+                let Some((thread, resumption)) = next else {
+                    break;
+                };
+                self.resume(lua, thread, resumption);
+            }
+            let batch = std::mem::take(&mut *self.deferred.borrow_mut());
+            if batch.is_empty() {
+                break;
+            }
+            for (thread, args) in batch {
+                self.resume(lua, thread, Resumption::Values(args));
+            }
+        }
+    }
+}
+
+/// Creates a Luau function named `name` that calls `f` and yields the calling thread
+/// until the future `f` returns resolves. The future's value is returned to the
+/// caller; its error is raised in the caller (as a string message, so `pcall` users
+/// can match on it). Other threads keep running meanwhile.
+///
+/// Calling the function where the thread cannot yield (inside a metamethod, say) is a
+/// Luau error naming `name`.
+pub fn create_async_function<A, R, F, Fut>(lua: &Lua, name: &str, f: F) -> Result<Function>
+where
+    A: mlua::FromLuaMulti,
+    R: IntoLuaMulti + 'static,
+    F: Fn(&Lua, A) -> Fut + 'static,
+    Fut: Future<Output = Result<R>> + 'static,
+{
+    let start = lua.create_function(move |lua, args: A| {
+        let future = f(lua, args);
+        let scheduler = Scheduler::of(lua);
+        scheduler.park(lua, lua.current_thread(), future);
+        Ok(())
+    })?;
+    let scheduler = Scheduler::of(lua);
+    let make = scheduler.glue_fn(|g| g.make_async.clone());
+    make.call((start, name))
+}
