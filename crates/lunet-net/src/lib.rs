@@ -1,4 +1,65 @@
-//! placeholder
-pub fn create(lua: &mlua::Lua) -> mlua::Result<mlua::Value> {
-    Ok(mlua::Value::Table(lua.create_table()?))
+//! `@lune/net` for Luau hosts built on the Lunet runtime.
+//!
+//! The library table has `request`, `socket`, `serve`, `urlEncode`, `urlDecode`, and
+//! the submodules `http = { request, serve }`, `tcp = { connect }`, `ws = { connect }`;
+//! every table is read-only. Each concern has its own module:
+//!
+//! - [`client`]: `net.request`, an HTTP(S) client on a pooled, reused reqwest client;
+//! - [`server`]: `net.serve`, a hyper HTTP/1.1 server running one Luau thread per
+//!   request, with the WebSocket upgrade;
+//! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
+//! - [`tcp`]: `net.tcp.connect`, plain and TLS streams;
+//! - [`tls`]: the one trust store and the TLS client configurations;
+//! - [`url`]: `urlEncode`/`urlDecode`.
+//!
+//! I/O functions yield only their calling Luau thread, through the runtime's
+//! [`lunet_runtime::create_async_function`]; this crate never touches the scheduler's
+//! internals.
+
+pub mod client;
+mod convert;
+pub mod server;
+pub mod tcp;
+pub mod tls;
+pub mod url;
+pub mod ws;
+
+use mlua::{Lua, Result, Table, Value};
+
+fn frozen(lua: &Lua, entries: Vec<(&str, Value)>) -> Result<Table> {
+    let table = lua.create_table_with_capacity(0, entries.len())?;
+    for (name, value) in entries {
+        table.raw_set(name, value)?;
+    }
+    table.set_readonly(true);
+    Ok(table)
+}
+
+/// Builds the `@lune/net` library table.
+pub fn create(lua: &Lua) -> Result<Value> {
+    tls::install_crypto_provider();
+    let request = Value::Function(client::create_request_function(lua)?);
+    let serve = Value::Function(server::create_serve_function(lua)?);
+    let socket = Value::Function(ws::client::create_socket_function(lua)?);
+    let connect = Value::Function(tcp::create_connect_function(lua)?);
+    let http = frozen(
+        lua,
+        vec![("request", request.clone()), ("serve", serve.clone())],
+    )?;
+    let tcp = frozen(lua, vec![("connect", connect)])?;
+    let ws = frozen(lua, vec![("connect", socket.clone())])?;
+    let net = frozen(
+        lua,
+        vec![
+            ("request", request),
+            ("serve", serve),
+            ("socket", socket),
+            ("urlEncode", Value::Function(url::create_encode_function(lua)?)),
+            ("urlDecode", Value::Function(url::create_decode_function(lua)?)),
+            ("http", Value::Table(http)),
+            ("tcp", Value::Table(tcp)),
+            ("ws", Value::Table(ws)),
+        ],
+    )?;
+    Ok(Value::Table(net))
 }

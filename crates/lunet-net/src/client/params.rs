@@ -1,0 +1,137 @@
+//! Reading `net.request`'s argument: a URL string or a `FetchParams` table.
+//!
+//! Checks every field and reports the first bad one by name: `url` (required, an
+//! http or https URL), `method` (any case, sent upper-cased), `body` (string or
+//! buffer), `query` and `headers` (tables whose values are strings or arrays of
+//! strings), and `options.decompress` (boolean, default true). Query pairs are
+//! percent-encoded and appended to any query already in the URL.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use mlua::{Error, Result, Table, Value};
+
+use crate::convert::{body_bytes, header_map, sorted_entries, string_values};
+
+/// A fully checked request, ready to send.
+pub struct RequestParams {
+    pub url: url::Url,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    pub decompress: bool,
+}
+
+fn invalid(field: &str, expected: &str, got: &Value) -> Error {
+    Error::runtime(format!(
+        "Invalid {field} - expected {expected}, got {}",
+        got.type_name()
+    ))
+}
+
+/// Parses and checks a URL for `net.request`.
+pub fn parse_url(text: &str) -> Result<url::Url> {
+    let url = url::Url::parse(text)
+        .map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(Error::runtime(format!(
+            "Invalid url '{text}' - unsupported scheme '{other}' (expected http or https)"
+        ))),
+    }
+}
+
+fn append_query(url: &mut url::Url, query: &Value) -> Result<()> {
+    let table = match query {
+        Value::Nil => return Ok(()),
+        Value::Table(t) => t,
+        other => return Err(invalid("query", "table", other)),
+    };
+    let mut pairs = String::new();
+    for (key, value) in sorted_entries(table, "query")? {
+        for value in string_values(&value, "query", &key)? {
+            if !pairs.is_empty() {
+                pairs.push('&');
+            }
+            pairs.push_str(&crate::url::encode(key.as_bytes()));
+            pairs.push('=');
+            pairs.push_str(&crate::url::encode(&value));
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let combined = match url.query() {
+        Some(existing) if !existing.is_empty() => format!("{existing}&{pairs}"),
+        _ => pairs,
+    };
+    url.set_query(Some(&combined));
+    Ok(())
+}
+
+fn parse_method(value: &Value) -> Result<Method> {
+    match value {
+        Value::Nil => Ok(Method::GET),
+        Value::String(s) => {
+            let upper = s.to_string_lossy().to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes()).map_err(|_| {
+                Error::runtime(format!(
+                    "Invalid method '{}' - expected an HTTP method such as GET, POST, PUT, PATCH or DELETE",
+                    s.to_string_lossy()
+                ))
+            })
+        }
+        other => Err(invalid("method", "string", other)),
+    }
+}
+
+fn parse_decompress(options: &Value) -> Result<bool> {
+    match options {
+        Value::Nil => Ok(true),
+        Value::Table(t) => match t.get::<Value>("decompress")? {
+            Value::Nil => Ok(true),
+            Value::Boolean(b) => Ok(b),
+            other => Err(invalid("options.decompress", "boolean", &other)),
+        },
+        other => Err(invalid("options", "table", other)),
+    }
+}
+
+impl RequestParams {
+    /// Reads a URL string or a params table.
+    pub fn from_value(value: Value) -> Result<RequestParams> {
+        match value {
+            Value::String(s) => Ok(RequestParams {
+                url: parse_url(&s.to_string_lossy())?,
+                method: Method::GET,
+                headers: HeaderMap::new(),
+                body: None,
+                decompress: true,
+            }),
+            Value::Table(t) => Self::from_table(&t),
+            other => Err(invalid("request", "string or table", &other)),
+        }
+    }
+
+    fn from_table(t: &Table) -> Result<RequestParams> {
+        let mut url = match t.get::<Value>("url")? {
+            Value::String(s) => parse_url(&s.to_string_lossy())?,
+            Value::Nil => return Err(Error::runtime("Missing url - the request table needs a 'url' field")),
+            other => return Err(invalid("url", "string", &other)),
+        };
+        append_query(&mut url, &t.get::<Value>("query")?)?;
+        let method = parse_method(&t.get::<Value>("method")?)?;
+        let headers = header_map(&t.get::<Value>("headers")?, "headers")?;
+        let body = match t.get::<Value>("body")? {
+            Value::Nil => None,
+            other => Some(body_bytes(&other, "body")?),
+        };
+        let decompress = parse_decompress(&t.get::<Value>("options")?)?;
+        Ok(RequestParams {
+            url,
+            method,
+            headers,
+            body,
+            decompress,
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Conversions between Luau values and HTTP types, shared by client and server.
+//!
+//! Header tables map lower-case names to a string, or to an array of strings when a
+//! header repeats; values are raw bytes (never dropped for not being UTF-8). Scripts
+//! may give a header or query value as a string or an array of strings. Bodies are a
+//! string or a buffer. Every error names the field and what was expected, in Lune's
+//! "Invalid <field> - expected <type>, got <type>" style.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use mlua::{Error, Lua, Result, Table, Value};
+
+/// The bytes of a string or buffer value, or an error naming `field`.
+pub fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
+    match value {
+        Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Buffer(b) => Ok(Bytes::from(b.to_vec())),
+        other => Err(Error::runtime(format!(
+            "Invalid {field} - expected string or buffer, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The values of one header or query entry: a string, or an array of strings.
+pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8>>> {
+    let wrong = |got: &str| {
+        Error::runtime(format!(
+            "Invalid {field} value for '{key}' - expected string or array of strings, got {got}"
+        ))
+    };
+    match value {
+        Value::String(s) => Ok(vec![s.as_bytes().to_vec()]),
+        Value::Integer(i) => Ok(vec![i.to_string().into_bytes()]),
+        Value::Number(n) => Ok(vec![
+            lunet_runtime::libs::stdio::format::format_number(*n).into_bytes(),
+        ]),
+        Value::Table(t) => {
+            let mut out = Vec::with_capacity(t.raw_len());
+            for item in t.sequence_values::<Value>() {
+                match item? {
+                    Value::String(s) => out.push(s.as_bytes().to_vec()),
+                    other => return Err(wrong(&format!("array containing {}", other.type_name()))),
+                }
+            }
+            Ok(out)
+        }
+        other => Err(wrong(other.type_name())),
+    }
+}
+
+/// The string keys of a table, sorted, with their values; an error names `field`.
+pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>> {
+    let mut entries = Vec::new();
+    for pair in table.pairs::<Value, Value>() {
+        let (key, value) = pair?;
+        let Value::String(key) = key else {
+            return Err(Error::runtime(format!(
+                "Invalid {field} - keys must be strings, got {}",
+                key.type_name()
+            )));
+        };
+        entries.push((key.to_string_lossy(), value));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+/// A header map from a script's headers table.
+pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    match value {
+        Value::Nil => return Ok(map),
+        Value::Table(table) => {
+            for (name, value) in sorted_entries(table, field)? {
+                let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    Error::runtime(format!("Invalid {field} - '{name}' is not a valid header name"))
+                })?;
+                for bytes in string_values(&value, field, &name)? {
+                    let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
+                        Error::runtime(format!(
+                            "Invalid {field} value for '{name}' - header values cannot contain newlines or other control characters"
+                        ))
+                    })?;
+                    map.append(header.clone(), value);
+                }
+            }
+        }
+        other => {
+            return Err(Error::runtime(format!(
+                "Invalid {field} - expected table, got {}",
+                other.type_name()
+            )));
+        }
+    }
+    Ok(map)
+}
+
+/// A Luau table of headers: lower-case names, repeated headers as arrays.
+pub fn header_table(lua: &Lua, headers: &HeaderMap) -> Result<Table> {
+    let table = lua.create_table_with_capacity(0, headers.keys_len())?;
+    for name in headers.keys() {
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        let second = values.next();
+        match (first, second) {
+            (Some(only), None) => {
+                table.raw_set(name.as_str(), lua.create_string(only.as_bytes())?)?;
+            }
+            (Some(first), Some(second)) => {
+                let list = lua.create_table()?;
+                list.raw_push(lua.create_string(first.as_bytes())?)?;
+                list.raw_push(lua.create_string(second.as_bytes())?)?;
+                for value in values {
+                    list.raw_push(lua.create_string(value.as_bytes())?)?;
+                }
+                table.raw_set(name.as_str(), list)?;
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(table)
+}

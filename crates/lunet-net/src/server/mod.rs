@@ -1,0 +1,142 @@
+//! `net.serve`: an HTTP/1.1 server whose requests are handled by Luau functions.
+//!
+//! [`config`] reads the arguments; this module binds the socket (synchronously, so a
+//! port in use is an immediate error), runs the accept loop as a local task that keeps
+//! the process alive, and returns the handle `{ ip, port, stop }`. [`connection`]
+//! serves each connection with hyper, [`request`] and [`response`] convert between
+//! HTTP and Luau, and [`upgrade`] turns WebSocket handshakes into `WebSocket`
+//! objects. Each request runs in its own Luau thread via the scheduler's `call`, so a
+//! handler that yields holds up nothing else. A handler error is answered with 500 and
+//! printed with its stack trace; the server keeps serving.
+
+pub mod config;
+pub mod connection;
+pub mod request;
+pub mod response;
+pub mod upgrade;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mlua::{Error, Function, Lua, MultiValue, Result, Table, Value};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+
+use config::ServeConfig;
+use lunet_runtime::{CallOutcome, KeepAlive, Scheduler};
+
+/// What every connection of one server shares.
+pub struct Server {
+    pub lua: Lua,
+    scheduler: Rc<Scheduler>,
+    pub handle_request: Option<Function>,
+    pub handle_websocket: Option<Function>,
+}
+
+impl Server {
+    /// Runs `handler(args...)` in a new Luau thread and waits for its outcome.
+    pub async fn run_handler(&self, handler: Function, args: MultiValue) -> Result<MultiValue> {
+        match self.scheduler.call(&self.lua, handler, args)? {
+            CallOutcome::Done(result) => result,
+            CallOutcome::Pending(receiver) => receiver.await.unwrap_or_else(|_| {
+                Err(Error::runtime("the handler's thread was cancelled before it returned"))
+            }),
+        }
+    }
+}
+
+/// Prints a handler failure (with its Luau stack trace) to stderr.
+pub fn report_handler_error(handler: &str, what: &str, error: &Error) {
+    let message = lunet_runtime::report::error_with_trace(error);
+    eprintln!("net.serve: {handler} failed for {what}: {}", message.trim_end());
+}
+
+fn bind(address: SocketAddr) -> Result<TcpListener> {
+    let fail = |e: std::io::Error| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
+            std::io::ErrorKind::AddrNotAvailable => {
+                "the address is not available on this machine".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        Error::runtime(format!("net.serve cannot listen on {address}: {cause}"))
+    };
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(address).map_err(fail)?;
+    socket.listen(1024).map_err(fail)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    server: Rc<Server>,
+    mut stop: watch::Receiver<bool>,
+    keep_alive: KeepAlive,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    tokio::task::spawn_local(connection::serve(stream, remote, server.clone(), stop.clone()));
+                }
+                // Out of file descriptors and similar: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    drop(keep_alive);
+}
+
+fn create_handle(lua: &Lua, local: SocketAddr, stop: watch::Sender<bool>) -> Result<Table> {
+    let handle = lua.create_table_with_capacity(0, 3)?;
+    handle.raw_set("ip", local.ip().to_string())?;
+    handle.raw_set("port", local.port())?;
+    let stopped = Cell::new(false);
+    let stop_fn = lua.create_function(move |_, _: MultiValue| {
+        if stopped.replace(true) {
+            return Err(Error::runtime(format!(
+                "the server on {local} is already stopped"
+            )));
+        }
+        let _ = stop.send(true);
+        Ok(())
+    })?;
+    handle.raw_set("stop", stop_fn)?;
+    Ok(handle)
+}
+
+/// Builds the `net.serve` function.
+pub fn create_serve_function(lua: &Lua) -> Result<Function> {
+    lua.create_function(|lua, (port, handler): (Value, Value)| {
+        let config = ServeConfig::from_args(port, handler)?;
+        crate::ws::socket::prepare(lua)?;
+        let listener = bind(SocketAddr::new(config.address, config.port))?;
+        let local = listener.local_addr()?;
+        let scheduler = Scheduler::of(lua);
+        let server = Rc::new(Server {
+            lua: lua.clone(),
+            scheduler: scheduler.clone(),
+            handle_request: config.handle_request,
+            handle_websocket: config.handle_websocket,
+        });
+        let (stop_sender, stop_receiver) = watch::channel(false);
+        tokio::task::spawn_local(accept_loop(
+            listener,
+            server,
+            stop_receiver,
+            scheduler.keep_alive(),
+        ));
+        create_handle(lua, local, stop_sender)
+    })
+}

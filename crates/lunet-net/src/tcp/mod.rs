@@ -1,0 +1,305 @@
+//! `net.tcp.connect(host, port, config?)`: plain and TLS TCP streams.
+//!
+//! `config` is `true` (TLS) or `{ tls?, ttl? }`. The host may be a DNS name or an IP
+//! literal (IPv6 with or without brackets); TLS uses SNI and the shared trust store.
+//! The stream has `localIp`, `localPort`, `remoteIp`, `remotePort`, and the methods
+//! `read(size?)` (yields until data arrives, returns at most `size` bytes, nil at end
+//! of stream), `write(data)` (writes all of a string or buffer) and `close()`
+//! (shuts the stream down; later writes are errors). Reads and writes use separate
+//! halves, so one thread may read while another writes.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use mlua::{Error, Function, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use crate::client::error_chain;
+
+/// How many bytes `read()` returns at most when no size is given.
+pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
+
+type Reader = Pin<Box<dyn AsyncRead>>;
+type Writer = Pin<Box<dyn AsyncWrite>>;
+
+struct Inner {
+    reader: Mutex<Reader>,
+    writer: Mutex<Writer>,
+    closed: Cell<bool>,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+/// A connected TCP (or TLS) stream as a Luau userdata.
+pub struct Stream {
+    inner: Rc<Inner>,
+}
+
+struct ConnectOptions {
+    tls: bool,
+    ttl: Option<u32>,
+}
+
+fn parse_options(value: Value) -> Result<ConnectOptions> {
+    match value {
+        Value::Nil | Value::Boolean(false) => Ok(ConnectOptions { tls: false, ttl: None }),
+        Value::Boolean(true) => Ok(ConnectOptions { tls: true, ttl: None }),
+        Value::Table(t) => {
+            let tls = match t.get::<Value>("tls")? {
+                Value::Nil => false,
+                Value::Boolean(b) => b,
+                other => {
+                    return Err(Error::runtime(format!(
+                        "Invalid config.tls - expected boolean, got {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            let ttl = match t.get::<Value>("ttl")? {
+                Value::Nil => None,
+                Value::Integer(i) if (1..=255).contains(&i) => Some(i as u32),
+                Value::Number(n) if n.fract() == 0.0 && (1.0..=255.0).contains(&n) => Some(n as u32),
+                other => {
+                    return Err(Error::runtime(format!(
+                        "Invalid config.ttl - expected an integer from 1 to 255, got {}",
+                        match other {
+                            Value::Integer(i) => i.to_string(),
+                            Value::Number(n) => n.to_string(),
+                            other => other.type_name().to_string(),
+                        }
+                    )));
+                }
+            };
+            Ok(ConnectOptions { tls, ttl })
+        }
+        other => Err(Error::runtime(format!(
+            "Invalid config - expected boolean or table {{ tls?, ttl? }}, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn parse_host(value: Value) -> Result<String> {
+    match value {
+        Value::String(s) => {
+            let host = s.to_string_lossy();
+            let host = host.trim();
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+                return Err(Error::runtime(format!(
+                    "Invalid host '{host}' - expected a DNS name or an IP address"
+                )));
+            }
+            Ok(host.to_string())
+        }
+        other => Err(Error::runtime(format!(
+            "Invalid host - expected string, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn parse_port(value: Value) -> Result<u16> {
+    let port = match &value {
+        Value::Integer(i) => *i as f64,
+        Value::Number(n) => *n,
+        other => {
+            return Err(Error::runtime(format!(
+                "Invalid port - expected number, got {}",
+                other.type_name()
+            )));
+        }
+    };
+    if port.fract() != 0.0 || !(1.0..=65535.0).contains(&port) {
+        return Err(Error::runtime(format!(
+            "Invalid port {port} - expected an integer from 1 to 65535"
+        )));
+    }
+    Ok(port as u16)
+}
+
+async fn connect(host: String, port: u16, options: ConnectOptions) -> Result<Stream> {
+    let target = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let fail = |e: &(dyn std::error::Error + 'static)| {
+        Error::runtime(format!("net.tcp.connect failed for {target}: {}", error_chain(e)))
+    };
+    let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| fail(&e))?;
+    let _ = tcp.set_nodelay(true);
+    if let Some(ttl) = options.ttl {
+        tcp.set_ttl(ttl).map_err(|e| fail(&e))?;
+    }
+    let local = tcp.local_addr().map_err(|e| fail(&e))?;
+    let remote = tcp.peer_addr().map_err(|e| fail(&e))?;
+    let (reader, writer): (Reader, Writer) = if options.tls {
+        let name = ServerName::try_from(host.clone()).map_err(|e| fail(&e))?;
+        let connector = tokio_rustls::TlsConnector::from(crate::tls::stream_client_config());
+        let stream = connector.connect(name, tcp).await.map_err(|e| fail(&e))?;
+        let (r, w) = tokio::io::split(stream);
+        (Box::pin(r), Box::pin(w))
+    } else {
+        let (r, w) = tcp.into_split();
+        (Box::pin(r), Box::pin(w))
+    };
+    Ok(Stream {
+        inner: Rc::new(Inner {
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+            closed: Cell::new(false),
+            local,
+            remote,
+        }),
+    })
+}
+
+fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
+    let wrong = || {
+        Error::runtime(format!(
+            "TcpStream:{method} must be called on a TcpStream (use stream:{method}(...))"
+        ))
+    };
+    match value {
+        Value::UserData(ud) => ud.borrow::<Stream>().map(|s| s.inner.clone()).map_err(|_| wrong()),
+        _ => Err(wrong()),
+    }
+}
+
+struct Methods(Table);
+
+fn methods(lua: &Lua) -> Result<Table> {
+    if let Some(methods) = lua.app_data_ref::<Methods>() {
+        return Ok(methods.0.clone());
+    }
+    let table = lua.create_table()?;
+    let read = lunet_runtime::create_async_function(
+        lua,
+        "TcpStream:read",
+        |lua, (this, size): (Value, Value)| {
+            let lua = lua.clone();
+            let prepared = (|| {
+                let inner = self_arg(this, "read")?;
+                let size = match size {
+                    Value::Nil => DEFAULT_READ_SIZE,
+                    Value::Integer(i) if i >= 1 => i as usize,
+                    Value::Number(n) if n.fract() == 0.0 && n >= 1.0 => n as usize,
+                    other => {
+                        return Err(Error::runtime(format!(
+                            "Invalid size - expected a positive integer, got {}",
+                            match other {
+                                Value::Integer(i) => i.to_string(),
+                                Value::Number(n) => n.to_string(),
+                                other => other.type_name().to_string(),
+                            }
+                        )));
+                    }
+                };
+                Ok((inner, size.min(16 << 20)))
+            })();
+            async move {
+                let (inner, size) = prepared?;
+                if inner.closed.get() {
+                    return Ok(Value::Nil);
+                }
+                let mut buffer = vec![0u8; size];
+                let n = {
+                    let mut reader = inner.reader.lock().await;
+                    reader
+                        .read(&mut buffer)
+                        .await
+                        .map_err(|e| Error::runtime(format!("TcpStream:read failed: {e}")))?
+                };
+                if n == 0 {
+                    return Ok(Value::Nil);
+                }
+                Ok(Value::String(lua.create_string(&buffer[..n])?))
+            }
+        },
+    )?;
+    let write = lunet_runtime::create_async_function(
+        lua,
+        "TcpStream:write",
+        |_lua, (this, data): (Value, Value)| {
+            let prepared = self_arg(this, "write")
+                .and_then(|inner| Ok((inner, crate::convert::body_bytes(&data, "data")?)));
+            async move {
+                let (inner, data) = prepared?;
+                if inner.closed.get() {
+                    return Err(Error::runtime("cannot write: the TcpStream is closed"));
+                }
+                let mut writer = inner.writer.lock().await;
+                writer
+                    .write_all(&data)
+                    .await
+                    .map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))?;
+                writer
+                    .flush()
+                    .await
+                    .map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))
+            }
+        },
+    )?;
+    let close = lunet_runtime::create_async_function(lua, "TcpStream:close", |_lua, this: Value| {
+        let inner = self_arg(this, "close");
+        async move {
+            let inner = inner?;
+            if inner.closed.replace(true) {
+                return Ok(());
+            }
+            let mut writer = inner.writer.lock().await;
+            let _ = writer.shutdown().await;
+            Ok(())
+        }
+    })?;
+    table.raw_set("read", read)?;
+    table.raw_set("write", write)?;
+    table.raw_set("close", close)?;
+    table.set_readonly(true);
+    lua.set_app_data(Methods(table.clone()));
+    Ok(table)
+}
+
+impl UserData for Stream {
+    fn add_methods<M: UserDataMethods<Self>>(registry: &mut M) {
+        registry.add_meta_method(MetaMethod::Index, |lua, this, key: LuaString| {
+            let inner = &this.inner;
+            let key = key.as_bytes();
+            Ok(match &key[..] {
+                b"localIp" => Value::String(lua.create_string(inner.local.ip().to_canonical().to_string())?),
+                b"localPort" => Value::Integer(inner.local.port().into()),
+                b"remoteIp" => Value::String(lua.create_string(inner.remote.ip().to_canonical().to_string())?),
+                b"remotePort" => Value::Integer(inner.remote.port().into()),
+                other => methods(lua)?.raw_get::<Value>(lua.create_string(other)?)?,
+            })
+        });
+        registry.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(format!("TcpStream({} -> {})", this.inner.local, this.inner.remote))
+        });
+    }
+}
+
+/// Builds the `net.tcp.connect` function.
+pub fn create_connect_function(lua: &Lua) -> Result<Function> {
+    methods(lua)?;
+    lunet_runtime::create_async_function(
+        lua,
+        "net.tcp.connect",
+        |_lua, (host, port, config): (Value, Value, Value)| {
+            let prepared: Result<_> = (|| Ok((parse_host(host)?, parse_port(port)?, parse_options(config)?)))();
+            async move {
+                let (host, port, options) = prepared?;
+                connect(host, port, options).await
+            }
+        },
+    )
+}

@@ -1,0 +1,337 @@
+//! The `WebSocket` object scripts hold: `send`, `next`, `close`, `closeCode`.
+//!
+//! A background task reads the connection continuously, so pings are answered even
+//! while no thread waits in `next()`, and hands data messages to `next()` through a
+//! bounded channel (in order, with backpressure). Sending goes through the write half
+//! under its own lock, so one thread may wait in `next()` while another sends.
+//!
+//! `closeCode` is nil while open; a local `close(code)` sets it at once; otherwise it
+//! becomes the peer's close code, 1005 when the peer's close frame had no code, or
+//! 1006 when the connection ended without a closing handshake. The first value set
+//! wins. `send` and `close` on a closed socket are errors; `next` on a socket closed
+//! locally returns nil at once, and after a peer close returns what had already
+//! arrived, then nil.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use mlua::{
+    AnyUserData, Error, Lua, LuaString, MetaMethod, Result, Table, UserData,
+    UserDataMethods, Value,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::task::AbortHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// How many received messages wait for `next()` before the reader stops reading.
+const INCOMING_BUFFER: usize = 256;
+/// How long `close()` waits for the peer to answer the close frame.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+type MessageSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
+
+struct State {
+    close_code: Cell<Option<u16>>,
+    /// Set when the read side has ended (closing handshake done or connection lost).
+    reader_done: Cell<bool>,
+    reader_finished: Notify,
+}
+
+impl State {
+    fn set_close_code(&self, code: u16) {
+        if self.close_code.get().is_none() {
+            self.close_code.set(Some(code));
+        }
+    }
+}
+
+struct Inner {
+    /// The write half; taken (dropping the connection) once the read side has ended.
+    sink: Rc<Mutex<Option<MessageSink>>>,
+    incoming: Mutex<mpsc::Receiver<Message>>,
+    state: Rc<State>,
+    /// True once `close()` was called here.
+    closed_locally: Cell<bool>,
+    reader: AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A WebSocket connection as a Luau userdata.
+pub struct WebSocket {
+    inner: Rc<Inner>,
+}
+
+async fn read_loop(
+    mut stream: impl Stream<Item = std::result::Result<Message, WsError>> + Unpin,
+    sender: mpsc::Sender<Message>,
+    state: Rc<State>,
+    sink: Rc<Mutex<Option<MessageSink>>>,
+) {
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                if sender.send(message).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                state.set_close_code(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    state.set_close_code(1006);
+    // Both halves gone: the connection closes (the server side closes first, as
+    // RFC 6455 section 7.1.1 asks, and a client stops waiting for it).
+    drop(stream);
+    sink.lock().await.take();
+    state.reader_done.set(true);
+    state.reader_finished.notify_waiters();
+}
+
+impl WebSocket {
+    /// Wraps an established WebSocket stream and starts its reader task.
+    pub fn new<S>(stream: WebSocketStream<S>) -> WebSocket
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let (sink, stream) = stream.split();
+        let (sender, receiver) = mpsc::channel(INCOMING_BUFFER);
+        let state = Rc::new(State {
+            close_code: Cell::new(None),
+            reader_done: Cell::new(false),
+            reader_finished: Notify::new(),
+        });
+        let sink: Rc<Mutex<Option<MessageSink>>> = Rc::new(Mutex::new(Some(Box::pin(sink))));
+        let reader = tokio::task::spawn_local(read_loop(stream, sender, state.clone(), sink.clone()));
+        WebSocket {
+            inner: Rc::new(Inner {
+                sink,
+                incoming: Mutex::new(receiver),
+                state,
+                closed_locally: Cell::new(false),
+                reader: reader.abort_handle(),
+            }),
+        }
+    }
+}
+
+fn closed_error(action: &str, code: Option<u16>) -> Error {
+    match code {
+        Some(code) => Error::runtime(format!(
+            "cannot {action}: the WebSocket is closed (close code {code})"
+        )),
+        None => Error::runtime(format!("cannot {action}: the WebSocket is closed")),
+    }
+}
+
+impl Inner {
+    async fn send(&self, message: Message) -> Result<()> {
+        if let Some(code) = self.state.close_code.get() {
+            return Err(closed_error("send", Some(code)));
+        }
+        let mut sink = self.sink.lock().await;
+        let Some(sink) = sink.as_mut() else {
+            return Err(closed_error("send", self.state.close_code.get()));
+        };
+        sink.send(message).await.map_err(|e| match e {
+            WsError::ConnectionClosed | WsError::AlreadyClosed => {
+                closed_error("send", self.state.close_code.get())
+            }
+            other => Error::runtime(format!("WebSocket send failed: {other}")),
+        })
+    }
+
+    async fn next(&self) -> Option<Message> {
+        if self.closed_locally.get() {
+            return None;
+        }
+        let mut incoming = self.incoming.lock().await;
+        incoming.recv().await
+    }
+
+    async fn close(&self, code: u16) -> Result<()> {
+        if self.closed_locally.get() || self.state.close_code.get().is_some() {
+            return Err(closed_error("close", self.state.close_code.get()));
+        }
+        self.closed_locally.set(true);
+        self.state.set_close_code(code);
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
+        {
+            let mut sink = self.sink.lock().await;
+            if let Some(sink) = sink.as_mut() {
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+        }
+        // Wait (bounded) for the peer's close reply so the handshake completes
+        // before the script moves on or exits.
+        let finished = self.state.reader_finished.notified();
+        if !self.state.reader_done.get() {
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, finished).await;
+        }
+        Ok(())
+    }
+}
+
+fn message_into_lua(lua: &Lua, message: Message) -> Result<Value> {
+    match message {
+        Message::Text(text) => Ok(Value::String(lua.create_string(text.as_bytes())?)),
+        Message::Binary(bytes) => Ok(Value::String(lua.create_string(&bytes)?)),
+        _ => Ok(Value::Nil),
+    }
+}
+
+fn this(value: &AnyUserData, method: &str) -> Result<Rc<Inner>> {
+    value
+        .borrow::<WebSocket>()
+        .map(|ws| ws.inner.clone())
+        .map_err(|_| Error::runtime(format!("WebSocket:{method} must be called on a WebSocket (use socket:{method}(...))")))
+}
+
+fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
+    match value {
+        Value::UserData(ud) => this(&ud, method),
+        _ => Err(Error::runtime(format!(
+            "WebSocket:{method} must be called on a WebSocket (use socket:{method}(...))"
+        ))),
+    }
+}
+
+/// The method functions, created once per VM and shared by every socket.
+struct Methods(Table);
+
+fn methods(lua: &Lua) -> Result<Table> {
+    if let Some(methods) = lua.app_data_ref::<Methods>() {
+        return Ok(methods.0.clone());
+    }
+    let table = lua.create_table()?;
+    let send = lunet_runtime::create_async_function(
+        lua,
+        "WebSocket:send",
+        |_lua, (this, message, as_binary): (Value, Value, Option<bool>)| {
+            let prepared = (|| {
+                let inner = self_arg(this, "send")?;
+                let message = match (&message, as_binary.unwrap_or(false)) {
+                    (Value::String(s), false) => match std::str::from_utf8(&s.as_bytes()) {
+                        Ok(text) => Message::text(text),
+                        Err(_) => {
+                            return Err(Error::runtime(
+                                "WebSocket:send - the message is not valid UTF-8; pass asBinary = true to send it as a binary frame",
+                            ));
+                        }
+                    },
+                    (Value::String(s), true) => Message::binary(s.as_bytes().to_vec()),
+                    (Value::Buffer(b), false) => match String::from_utf8(b.to_vec()) {
+                        Ok(text) => Message::text(text),
+                        Err(e) => Message::binary(e.into_bytes()),
+                    },
+                    (Value::Buffer(b), true) => Message::binary(b.to_vec()),
+                    (other, _) => {
+                        return Err(Error::runtime(format!(
+                            "Invalid message - expected string or buffer, got {}",
+                            other.type_name()
+                        )));
+                    }
+                };
+                Ok((inner, message))
+            })();
+            async move {
+                let (inner, message) = prepared?;
+                inner.send(message).await
+            }
+        },
+    )?;
+    let next = lunet_runtime::create_async_function(lua, "WebSocket:next", |lua, this: Value| {
+        let inner = self_arg(this, "next");
+        let lua = lua.clone();
+        async move {
+            match inner?.next().await {
+                Some(message) => message_into_lua(&lua, message),
+                None => Ok(Value::Nil),
+            }
+        }
+    })?;
+    let close = lunet_runtime::create_async_function(
+        lua,
+        "WebSocket:close",
+        |_lua, (this, code): (Value, Value)| {
+            let prepared = (|| {
+                let inner = self_arg(this, "close")?;
+                let code = match code {
+                    Value::Nil => 1000,
+                    Value::Integer(i) if (1000..=4999).contains(&i) => i as u16,
+                    Value::Number(n) if n.fract() == 0.0 && (1000.0..=4999.0).contains(&n) => {
+                        n as u16
+                    }
+                    Value::Integer(_) | Value::Number(_) => {
+                        return Err(Error::runtime(
+                            "Invalid close code - expected an integer from 1000 to 4999",
+                        ));
+                    }
+                    other => {
+                        return Err(Error::runtime(format!(
+                            "Invalid close code - expected number, got {}",
+                            other.type_name()
+                        )));
+                    }
+                };
+                Ok((inner, code))
+            })();
+            async move {
+                let (inner, code) = prepared?;
+                inner.close(code).await
+            }
+        },
+    )?;
+    table.raw_set("send", send)?;
+    table.raw_set("next", next)?;
+    table.raw_set("close", close)?;
+    table.set_readonly(true);
+    lua.set_app_data(Methods(table.clone()));
+    Ok(table)
+}
+
+impl UserData for WebSocket {
+    fn add_methods<M: UserDataMethods<Self>>(methods_reg: &mut M) {
+        methods_reg.add_meta_method(MetaMethod::Index, |lua, this, key: LuaString| {
+            let key = key.as_bytes();
+            if &key[..] == b"closeCode" {
+                return Ok(match this.inner.state.close_code.get() {
+                    Some(code) => Value::Integer(code.into()),
+                    None => Value::Nil,
+                });
+            }
+            let table = methods(lua)?;
+            table.raw_get::<Value>(lua.create_string(&key[..])?)
+        });
+        methods_reg.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(match this.inner.state.close_code.get() {
+                Some(code) => format!("WebSocket(closed, {code})"),
+                None => "WebSocket(open)".to_string(),
+            })
+        });
+    }
+}
+
+/// Makes sure the shared method table exists (so the first `socket.send` lookup is
+/// not the one that builds it inside a metamethod).
+pub fn prepare(lua: &Lua) -> Result<()> {
+    methods(lua).map(|_| ())
+}
+
