@@ -17,7 +17,7 @@ pub fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
         Value::Buffer(b) => Ok(Bytes::from(b.to_vec())),
         other => Err(Error::runtime(format!(
             "Invalid {field} - expected string or buffer, got {}",
-            other.type_name()
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
@@ -40,12 +40,17 @@ pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8
             for item in t.sequence_values::<Value>() {
                 match item? {
                     Value::String(s) => out.push(s.as_bytes().to_vec()),
-                    other => return Err(wrong(&format!("array containing {}", other.type_name()))),
+                    other => {
+                        return Err(wrong(&format!(
+                            "array containing {}",
+                            lunet_runtime::type_name(&other)
+                        )));
+                    }
                 }
             }
             Ok(out)
         }
-        other => Err(wrong(other.type_name())),
+        other => Err(wrong(lunet_runtime::type_name(&other))),
     }
 }
 
@@ -57,7 +62,7 @@ pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>
         let Value::String(key) = key else {
             return Err(Error::runtime(format!(
                 "Invalid {field} - keys must be strings, got {}",
-                key.type_name()
+                lunet_runtime::type_name(&key)
             )));
         };
         entries.push((key.to_string_lossy(), value));
@@ -74,7 +79,9 @@ pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
         Value::Table(table) => {
             for (name, value) in sorted_entries(table, field)? {
                 let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    Error::runtime(format!("Invalid {field} - '{name}' is not a valid header name"))
+                    Error::runtime(format!(
+                        "Invalid {field} - '{name}' is not a valid header name"
+                    ))
                 })?;
                 for bytes in string_values(&value, field, &name)? {
                     let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
@@ -89,7 +96,7 @@ pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid {field} - expected table, got {}",
-                other.type_name()
+                lunet_runtime::type_name(&other)
             )));
         }
     }

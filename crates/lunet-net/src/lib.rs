@@ -54,8 +54,14 @@ pub fn create(lua: &Lua) -> Result<Value> {
             ("request", request),
             ("serve", serve),
             ("socket", socket),
-            ("urlEncode", Value::Function(url::create_encode_function(lua)?)),
-            ("urlDecode", Value::Function(url::create_decode_function(lua)?)),
+            (
+                "urlEncode",
+                Value::Function(url::create_encode_function(lua)?),
+            ),
+            (
+                "urlDecode",
+                Value::Function(url::create_decode_function(lua)?),
+            ),
             ("http", Value::Table(http)),
             ("tcp", Value::Table(tcp)),
             ("ws", Value::Table(ws)),

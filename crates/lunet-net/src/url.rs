@@ -30,13 +30,13 @@ fn string_arg(value: Value, fname: &str) -> Result<mlua::LuaString> {
         Value::String(s) => Ok(s),
         other => Err(Error::runtime(format!(
             "bad argument #1 to '{fname}' (string expected, got {})",
-            other.type_name()
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
 
 pub fn create_encode_function(lua: &Lua) -> Result<Function> {
-    lua.create_function(|_, (s, binary): (Value, Option<bool>)| {
+    lunet_runtime::create_function(lua, |_, (s, binary): (Value, Option<bool>)| {
         let s = string_arg(s, "net.urlEncode")?;
         let bytes = s.as_bytes();
         if !binary.unwrap_or(false) && std::str::from_utf8(&bytes).is_err() {
@@ -49,7 +49,7 @@ pub fn create_encode_function(lua: &Lua) -> Result<Function> {
 }
 
 pub fn create_decode_function(lua: &Lua) -> Result<Function> {
-    lua.create_function(|lua, (s, binary): (Value, Option<bool>)| {
+    lunet_runtime::create_function(lua, |lua, (s, binary): (Value, Option<bool>)| {
         let s = string_arg(s, "net.urlDecode")?;
         let bytes = s.as_bytes();
         let binary = binary.unwrap_or(false);

@@ -17,12 +17,14 @@
 //! [`create_async_function`] to make a Luau function that awaits a Rust future, and
 //! [`Scheduler::call`] to run a Luau callback in its own thread.
 
+mod function;
 pub mod libs;
 pub mod report;
 mod require;
 mod runtime;
 pub mod scheduler;
 
+pub use function::{create_function, type_name};
 pub use libs::serde::compression;
 pub use runtime::{LibraryLoader, Runtime, run_script, version_string};
 pub use scheduler::{CallOutcome, KeepAlive, Resumption, Scheduler, create_async_function};

@@ -21,8 +21,14 @@ pub fn error_message(error: &Error) -> String {
             name,
             cause,
         } => {
-            let name = name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
-            let to = to.as_deref().map(|t| format!(" to '{t}'")).unwrap_or_default();
+            let name = name
+                .as_deref()
+                .map(|n| format!(" '{n}'"))
+                .unwrap_or_default();
+            let to = to
+                .as_deref()
+                .map(|t| format!(" to '{t}'"))
+                .unwrap_or_default();
             format!("bad argument #{pos}{name}{to}: {}", error_message(cause))
         }
         Error::ExternalError(inner) => inner.to_string(),

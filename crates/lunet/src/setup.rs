@@ -32,11 +32,11 @@ fn write_luaurc(dir: &std::path::Path) -> std::io::Result<()> {
         Err(_) => serde_json_object(),
     };
     let Some(object) = config.as_object_mut() else {
-        return Err(std::io::Error::other("existing .luaurc is not a JSON object"));
+        return Err(std::io::Error::other(
+            "existing .luaurc is not a JSON object",
+        ));
     };
-    let aliases = object
-        .entry("aliases")
-        .or_insert_with(serde_json_object);
+    let aliases = object.entry("aliases").or_insert_with(serde_json_object);
     if let Some(aliases) = aliases.as_object_mut() {
         aliases.insert(
             "lune".to_string(),

@@ -24,14 +24,14 @@ pub struct RequestParams {
 fn invalid(field: &str, expected: &str, got: &Value) -> Error {
     Error::runtime(format!(
         "Invalid {field} - expected {expected}, got {}",
-        got.type_name()
+        lunet_runtime::type_name(&got)
     ))
 }
 
 /// Parses and checks a URL for `net.request`.
 pub fn parse_url(text: &str) -> Result<url::Url> {
-    let url = url::Url::parse(text)
-        .map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
+    let url =
+        url::Url::parse(text).map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(Error::runtime(format!(
@@ -115,7 +115,11 @@ impl RequestParams {
     fn from_table(t: &Table) -> Result<RequestParams> {
         let mut url = match t.get::<Value>("url")? {
             Value::String(s) => parse_url(&s.to_string_lossy())?,
-            Value::Nil => return Err(Error::runtime("Missing url - the request table needs a 'url' field")),
+            Value::Nil => {
+                return Err(Error::runtime(
+                    "Missing url - the request table needs a 'url' field",
+                ));
+            }
             other => return Err(invalid("url", "string", &other)),
         };
         append_query(&mut url, &t.get::<Value>("query")?)?;

@@ -52,7 +52,11 @@ impl Clients {
 
     /// The client for a request that does (or does not) decompress responses.
     pub fn get(&self, decompress: bool) -> Result<&reqwest::Client> {
-        let cell = if decompress { &self.decoding } else { &self.raw };
+        let cell = if decompress {
+            &self.decoding
+        } else {
+            &self.raw
+        };
         if let Some(client) = cell.get() {
             return Ok(client);
         }
@@ -78,7 +82,10 @@ mod tests {
 
     #[test]
     fn user_agent_is_derived_from_version() {
-        assert_eq!(user_agent_from_version("Lunet 0.1.0+0.740"), "lunet/0.1.0+0.740");
+        assert_eq!(
+            user_agent_from_version("Lunet 0.1.0+0.740"),
+            "lunet/0.1.0+0.740"
+        );
         assert_eq!(user_agent_from_version("Lune 0.10.4"), "lune/0.10.4");
     }
 }

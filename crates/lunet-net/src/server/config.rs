@@ -17,8 +17,7 @@ pub struct ServeConfig {
     pub handle_websocket: Option<Function>,
 }
 
-const ADDRESS_EXAMPLES: &str =
-    "expected an IP address such as '127.0.0.1', '0.0.0.0', '::1', '[::1]' or 'localhost', optionally prefixed with 'http://'";
+const ADDRESS_EXAMPLES: &str = "expected an IP address such as '127.0.0.1', '0.0.0.0', '::1', '[::1]' or 'localhost', optionally prefixed with 'http://'";
 
 /// Parses a server address as scripts write it.
 pub fn parse_address(text: &str) -> Result<IpAddr> {
@@ -50,7 +49,7 @@ fn parse_port(value: &Value) -> Result<u16> {
             match value {
                 Value::Integer(i) => i.to_string(),
                 Value::Number(n) => n.to_string(),
-                other => other.type_name().to_string(),
+                other => lunet_runtime::type_name(&other).to_string(),
             }
         ))),
     }
@@ -62,7 +61,7 @@ fn optional_function(value: Value, field: &str) -> Result<Option<Function>> {
         Value::Function(f) => Ok(Some(f)),
         other => Err(Error::runtime(format!(
             "Invalid {field} - expected function, got {}",
-            other.type_name()
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
@@ -79,7 +78,8 @@ impl ServeConfig {
         match handler {
             Value::Function(f) => config.handle_request = Some(f),
             Value::Table(t) => {
-                config.handle_request = optional_function(t.get("handleRequest")?, "handleRequest")?;
+                config.handle_request =
+                    optional_function(t.get("handleRequest")?, "handleRequest")?;
                 config.handle_websocket =
                     optional_function(t.get("handleWebSocket")?, "handleWebSocket")?;
                 match t.get::<Value>("address")? {
@@ -88,7 +88,7 @@ impl ServeConfig {
                     other => {
                         return Err(Error::runtime(format!(
                             "Invalid address - expected string, got {}",
-                            other.type_name()
+                            lunet_runtime::type_name(&other)
                         )));
                     }
                 }
@@ -101,7 +101,7 @@ impl ServeConfig {
             other => {
                 return Err(Error::runtime(format!(
                     "Invalid handler - expected function or table, got {}",
-                    other.type_name()
+                    lunet_runtime::type_name(&other)
                 )));
             }
         }
@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn address_forms() {
         assert_eq!(parse_address("127.0.0.1").unwrap().to_string(), "127.0.0.1");
-        assert_eq!(parse_address("http://0.0.0.0").unwrap().to_string(), "0.0.0.0");
+        assert_eq!(
+            parse_address("http://0.0.0.0").unwrap().to_string(),
+            "0.0.0.0"
+        );
         assert_eq!(parse_address("[::1]").unwrap().to_string(), "::1");
         assert_eq!(parse_address("http://[::1]").unwrap().to_string(), "::1");
         assert_eq!(parse_address("::").unwrap().to_string(), "::");

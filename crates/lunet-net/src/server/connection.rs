@@ -41,7 +41,12 @@ struct Peer {
 }
 
 /// Serves one connection until it closes or the server stops.
-pub async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Server>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    server: Rc<Server>,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let peer = Rc::new(Peer {
         server,
@@ -70,7 +75,9 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Server>, mu
 }
 
 /// Reads the whole body within the size limit, decoding any content coding.
-async fn read_body(request: Request<Incoming>) -> Result<(http::request::Parts, Bytes), Response<Body>> {
+async fn read_body(
+    request: Request<Incoming>,
+) -> Result<(http::request::Parts, Bytes), Response<Body>> {
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
@@ -78,15 +85,24 @@ async fn read_body(request: Request<Incoming>) -> Result<(http::request::Parts, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(response::plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
+        return Err(response::plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large\n",
+        ));
     }
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
             if error.is::<http_body_util::LengthLimitError>() {
-                return Err(response::plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
+                return Err(response::plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Payload Too Large\n",
+                ));
             }
-            return Err(response::plain(StatusCode::BAD_REQUEST, "Bad Request: the body could not be read\n"));
+            return Err(response::plain(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the body could not be read\n",
+            ));
         }
     };
     let coding = parts
@@ -106,7 +122,10 @@ async fn read_body(request: Request<Incoming>) -> Result<(http::request::Parts, 
     };
     match decompress(codec, &bytes) {
         Ok(decoded) if decoded.len() <= MAX_BODY_BYTES => Ok((parts, Bytes::from(decoded))),
-        Ok(_) => Err(response::plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n")),
+        Ok(_) => Err(response::plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large\n",
+        )),
         Err(_) => Err(response::plain(
             StatusCode::BAD_REQUEST,
             "Bad Request: the body does not match its Content-Encoding\n",

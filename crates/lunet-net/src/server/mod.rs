@@ -41,7 +41,9 @@ impl Server {
         match self.scheduler.call(&self.lua, handler, args)? {
             CallOutcome::Done(result) => result,
             CallOutcome::Pending(receiver) => receiver.await.unwrap_or_else(|_| {
-                Err(Error::runtime("the handler's thread was cancelled before it returned"))
+                Err(Error::runtime(
+                    "the handler's thread was cancelled before it returned",
+                ))
             }),
         }
     }
@@ -50,7 +52,10 @@ impl Server {
 /// Prints a handler failure (with its Luau stack trace) to stderr.
 pub fn report_handler_error(handler: &str, what: &str, error: &Error) {
     let message = lunet_runtime::report::error_with_trace(error);
-    eprintln!("net.serve: {handler} failed for {what}: {}", message.trim_end());
+    eprintln!(
+        "net.serve: {handler} failed for {what}: {}",
+        message.trim_end()
+    );
 }
 
 fn bind(address: SocketAddr) -> Result<TcpListener> {
@@ -103,7 +108,7 @@ fn create_handle(lua: &Lua, local: SocketAddr, stop: watch::Sender<bool>) -> Res
     handle.raw_set("ip", local.ip().to_string())?;
     handle.raw_set("port", local.port())?;
     let stopped = Cell::new(false);
-    let stop_fn = lua.create_function(move |_, _: MultiValue| {
+    let stop_fn = lunet_runtime::create_function(lua, move |_, _: MultiValue| {
         if stopped.replace(true) {
             return Err(Error::runtime(format!(
                 "the server on {local} is already stopped"
@@ -118,7 +123,7 @@ fn create_handle(lua: &Lua, local: SocketAddr, stop: watch::Sender<bool>) -> Res
 
 /// Builds the `net.serve` function.
 pub fn create_serve_function(lua: &Lua) -> Result<Function> {
-    lua.create_function(|lua, (port, handler): (Value, Value)| {
+    lunet_runtime::create_function(lua, |lua, (port, handler): (Value, Value)| {
         let config = ServeConfig::from_args(port, handler)?;
         crate::ws::socket::prepare(lua)?;
         let listener = bind(SocketAddr::new(config.address, config.port))?;

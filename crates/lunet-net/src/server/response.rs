@@ -34,7 +34,7 @@ fn parse_status(value: Value) -> Result<StatusCode> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid status - expected number, got {}",
-                other.type_name()
+                lunet_runtime::type_name(&other)
             )));
         }
     };
@@ -43,14 +43,17 @@ fn parse_status(value: Value) -> Result<StatusCode> {
             "Invalid status {code} - expected a whole number from 200 to 599"
         )));
     }
-    StatusCode::from_u16(code as u16).map_err(|e| Error::runtime(format!("Invalid status {code} - {e}")))
+    StatusCode::from_u16(code as u16)
+        .map_err(|e| Error::runtime(format!("Invalid status {code} - {e}")))
 }
 
 /// Converts a handler's return values into a response.
 pub fn from_handler(values: MultiValue) -> Result<Response<Body>> {
     let value = values.into_iter().next().unwrap_or(Value::Nil);
     match value {
-        Value::String(s) => Ok(Response::new(Full::new(Bytes::copy_from_slice(&s.as_bytes())))),
+        Value::String(s) => Ok(Response::new(Full::new(Bytes::copy_from_slice(
+            &s.as_bytes(),
+        )))),
         Value::Buffer(b) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
         Value::Table(t) => {
             let status = parse_status(t.get("status")?)?;
@@ -66,7 +69,7 @@ pub fn from_handler(values: MultiValue) -> Result<Response<Body>> {
         }
         other => Err(Error::runtime(format!(
             "the handler returned {}; expected a string or a table {{ status?, headers?, body? }}",
-            other.type_name()
+            lunet_runtime::type_name(&other)
         ))),
     }
 }

@@ -9,7 +9,9 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -41,7 +43,11 @@ pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
 }
 
 /// Answers the handshake and, once upgraded, runs `handler` with the socket.
-pub fn accept(server: &Rc<Server>, handler: Function, mut request: Request<Incoming>) -> Response<Body> {
+pub fn accept(
+    server: &Rc<Server>,
+    handler: Function,
+    mut request: Request<Incoming>,
+) -> Response<Body> {
     let version_ok = request
         .headers()
         .get(SEC_WEBSOCKET_VERSION)

@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use mlua::{Error, Function, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value};
+use mlua::{
+    Error, Function, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value,
+};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,8 +49,14 @@ struct ConnectOptions {
 
 fn parse_options(value: Value) -> Result<ConnectOptions> {
     match value {
-        Value::Nil | Value::Boolean(false) => Ok(ConnectOptions { tls: false, ttl: None }),
-        Value::Boolean(true) => Ok(ConnectOptions { tls: true, ttl: None }),
+        Value::Nil | Value::Boolean(false) => Ok(ConnectOptions {
+            tls: false,
+            ttl: None,
+        }),
+        Value::Boolean(true) => Ok(ConnectOptions {
+            tls: true,
+            ttl: None,
+        }),
         Value::Table(t) => {
             let tls = match t.get::<Value>("tls")? {
                 Value::Nil => false,
@@ -56,21 +64,23 @@ fn parse_options(value: Value) -> Result<ConnectOptions> {
                 other => {
                     return Err(Error::runtime(format!(
                         "Invalid config.tls - expected boolean, got {}",
-                        other.type_name()
+                        lunet_runtime::type_name(&other)
                     )));
                 }
             };
             let ttl = match t.get::<Value>("ttl")? {
                 Value::Nil => None,
                 Value::Integer(i) if (1..=255).contains(&i) => Some(i as u32),
-                Value::Number(n) if n.fract() == 0.0 && (1.0..=255.0).contains(&n) => Some(n as u32),
+                Value::Number(n) if n.fract() == 0.0 && (1.0..=255.0).contains(&n) => {
+                    Some(n as u32)
+                }
                 other => {
                     return Err(Error::runtime(format!(
                         "Invalid config.ttl - expected an integer from 1 to 255, got {}",
                         match other {
                             Value::Integer(i) => i.to_string(),
                             Value::Number(n) => n.to_string(),
-                            other => other.type_name().to_string(),
+                            other => lunet_runtime::type_name(&other).to_string(),
                         }
                     )));
                 }
@@ -79,7 +89,7 @@ fn parse_options(value: Value) -> Result<ConnectOptions> {
         }
         other => Err(Error::runtime(format!(
             "Invalid config - expected boolean or table {{ tls?, ttl? }}, got {}",
-            other.type_name()
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
@@ -102,7 +112,7 @@ fn parse_host(value: Value) -> Result<String> {
         }
         other => Err(Error::runtime(format!(
             "Invalid host - expected string, got {}",
-            other.type_name()
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
@@ -114,7 +124,7 @@ fn parse_port(value: Value) -> Result<u16> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid port - expected number, got {}",
-                other.type_name()
+                lunet_runtime::type_name(&other)
             )));
         }
     };
@@ -133,9 +143,14 @@ async fn connect(host: String, port: u16, options: ConnectOptions) -> Result<Str
         format!("{host}:{port}")
     };
     let fail = |e: &(dyn std::error::Error + 'static)| {
-        Error::runtime(format!("net.tcp.connect failed for {target}: {}", error_chain(e)))
+        Error::runtime(format!(
+            "net.tcp.connect failed for {target}: {}",
+            error_chain(e)
+        ))
     };
-    let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| fail(&e))?;
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| fail(&e))?;
     let _ = tcp.set_nodelay(true);
     if let Some(ttl) = options.ttl {
         tcp.set_ttl(ttl).map_err(|e| fail(&e))?;
@@ -170,7 +185,10 @@ fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
         ))
     };
     match value {
-        Value::UserData(ud) => ud.borrow::<Stream>().map(|s| s.inner.clone()).map_err(|_| wrong()),
+        Value::UserData(ud) => ud
+            .borrow::<Stream>()
+            .map(|s| s.inner.clone())
+            .map_err(|_| wrong()),
         _ => Err(wrong()),
     }
 }
@@ -199,7 +217,7 @@ fn methods(lua: &Lua) -> Result<Table> {
                             match other {
                                 Value::Integer(i) => i.to_string(),
                                 Value::Number(n) => n.to_string(),
-                                other => other.type_name().to_string(),
+                                other => lunet_runtime::type_name(&other).to_string(),
                             }
                         )));
                     }
@@ -249,18 +267,19 @@ fn methods(lua: &Lua) -> Result<Table> {
             }
         },
     )?;
-    let close = lunet_runtime::create_async_function(lua, "TcpStream:close", |_lua, this: Value| {
-        let inner = self_arg(this, "close");
-        async move {
-            let inner = inner?;
-            if inner.closed.replace(true) {
-                return Ok(());
+    let close =
+        lunet_runtime::create_async_function(lua, "TcpStream:close", |_lua, this: Value| {
+            let inner = self_arg(this, "close");
+            async move {
+                let inner = inner?;
+                if inner.closed.replace(true) {
+                    return Ok(());
+                }
+                let mut writer = inner.writer.lock().await;
+                let _ = writer.shutdown().await;
+                Ok(())
             }
-            let mut writer = inner.writer.lock().await;
-            let _ = writer.shutdown().await;
-            Ok(())
-        }
-    })?;
+        })?;
     table.raw_set("read", read)?;
     table.raw_set("write", write)?;
     table.raw_set("close", close)?;
@@ -275,15 +294,22 @@ impl UserData for Stream {
             let inner = &this.inner;
             let key = key.as_bytes();
             Ok(match &key[..] {
-                b"localIp" => Value::String(lua.create_string(inner.local.ip().to_canonical().to_string())?),
+                b"localIp" => {
+                    Value::String(lua.create_string(inner.local.ip().to_canonical().to_string())?)
+                }
                 b"localPort" => Value::Integer(inner.local.port().into()),
-                b"remoteIp" => Value::String(lua.create_string(inner.remote.ip().to_canonical().to_string())?),
+                b"remoteIp" => {
+                    Value::String(lua.create_string(inner.remote.ip().to_canonical().to_string())?)
+                }
                 b"remotePort" => Value::Integer(inner.remote.port().into()),
                 other => methods(lua)?.raw_get::<Value>(lua.create_string(other)?)?,
             })
         });
         registry.add_meta_method(MetaMethod::ToString, |_, this, ()| {
-            Ok(format!("TcpStream({} -> {})", this.inner.local, this.inner.remote))
+            Ok(format!(
+                "TcpStream({} -> {})",
+                this.inner.local, this.inner.remote
+            ))
         });
     }
 }
@@ -295,7 +321,8 @@ pub fn create_connect_function(lua: &Lua) -> Result<Function> {
         lua,
         "net.tcp.connect",
         |_lua, (host, port, config): (Value, Value, Value)| {
-            let prepared: Result<_> = (|| Ok((parse_host(host)?, parse_port(port)?, parse_options(config)?)))();
+            let prepared: Result<_> =
+                (|| Ok((parse_host(host)?, parse_port(port)?, parse_options(config)?)))();
             async move {
                 let (host, port, options) = prepared?;
                 connect(host, port, options).await

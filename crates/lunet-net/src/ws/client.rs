@@ -16,11 +16,12 @@ fn parse_url(value: &Value) -> Result<url::Url> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid url - expected string, got {}",
-                other.type_name()
+                lunet_runtime::type_name(&other)
             )));
         }
     };
-    let url = url::Url::parse(&text).map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
+    let url = url::Url::parse(&text)
+        .map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
     match url.scheme() {
         "ws" | "wss" => Ok(url),
         other => Err(Error::runtime(format!(

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use mlua::{
-    AnyUserData, Error, Lua, LuaString, MetaMethod, Result, Table, UserData,
-    UserDataMethods, Value,
+    AnyUserData, Error, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Mutex, Notify, mpsc};
@@ -116,7 +115,8 @@ impl WebSocket {
             reader_finished: Notify::new(),
         });
         let sink: Rc<Mutex<Option<MessageSink>>> = Rc::new(Mutex::new(Some(Box::pin(sink))));
-        let reader = tokio::task::spawn_local(read_loop(stream, sender, state.clone(), sink.clone()));
+        let reader =
+            tokio::task::spawn_local(read_loop(stream, sender, state.clone(), sink.clone()));
         WebSocket {
             inner: Rc::new(Inner {
                 sink,
@@ -201,7 +201,11 @@ fn this(value: &AnyUserData, method: &str) -> Result<Rc<Inner>> {
     value
         .borrow::<WebSocket>()
         .map(|ws| ws.inner.clone())
-        .map_err(|_| Error::runtime(format!("WebSocket:{method} must be called on a WebSocket (use socket:{method}(...))")))
+        .map_err(|_| {
+            Error::runtime(format!(
+                "WebSocket:{method} must be called on a WebSocket (use socket:{method}(...))"
+            ))
+        })
 }
 
 fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
@@ -245,7 +249,7 @@ fn methods(lua: &Lua) -> Result<Table> {
                     (other, _) => {
                         return Err(Error::runtime(format!(
                             "Invalid message - expected string or buffer, got {}",
-                            other.type_name()
+                            lunet_runtime::type_name(&other)
                         )));
                     }
                 };
@@ -287,7 +291,7 @@ fn methods(lua: &Lua) -> Result<Table> {
                     other => {
                         return Err(Error::runtime(format!(
                             "Invalid close code - expected number, got {}",
-                            other.type_name()
+                            lunet_runtime::type_name(&other)
                         )));
                     }
                 };
@@ -334,4 +338,3 @@ impl UserData for WebSocket {
 pub fn prepare(lua: &Lua) -> Result<()> {
     methods(lua).map(|_| ())
 }
-

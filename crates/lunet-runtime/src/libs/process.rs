@@ -23,33 +23,38 @@ fn create_env(lua: &Lua) -> Result<Table> {
     let meta = lua.create_table()?;
     meta.set(
         MetaMethod::Index.name(),
-        lua.create_function(|_, (_, key): (Table, String)| {
+        crate::create_function(lua, |_, (_, key): (Table, String)| {
             check_env_key(&key)?;
             Ok(std::env::var_os(&key).map(|v| v.to_string_lossy().into_owned()))
         })?,
     )?;
     meta.set(
         MetaMethod::NewIndex.name(),
-        lua.create_function(|_, (_, key, value): (Table, String, Option<String>)| {
-            check_env_key(&key)?;
-            match value {
-                // SAFETY: Luau runs on one thread; Lunet starts no threads of its own
-                // that read the environment while a script assigns to it.
-                Some(value) if !value.contains('\0') => unsafe { std::env::set_var(&key, value) },
-                Some(_) => {
-                    return Err(Error::runtime(format!(
-                        "invalid value for environment variable {key:?}: it contains NUL"
-                    )));
+        crate::create_function(
+            lua,
+            |_, (_, key, value): (Table, String, Option<String>)| {
+                check_env_key(&key)?;
+                match value {
+                    // SAFETY: Luau runs on one thread; Lunet starts no threads of its own
+                    // that read the environment while a script assigns to it.
+                    Some(value) if !value.contains('\0') => unsafe {
+                        std::env::set_var(&key, value)
+                    },
+                    Some(_) => {
+                        return Err(Error::runtime(format!(
+                            "invalid value for environment variable {key:?}: it contains NUL"
+                        )));
+                    }
+                    // SAFETY: as above.
+                    None => unsafe { std::env::remove_var(&key) },
                 }
-                // SAFETY: as above.
-                None => unsafe { std::env::remove_var(&key) },
-            }
-            Ok(())
-        })?,
+                Ok(())
+            },
+        )?,
     )?;
     meta.set(
         MetaMethod::Iter.name(),
-        lua.create_function(|lua, _: Table| {
+        crate::create_function(lua, |lua, _: Table| {
             let snapshot = lua.create_table()?;
             for (key, value) in std::env::vars_os() {
                 snapshot.set(
@@ -100,7 +105,7 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
     process.set("cwd", cwd)?;
     process.set(
         "exit",
-        lua.create_function(|_, code: Option<Value>| -> Result<()> {
+        crate::create_function(lua, |_, code: Option<Value>| -> Result<()> {
             let code = match code {
                 None | Some(Value::Nil) => 0,
                 Some(Value::Integer(i)) => i as i32,
@@ -109,7 +114,7 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
                 Some(other) => {
                     return Err(Error::runtime(format!(
                         "bad argument #1 to 'process.exit' (integer exit code expected, got {})",
-                        other.type_name()
+                        crate::type_name(&other)
                     )));
                 }
             };

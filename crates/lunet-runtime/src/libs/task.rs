@@ -30,7 +30,7 @@ fn to_thread(lua: &Lua, value: Value, fname: &str) -> Result<Thread> {
         Value::Thread(t) => Ok(t),
         other => Err(Error::runtime(format!(
             "bad argument #1 to '{fname}' (function or thread expected, got {})",
-            other.type_name()
+            crate::type_name(&other)
         ))),
     }
 }
@@ -42,7 +42,7 @@ fn seconds_arg(value: Value, fname: &str) -> Result<Option<f64>> {
         Value::Number(n) => Ok(Some(n)),
         other => Err(Error::runtime(format!(
             "bad argument #1 to '{fname}' (number expected, got {})",
-            other.type_name()
+            crate::type_name(&other)
         ))),
     }
 }
@@ -52,7 +52,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "spawn",
-        lua.create_function(|lua, (target, args): (Value, MultiValue)| {
+        crate::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
             let thread = to_thread(lua, target, "task.spawn")?;
             Scheduler::of(lua).spawn(lua, thread.clone(), args)?;
             Ok(thread)
@@ -61,7 +61,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "defer",
-        lua.create_function(|lua, (target, args): (Value, MultiValue)| {
+        crate::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
             let thread = to_thread(lua, target, "task.defer")?;
             Scheduler::of(lua).defer(thread.clone(), args);
             Ok(thread)
@@ -70,15 +70,18 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "delay",
-        lua.create_function(|lua, (secs, target, args): (Value, Value, MultiValue)| {
-            let duration = duration_from_secs(seconds_arg(secs, "task.delay")?);
-            let thread = to_thread(lua, target, "task.delay")?;
-            Scheduler::of(lua).park(lua, thread.clone(), async move {
-                tokio::time::sleep(duration).await;
-                Ok(args)
-            });
-            Ok(thread)
-        })?,
+        crate::create_function(
+            lua,
+            |lua, (secs, target, args): (Value, Value, MultiValue)| {
+                let duration = duration_from_secs(seconds_arg(secs, "task.delay")?);
+                let thread = to_thread(lua, target, "task.delay")?;
+                Scheduler::of(lua).park(lua, thread.clone(), async move {
+                    tokio::time::sleep(duration).await;
+                    Ok(args)
+                });
+                Ok(thread)
+            },
+        )?,
     )?;
 
     task.set(
@@ -96,11 +99,11 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "cancel",
-        lua.create_function(|lua, thread: Value| {
+        crate::create_function(lua, |lua, thread: Value| {
             let Value::Thread(thread) = thread else {
                 return Err(Error::runtime(format!(
                     "bad argument #1 to 'task.cancel' (thread expected, got {})",
-                    thread.type_name()
+                    crate::type_name(&thread)
                 )));
             };
             Scheduler::of(lua).cancel(&thread)
@@ -109,4 +112,3 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     Ok(Value::Table(super::freeze(task)))
 }
-

@@ -158,6 +158,17 @@ impl<T: mlua::IntoLuaMulti> IntoMulti for T {
     }
 }
 
+/// The chunk name (`@path`) of the nearest Luau file on the stack that called
+/// `require`, skipping the require wrapper itself and C functions such as `pcall`.
+fn caller_source(lua: &Lua) -> Option<String> {
+    (1..64)
+        .map_while(|level| {
+            lua.inspect_stack(level, |debug| debug.source().source.map(|s| s.into_owned()))
+        })
+        .flatten()
+        .find(|source| source.starts_with('@'))
+}
+
 pub(crate) fn install(lua: &Lua, libraries: Rc<Libraries>) -> Result<()> {
     let modules = Rc::new(Modules {
         libraries,
@@ -166,19 +177,20 @@ pub(crate) fn install(lua: &Lua, libraries: Rc<Libraries>) -> Result<()> {
     });
 
     let m = modules.clone();
-    let resolve = lua.create_function(move |lua, (spec, source): (Value, Option<String>)| {
+    let resolve = lua.create_function(move |lua, spec: Value| {
         let Value::String(spec) = spec else {
             return Err(Error::runtime(format!(
                 "bad argument #1 to 'require' (string expected, got {})",
-                spec.type_name()
+                crate::type_name(&spec)
             )));
         };
-        m.resolve(lua, spec.to_string_lossy(), source)
+        m.resolve(lua, spec.to_string_lossy(), caller_source(lua))
     })?;
 
     let m = modules.clone();
-    let finish =
-        lua.create_function(move |_, (key, ok, result): (String, bool, Value)| m.finish(key, ok, result))?;
+    let finish = lua.create_function(move |_, (key, ok, result): (String, bool, Value)| {
+        m.finish(key, ok, result)
+    })?;
 
     let m = modules.clone();
     let wait = create_async_function(lua, "require", move |_lua, key: String| {
@@ -201,7 +213,6 @@ pub(crate) fn install(lua: &Lua, libraries: Rc<Libraries>) -> Result<()> {
         }
     })?;
 
-    let debug: Table = lua.globals().get("debug")?;
     let require: Function = lua
         .load(include_str!("require.luau"))
         .set_name("=[lunet require]")
@@ -209,7 +220,6 @@ pub(crate) fn install(lua: &Lua, libraries: Rc<Libraries>) -> Result<()> {
             resolve,
             finish,
             wait,
-            debug.get::<Function>("info")?,
             lua.globals().get::<Function>("pcall")?,
         ))?;
     lua.globals().set("require", require)

@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn normalize_removes_dot_segments() {
         assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("a/c"));
-        assert_eq!(normalize(Path::new("../x/../../y")), PathBuf::from("../../y"));
+        assert_eq!(
+            normalize(Path::new("../x/../../y")),
+            PathBuf::from("../../y")
+        );
         assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/b"));
     }
 }

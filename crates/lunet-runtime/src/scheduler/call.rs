@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use mlua::{Error, Function, Lua, MultiValue, Result, Thread, Value};
 use mlua::thread::ThreadStatus;
+use mlua::{Error, Function, Lua, MultiValue, Result, Thread, Value};
 use tokio::sync::oneshot;
 
 use super::Scheduler;
@@ -86,7 +86,12 @@ pub(super) fn create_trampoline(lua: &Lua) -> Result<Function> {
 
 impl Scheduler {
     /// Runs `func(args...)` in a new Luau thread, at once. See [`CallOutcome`].
-    pub fn call(self: &Rc<Self>, lua: &Lua, func: Function, mut args: MultiValue) -> Result<CallOutcome> {
+    pub fn call(
+        self: &Rc<Self>,
+        lua: &Lua,
+        func: Function,
+        mut args: MultiValue,
+    ) -> Result<CallOutcome> {
         let trampoline = self.glue_fn(|g| g.trampoline.clone());
         let thread = lua.create_thread(trampoline)?;
         args.push_front(Value::Function(func));

@@ -32,10 +32,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
 
-use mlua::{
-    Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value,
-};
 use mlua::thread::ThreadStatus;
+use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
 use tokio::sync::Notify;
 
 pub use call::CallOutcome;
@@ -109,7 +107,10 @@ impl Scheduler {
                 .set_name("=[lunet scheduler]")
                 .eval()?,
             trampoline: call::create_trampoline(lua)?,
-            close: lua.globals().get::<mlua::Table>("coroutine")?.get("close")?,
+            close: lua
+                .globals()
+                .get::<mlua::Table>("coroutine")?
+                .get("close")?,
         };
         *scheduler.glue.borrow_mut() = Some(glue);
         Ok(scheduler)
@@ -188,8 +189,12 @@ impl Scheduler {
     pub fn cancel(&self, thread: &Thread) -> Result<()> {
         self.parked.unpark_thread(thread);
         let ptr = thread.to_pointer();
-        self.ready.borrow_mut().retain(|(t, _)| t.to_pointer() != ptr);
-        self.deferred.borrow_mut().retain(|(t, _)| t.to_pointer() != ptr);
+        self.ready
+            .borrow_mut()
+            .retain(|(t, _)| t.to_pointer() != ptr);
+        self.deferred
+            .borrow_mut()
+            .retain(|(t, _)| t.to_pointer() != ptr);
         if thread.status() == ThreadStatus::Resumable {
             let close = self.glue_fn(|g| g.close.clone());
             close.call::<Value>(thread)?;
@@ -198,7 +203,12 @@ impl Scheduler {
     }
 
     fn glue_fn(&self, pick: impl FnOnce(&Glue) -> Function) -> Function {
-        pick(self.glue.borrow().as_ref().expect("scheduler glue installed"))
+        pick(
+            self.glue
+                .borrow()
+                .as_ref()
+                .expect("scheduler glue installed"),
+        )
     }
 
     /// Runs queued work until nothing is left to run or wait for. Returns when the
@@ -248,11 +258,14 @@ where
     F: Fn(&Lua, A) -> Fut + 'static,
     Fut: Future<Output = Result<R>> + 'static,
 {
-    let start = lua.create_function(move |lua, args: A| {
-        let future = f(lua, args);
-        let scheduler = Scheduler::of(lua);
-        scheduler.park(lua, lua.current_thread(), future);
-        Ok(())
+    let start = lua.create_function(move |lua, args: MultiValue| {
+        let started = A::from_lua_multi(args, lua).map(|args| {
+            let future = f(lua, args);
+            let scheduler = Scheduler::of(lua);
+            scheduler.park(lua, lua.current_thread(), future);
+            MultiValue::new()
+        });
+        crate::function::flag_result(lua, started)
     })?;
     let scheduler = Scheduler::of(lua);
     let make = scheduler.glue_fn(|g| g.make_async.clone());

@@ -137,14 +137,21 @@ mod tests {
         ] {
             let packed = compress(codec, &data, None).unwrap();
             assert_ne!(packed, data, "{codec:?} should change the data");
-            assert_eq!(decompress(codec, &packed).unwrap(), data, "{codec:?} round trip");
+            assert_eq!(
+                decompress(codec, &packed).unwrap(),
+                data,
+                "{codec:?} round trip"
+            );
         }
     }
 
     #[test]
     fn corrupt_input_is_an_error() {
         for codec in [Codec::Gzip, Codec::Zstd, Codec::Lz4, Codec::Brotli] {
-            assert!(decompress(codec, b"definitely not compressed").is_err(), "{codec:?}");
+            assert!(
+                decompress(codec, b"definitely not compressed").is_err(),
+                "{codec:?}"
+            );
         }
     }
 }

@@ -56,7 +56,9 @@ pub fn encode(format: Format, value: &Value, pretty: bool) -> Result<String> {
             serde_json::to_string(&serializable)
         }
         .map_err(|e| fail(format, "encode", e)),
-        Format::Yaml => serde_saphyr::to_string(&serializable).map_err(|e| fail(format, "encode", e)),
+        Format::Yaml => {
+            serde_saphyr::to_string(&serializable).map_err(|e| fail(format, "encode", e))
+        }
         Format::Toml => if pretty {
             toml::to_string_pretty(&serializable)
         } else {

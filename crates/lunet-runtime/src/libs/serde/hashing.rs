@@ -63,7 +63,9 @@ pub fn hmac(algorithm: &str, message: &[u8], secret: &[u8]) -> Result<String, St
         "sha3-512" => mac::<sha3::Sha3_512>(message, secret),
         "blake3" => {
             let key = blake3::hash(secret);
-            blake3::keyed_hash(key.as_bytes(), message).as_bytes().to_vec()
+            blake3::keyed_hash(key.as_bytes(), message)
+                .as_bytes()
+                .to_vec()
         }
         other => return Err(unknown(other)),
     };
@@ -76,13 +78,21 @@ mod tests {
 
     #[test]
     fn known_digests() {
-        assert_eq!(hash("md5", b"").unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            hash("md5", b"").unwrap(),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
         assert_eq!(
             hash("sha256", b"abc").unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(
-            hmac("sha256", b"The quick brown fox jumps over the lazy dog", b"key").unwrap(),
+            hmac(
+                "sha256",
+                b"The quick brown fox jumps over the lazy dog",
+                b"key"
+            )
+            .unwrap(),
             "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
         assert!(hash("sha999", b"").unwrap_err().contains("sha3-256"));

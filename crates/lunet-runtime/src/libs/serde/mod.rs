@@ -20,7 +20,7 @@ fn string_arg(value: &Value, what: &str) -> Result<String> {
         Value::String(s) => Ok(s.to_string_lossy()),
         other => Err(Error::runtime(format!(
             "{what} - expected string, got {}",
-            other.type_name()
+            crate::type_name(&other)
         ))),
     }
 }
@@ -29,14 +29,17 @@ pub fn create(lua: &Lua) -> Result<Value> {
     let serde = lua.create_table()?;
     serde.set(
         "encode",
-        lua.create_function(|_, (format, value, pretty): (Value, Value, Option<bool>)| {
-            let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
-            encoding::encode(format, &value, pretty.unwrap_or(false))
-        })?,
+        crate::create_function(
+            lua,
+            |_, (format, value, pretty): (Value, Value, Option<bool>)| {
+                let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
+                encoding::encode(format, &value, pretty.unwrap_or(false))
+            },
+        )?,
     )?;
     serde.set(
         "decode",
-        lua.create_function(|lua, (format, data): (Value, Value)| {
+        crate::create_function(lua, |lua, (format, data): (Value, Value)| {
             let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
             let bytes = bytes_arg(&data, "Invalid encoded data")?;
             encoding::decode(lua, format, &bytes)
@@ -44,30 +47,32 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "compress",
-        lua.create_function(|lua, (format, data, level): (Value, Value, Option<i32>)| {
-            let name = string_arg(&format, "Invalid compression format")?;
-            let codec = compression::Codec::parse(&name).map_err(Error::runtime)?;
-            let bytes = bytes_arg(&data, "Invalid data to compress")?;
-            let packed = compression::compress(codec, &bytes, level)
-                .map_err(|e| Error::runtime(format!("failed to compress with {name}: {e}")))?;
-            lua.create_string(packed)
-        })?,
+        crate::create_function(
+            lua,
+            |lua, (format, data, level): (Value, Value, Option<i32>)| {
+                let name = string_arg(&format, "Invalid compression format")?;
+                let codec = compression::Codec::parse(&name).map_err(Error::runtime)?;
+                let bytes = bytes_arg(&data, "Invalid data to compress")?;
+                let packed = compression::compress(codec, &bytes, level)
+                    .map_err(|e| Error::runtime(format!("failed to compress with {name}: {e}")))?;
+                lua.create_string(packed)
+            },
+        )?,
     )?;
     serde.set(
         "decompress",
-        lua.create_function(|lua, (format, data): (Value, Value)| {
+        crate::create_function(lua, |lua, (format, data): (Value, Value)| {
             let name = string_arg(&format, "Invalid compression format")?;
             let codec = compression::Codec::parse(&name).map_err(Error::runtime)?;
             let bytes = bytes_arg(&data, "Invalid data to decompress")?;
-            let plain = compression::decompress(codec, &bytes).map_err(|e| {
-                Error::runtime(format!("failed to decompress {name} data: {e}"))
-            })?;
+            let plain = compression::decompress(codec, &bytes)
+                .map_err(|e| Error::runtime(format!("failed to decompress {name} data: {e}")))?;
             lua.create_string(plain)
         })?,
     )?;
     serde.set(
         "hash",
-        lua.create_function(|_, (algorithm, message): (Value, Value)| {
+        crate::create_function(lua, |_, (algorithm, message): (Value, Value)| {
             let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;
             let message = bytes_arg(&message, "Invalid message to hash")?;
             hashing::hash(&algorithm, &message).map_err(Error::runtime)
@@ -75,12 +80,15 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "hmac",
-        lua.create_function(|_, (algorithm, message, secret): (Value, Value, Value)| {
-            let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;
-            let message = bytes_arg(&message, "Invalid message to hash")?;
-            let secret = bytes_arg(&secret, "Invalid secret")?;
-            hashing::hmac(&algorithm, &message, &secret).map_err(Error::runtime)
-        })?,
+        crate::create_function(
+            lua,
+            |_, (algorithm, message, secret): (Value, Value, Value)| {
+                let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;
+                let message = bytes_arg(&message, "Invalid message to hash")?;
+                let secret = bytes_arg(&secret, "Invalid secret")?;
+                hashing::hmac(&algorithm, &message, &secret).map_err(Error::runtime)
+            },
+        )?,
     )?;
     Ok(Value::Table(super::freeze(serde)))
 }

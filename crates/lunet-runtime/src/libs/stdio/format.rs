@@ -158,7 +158,7 @@ impl Formatter<'_> {
             },
             Value::Error(e) => self.out.push_str(&crate::report::error_message(e)),
             other => {
-                let text = format!("<{}>", other.type_name());
+                let text = format!("<{}>", crate::type_name(&other));
                 self.colored(DIM, &text)
             }
         }
@@ -198,7 +198,11 @@ impl Formatter<'_> {
             self.out.push_str("{}");
             return;
         }
-        others.sort_by(|(a, _), (b, _)| sort_key(a).partial_cmp(&sort_key(b)).unwrap_or(std::cmp::Ordering::Equal));
+        others.sort_by(|(a, _), (b, _)| {
+            sort_key(a)
+                .partial_cmp(&sort_key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         self.stack.push(ptr);
         let indent = "    ".repeat(depth + 1);
         self.out.push_str("{\n");

@@ -26,7 +26,11 @@ const COLORS: &[(&str, &str)] = &[
     ("white", "\x1b[37m"),
 ];
 
-const STYLES: &[(&str, &str)] = &[("reset", "\x1b[0m"), ("bold", "\x1b[1m"), ("dim", "\x1b[2m")];
+const STYLES: &[(&str, &str)] = &[
+    ("reset", "\x1b[0m"),
+    ("bold", "\x1b[1m"),
+    ("dim", "\x1b[2m"),
+];
 
 fn lookup(table: &[(&str, &'static str)], name: &str, what: &str) -> Result<&'static str> {
     table
@@ -49,7 +53,7 @@ pub fn bytes_arg(value: &Value, what: &str) -> Result<Vec<u8>> {
         Value::Buffer(b) => Ok(b.to_vec()),
         other => Err(Error::runtime(format!(
             "{what} - expected string or buffer, got {}",
-            other.type_name()
+            crate::type_name(&other)
         ))),
     }
 }
@@ -58,7 +62,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     let stdio = lua.create_table()?;
     stdio.set(
         "write",
-        lua.create_function(|_, value: Value| {
+        crate::create_function(lua, |_, value: Value| {
             let bytes = bytes_arg(&value, "Invalid argument #1 to 'stdio.write'")?;
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
@@ -68,7 +72,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     stdio.set(
         "ewrite",
-        lua.create_function(|_, value: Value| {
+        crate::create_function(lua, |_, value: Value| {
             let bytes = bytes_arg(&value, "Invalid argument #1 to 'stdio.ewrite'")?;
             let mut err = std::io::stderr().lock();
             err.write_all(&bytes)?;
@@ -78,15 +82,17 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     stdio.set(
         "format",
-        lua.create_function(|_, values: MultiValue| Ok(format::format_values(&values, false)))?,
+        crate::create_function(lua, |_, values: MultiValue| {
+            Ok(format::format_values(&values, false))
+        })?,
     )?;
     stdio.set(
         "color",
-        lua.create_function(|_, name: String| lookup(COLORS, &name, "color"))?,
+        crate::create_function(lua, |_, name: String| lookup(COLORS, &name, "color"))?,
     )?;
     stdio.set(
         "style",
-        lua.create_function(|_, name: String| lookup(STYLES, &name, "style"))?,
+        crate::create_function(lua, |_, name: String| lookup(STYLES, &name, "style"))?,
     )?;
     stdio.set(
         "readLine",
@@ -96,7 +102,9 @@ pub fn create(lua: &Lua) -> Result<Value> {
                 let line = tokio::task::spawn_blocking(|| {
                     let mut line = String::new();
                     let read = std::io::stdin().lock().read_line(&mut line)?;
-                    Ok::<_, std::io::Error>((read > 0).then(|| line.trim_end_matches(['\r', '\n']).to_string()))
+                    Ok::<_, std::io::Error>(
+                        (read > 0).then(|| line.trim_end_matches(['\r', '\n']).to_string()),
+                    )
                 })
                 .await
                 .map_err(Error::external)??;

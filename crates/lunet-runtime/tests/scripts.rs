@@ -1,0 +1,51 @@
+//! Runs the Luau test scripts under `tests/luau/`, each as its own test, in a fresh
+//! runtime on its own thread, bounded in time. A script fails by raising an error
+//! (printed to stderr with its stack trace), which makes the runtime exit non-zero.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+fn run(script: &str, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/luau")
+        .join(script);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let code = lunet_runtime::run_script(&path, args, |_| Ok(()));
+        let _ = sender.send(code);
+    });
+    match receiver.recv_timeout(TIME_LIMIT) {
+        Ok(0) => {}
+        Ok(code) => panic!("{script} failed with exit code {code}; its error is printed above"),
+        Err(_) => panic!("{script} did not finish within {TIME_LIMIT:?}"),
+    }
+}
+
+#[test]
+fn task_ordering() {
+    run("task_ordering.luau", &[]);
+}
+
+#[test]
+fn coroutines_and_pcall_around_yields() {
+    run("coroutines.luau", &[]);
+}
+
+#[test]
+fn require_paths_aliases_cycles_and_yielding_modules() {
+    run("require.luau", &[]);
+}
+
+#[test]
+fn serde_formats_codecs_and_hashes() {
+    run("serde.luau", &[]);
+}
+
+#[test]
+fn process_and_stdio() {
+    run("process_stdio.luau", &["first", "second arg"]);
+}
