@@ -1,0 +1,276 @@
+//! `net.request` against a real hyper server on loopback (plain HTTP).
+
+mod common;
+
+use common::{peers, run_luau};
+
+fn base(peer: &peers::Peer) -> Vec<String> {
+    vec![peer.http_url()]
+}
+
+#[test]
+fn every_method_with_query_and_header_arrays() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+for _, method in { "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "post", "Custom" } do
+    local res = net.request({ url = base .. "/echo", method = method, body = if method == "GET" then nil else "payload" })
+    eq(res.statusCode, 200, method .. " status")
+    local echo = serde.decode("json", res.body)
+    eq(echo.method, string.upper(method), method .. " is sent upper-cased")
+end
+local head = net.request({ url = base .. "/echo", method = "HEAD" })
+eq(head.statusCode, 200, "HEAD status")
+eq(head.body, "", "HEAD has an empty body")
+
+local res = net.request({
+    url = base .. "/echo?existing=1",
+    query = { k = { "a", "b" }, space = "x y", ["s&p"] = "=" },
+    headers = { ["X-Multi"] = { "one", "two" }, ["X-Single"] = "solo" },
+})
+local echo = serde.decode("json", res.body)
+eq(echo.query, "existing=1&k=a&k=b&s%26p=%3D&space=x%20y", "query pairs are percent-encoded and appended")
+local multi, single = {}, nil
+for _, pair in echo.headers do
+    if pair[1] == "x-multi" then table.insert(multi, pair[2]) end
+    if pair[1] == "x-single" then single = pair[2] end
+end
+eq(table.concat(multi, ","), "one,two", "an array header value is sent as repeated headers")
+eq(single, "solo", "a string header value is sent once")
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn default_headers_and_user_agent() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+local function headersOf(res)
+    local map = {}
+    for _, pair in serde.decode("json", res.body).headers do map[pair[1]] = pair[2] end
+    return map
+end
+local h = headersOf(net.request(base .. "/echo"))
+local words = string.split(_VERSION, " ")
+eq(h["user-agent"], string.lower(words[1]) .. "/" .. words[2], "the user agent is derived from _VERSION")
+check(string.sub(h["user-agent"], 1, 6) == "lunet/", "the user agent starts with lunet/")
+eq(h["accept"], "*/*", "Accept defaults to */*")
+for _, coding in { "gzip", "deflate", "br", "zstd" } do
+    contains(h["accept-encoding"], coding, "Accept-Encoding lists " .. coding)
+end
+local raw = headersOf(net.request({ url = base .. "/echo", options = { decompress = false } }))
+eq(raw["accept-encoding"], nil, "no Accept-Encoding while decompression is off")
+local custom = headersOf(net.request({ url = base .. "/echo", headers = { ["user-agent"] = "mine/1", accept = "text/plain" } }))
+eq(custom["user-agent"], "mine/1", "a script's User-Agent wins")
+eq(custom["accept"], "text/plain", "a script's Accept wins")
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn binary_bodies_both_ways() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+local bytes = {}
+for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+local all = table.concat(bytes)
+local res = net.request({ url = base .. "/raw", method = "POST", body = all .. "\0tail" })
+eq(res.body, all .. "\0tail", "a string body with NUL bytes and invalid UTF-8 round trips")
+local fromBuffer = net.request({ url = base .. "/raw", method = "POST", body = buffer.fromstring(all) })
+eq(fromBuffer.body, all, "a buffer body is sent as its bytes")
+local binary = net.request(base .. "/binary")
+eq(#binary.body, 1024, "a binary response keeps its length")
+eq(string.byte(binary.body, 256), 255, "a binary response keeps every byte")
+local big = net.request(base .. "/big")
+eq(#big.body, 10 * 1024 * 1024, "a 10 MB response arrives whole")
+eq(string.byte(big.body, 252), 0, "a 10 MB response keeps its content")
+local bigUp = net.request({ url = base .. "/raw", method = "PUT", body = string.rep("z", 10 * 1024 * 1024) })
+eq(#bigUp.body, 10 * 1024 * 1024, "a 10 MB request body is sent whole")
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn statuses_never_throw() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+local cases = {
+    { 200, true, "OK" }, { 201, true, "Created" }, { 204, true, "No Content" }, { 299, true, "" },
+    { 304, false, "Not Modified" }, { 404, false, "Not Found" }, { 418, false, "I'm a teapot" },
+    { 500, false, "Internal Server Error" }, { 503, false, "Service Unavailable" }, { 599, false, "" },
+}
+for _, case in cases do
+    local res = net.request(base .. "/status/" .. case[1])
+    eq(res.statusCode, case[1], "status " .. case[1])
+    eq(res.ok, case[2], "ok for " .. case[1])
+    eq(res.statusMessage, case[3], "status message for " .. case[1])
+end
+eq(net.request(base .. "/empty").body, "", "an empty body is an empty string")
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn response_headers_lowercase_arrays_and_raw_bytes() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local res = net.request(process.args[1] .. "/headers")
+eq(type(res.headers["set-cookie"]), "table", "a repeated header is an array")
+eq(res.headers["set-cookie"][1], "a=1", "repeated header values keep their order (1)")
+eq(res.headers["set-cookie"][2], "b=2", "repeated header values keep their order (2)")
+eq(res.headers["x-single"], "one", "a single header is a string")
+eq(res.headers["x-binary"], "f\255o", "a header value that is not UTF-8 is kept as raw bytes")
+for name in res.headers do
+    eq(name, string.lower(name), "header names are lower-case")
+end
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn decompression_of_every_coding_and_raw_mode() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+local text = "hello compressed world, hello compressed world"
+for _, coding in { "gzip", "deflate", "br", "zstd" } do
+    local res = net.request(base .. "/encoded/" .. coding)
+    eq(res.body, text, coding .. " is decoded")
+    eq(res.headers["content-encoding"], nil, coding .. ": content-encoding is removed once decoded")
+    eq(res.headers["content-length"], nil, coding .. ": content-length is removed once decoded")
+    local raw = net.request({ url = base .. "/encoded/" .. coding, options = { decompress = false } })
+    eq(raw.headers["content-encoding"], coding, coding .. ": decompress = false keeps content-encoding")
+    check(raw.headers["content-length"] ~= nil, coding .. ": decompress = false keeps content-length")
+    check(raw.body ~= text, coding .. ": decompress = false keeps the body encoded")
+    eq(tonumber(raw.headers["content-length"]), #raw.body, coding .. ": the raw body matches its length")
+end
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn redirects_chains_limits_methods_and_origins() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+eq(net.request(base .. "/redirect/10").body, "redirect done", "a chain of 10 redirects is followed")
+errors(function() net.request(base .. "/redirect/11") end, "redirect", "more than 10 redirects is an error")
+errors(function() net.request(base .. "/loop") end, "redirect", "a redirect loop is an error")
+
+local function echoOf(params) return serde.decode("json", net.request(params).body) end
+local seeOther = echoOf({ url = base .. "/see-other", method = "POST", body = "data" })
+eq(seeOther.method, "GET", "303 turns POST into GET")
+eq(seeOther.bodyLength, 0, "303 drops the body")
+local moved = echoOf({ url = base .. "/moved", method = "POST", body = "data" })
+eq(moved.method, "GET", "301 turns POST into GET")
+local temporary = echoOf({ url = base .. "/temporary", method = "POST", body = "data" })
+eq(temporary.method, "POST", "307 keeps the method")
+eq(temporary.body, "data", "307 keeps the body")
+local permanent = echoOf({ url = base .. "/permanent", method = "PUT", body = "data" })
+eq(permanent.method, "PUT", "308 keeps the method")
+eq(permanent.body, "data", "308 keeps the body")
+
+local relative = echoOf(base .. "/relative")
+eq(relative.path, "/echo", "a relative Location resolves against the current URL")
+eq(relative.query, "kept=yes", "a relative Location keeps its query")
+
+local function headerMap(echo)
+    local map = {}
+    for _, pair in echo.headers do map[pair[1]] = pair[2] end
+    return map
+end
+local secret = { Authorization = "Bearer secret", Cookie = "session=1", ["X-Other"] = "kept" }
+local cross = headerMap(echoOf({ url = base .. "/cross-origin", headers = secret }))
+eq(cross["authorization"], nil, "Authorization is dropped across origins")
+eq(cross["cookie"], nil, "Cookie is dropped across origins")
+eq(cross["x-other"], "kept", "other headers survive a cross-origin redirect")
+local same = headerMap(echoOf({ url = base .. "/same-origin", headers = secret }))
+eq(same["authorization"], "Bearer secret", "Authorization is kept on a same-origin redirect")
+"#,
+        &base(&peer),
+    );
+}
+
+#[test]
+fn transport_errors_throw_with_url_and_cause() {
+    let reset = peers::resetting();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let garbage = peers::raw_http(b"this is not http\r\n\r\n");
+    run_luau(
+        r#"
+local refusedUrl = "http://127.0.0.1:" .. process.args[1] .. "/x"
+local message = errors(function() net.request(refusedUrl) end, "Connection refused", "a refused connection says so")
+contains(message, refusedUrl, "the error names the URL")
+errors(function() net.request(process.args[2] .. "/x") end, "net.request failed", "a reset connection is an error")
+errors(function() net.request(process.args[3] .. "/x") end, "net.request failed", "a non-HTTP answer is an error")
+errors(function() net.request("http://nonexistent.invalid/") end, "nonexistent.invalid", "a DNS failure names the host")
+"#,
+        &[closed_port.to_string(), reset.http_url(), garbage.http_url()],
+    );
+}
+
+#[test]
+fn bad_params_name_the_field() {
+    run_luau(
+        r#"
+errors(function() net.request(42) end, "expected string or table, got number", "a number is not a request")
+errors(function() net.request({}) end, "url", "a missing url is named")
+errors(function() net.request({ url = 5 }) end, "Invalid url - expected string, got number", "a url that is not a string")
+errors(function() net.request("not a url") end, "Invalid url 'not a url'", "an unparsable url")
+errors(function() net.request("ftp://example.com/") end, "unsupported scheme 'ftp'", "an unsupported scheme")
+errors(function() net.request({ url = "http://127.0.0.1/", body = 5 }) end, "Invalid body - expected string or buffer, got number", "a bad body")
+errors(function() net.request({ url = "http://127.0.0.1/", method = 1 }) end, "Invalid method - expected string, got number", "a bad method type")
+errors(function() net.request({ url = "http://127.0.0.1/", method = "GE T" }) end, "Invalid method 'GE T'", "an invalid method")
+errors(function() net.request({ url = "http://127.0.0.1/", headers = "x" }) end, "Invalid headers - expected table, got string", "bad headers")
+errors(function() net.request({ url = "http://127.0.0.1/", headers = { ["bad name"] = "x" } }) end, "'bad name' is not a valid header name", "an invalid header name")
+errors(function() net.request({ url = "http://127.0.0.1/", headers = { x = "a\nb" } }) end, "Invalid headers value for 'x'", "an invalid header value")
+errors(function() net.request({ url = "http://127.0.0.1/", headers = { x = { 1 } } }) end, "array containing number", "a header array of numbers")
+errors(function() net.request({ url = "http://127.0.0.1/", query = { q = true } }) end, "Invalid query value for 'q'", "a bad query value")
+errors(function() net.request({ url = "http://127.0.0.1/", query = 3 }) end, "Invalid query - expected table, got number", "a bad query")
+errors(function() net.request({ url = "http://127.0.0.1/", options = { decompress = "yes" } }) end, "Invalid options.decompress - expected boolean, got string", "a bad decompress option")
+"#,
+        &[],
+    );
+}
+
+#[test]
+fn concurrent_requests_overlap() {
+    let peer = peers::http(None);
+    run_luau(
+        r#"
+local base = process.args[1]
+local done = 0
+local function spawnOne(i)
+    task.spawn(function()
+        local res = net.request(base .. "/slow")
+        eq(res.body, "slow", "slow response " .. i)
+        done += 1
+    end)
+end
+local waited = 0
+for i = 1, 10 do spawnOne(i) end
+while done < 10 do waited += task.wait(0.02) end
+check(waited < 3, "10 requests to a 0.5 s endpoint overlap (took " .. waited .. " s)")
+"#,
+        &base(&peer),
+    );
+}

@@ -1,0 +1,389 @@
+//! Real peers on loopback for `@lune/net` tests: an HTTP server with test routes
+//! (plain or TLS, HTTP/1.1 and HTTP/2), a WebSocket server with scripted behaviours,
+//! and a TCP echo server (plain or TLS). Each runs on its own tokio runtime and stops
+//! when dropped.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::peer_runtime;
+
+/// A running peer; dropping it shuts its runtime down.
+pub struct Peer {
+    pub addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Peer {
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+fn bind(runtime: &tokio::runtime::Runtime, addr: &str) -> TcpListener {
+    runtime.block_on(TcpListener::bind(addr)).expect("bind a loopback port")
+}
+
+fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
+    use lunet_runtime::compression::{Codec, compress};
+    let codec = match coding {
+        "gzip" => Codec::Gzip,
+        "deflate" => Codec::Zlib,
+        "br" => Codec::Brotli,
+        "zstd" => Codec::Zstd,
+        other => panic!("unknown coding {other}"),
+    };
+    compress(codec, data, None).unwrap()
+}
+
+pub const COMPRESSED_TEXT: &str = "hello compressed world, hello compressed world";
+
+fn respond(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response
+}
+
+fn redirect(status: u16, location: &str) -> Response<Full<Bytes>> {
+    let mut response = respond(status, "");
+    response
+        .headers_mut()
+        .insert("location", HeaderValue::from_str(location).unwrap());
+    response
+}
+
+async fn route(request: Request<Incoming>, port: u16) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["echo"] => {
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let json = serde_json::json!({
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "query": parts.uri.query().unwrap_or(""),
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+                "bodyLength": body.len(),
+                "version": format!("{:?}", parts.version),
+            });
+            let mut response = respond(200, json.to_string());
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            response
+        }
+        ["raw"] => respond(200, body),
+        ["status", code] => {
+            let code: u16 = code.parse().unwrap_or(500);
+            respond(code, format!("status {code}"))
+        }
+        ["encoded", coding] => {
+            let mut response = respond(200, compress(coding, COMPRESSED_TEXT.as_bytes()));
+            response
+                .headers_mut()
+                .insert("content-encoding", HeaderValue::from_str(coding).unwrap());
+            response
+        }
+        ["redirect", n] => {
+            let n: u32 = n.parse().unwrap_or(0);
+            if n == 0 {
+                respond(200, "redirect done")
+            } else {
+                redirect(302, &format!("/redirect/{}", n - 1))
+            }
+        }
+        ["loop"] => redirect(302, "/loop"),
+        ["see-other"] => redirect(303, "/echo"),
+        ["moved"] => redirect(301, "/echo"),
+        ["temporary"] => redirect(307, "/echo"),
+        ["permanent"] => redirect(308, "/echo"),
+        ["relative"] => redirect(302, "echo?kept=yes"),
+        ["cross-origin"] => redirect(302, &format!("http://localhost:{port}/echo")),
+        ["same-origin"] => redirect(302, &format!("http://127.0.0.1:{port}/echo")),
+        ["slow"] => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            respond(200, "slow")
+        }
+        ["headers"] => {
+            let mut response = respond(200, "headers");
+            let headers = response.headers_mut();
+            headers.append("set-cookie", HeaderValue::from_static("a=1"));
+            headers.append("set-cookie", HeaderValue::from_static("b=2"));
+            headers.insert("x-binary", HeaderValue::from_bytes(&[0x66, 0xff, 0x6f]).unwrap());
+            headers.insert("x-single", HeaderValue::from_static("one"));
+            response
+        }
+        ["big"] => respond(200, (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
+        ["binary"] => respond(200, (0..=255u8).cycle().take(1024).collect::<Vec<u8>>()),
+        ["empty"] => respond(204, ""),
+        _ => respond(404, "not found"),
+    }
+}
+
+/// The HTTP test server: HTTP/1.1 (and HTTP/2 over TLS when `tls` offers h2).
+pub fn http(tls: Option<Arc<ServerConfig>>) -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let port = addr.port();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| async move { Ok::<_, Infallible>(route(request, port).await) });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            });
+        }
+    });
+    Peer { addr, runtime: Some(runtime) }
+}
+
+/// A server that accepts connections and resets them at once (SO_LINGER 0).
+pub fn resetting() -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let std_stream = stream.into_std().unwrap();
+            let socket = socket2_linger(std_stream);
+            drop(socket);
+        }
+    });
+    Peer { addr, runtime: Some(runtime) }
+}
+
+fn socket2_linger(stream: std::net::TcpStream) -> std::net::TcpStream {
+    // Read the request first so the client is mid-response when the reset arrives.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 1024];
+    let _ = std::io::Read::read(&mut &stream, &mut buf);
+    // SO_LINGER with a zero timeout makes close() send RST.
+    use std::os::fd::AsRawFd;
+    let linger = [1i32, 0i32];
+    unsafe {
+        libc_setsockopt(stream.as_raw_fd(), linger);
+    }
+    stream
+}
+
+unsafe extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32) -> i32;
+}
+
+unsafe fn libc_setsockopt(fd: i32, linger: [i32; 2]) {
+    const SOL_SOCKET: i32 = 1;
+    const SO_LINGER: i32 = 13;
+    unsafe {
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, linger.as_ptr().cast(), 8);
+    }
+}
+
+/// A server that answers every request with a fixed raw HTTP response and closes.
+pub fn raw_http(response: &'static [u8]) -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(response).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Peer { addr, runtime: Some(runtime) }
+}
+
+/// The WebSocket test server. It echoes messages (text as text, binary as binary)
+/// and obeys text commands: `close:<code>` closes with that code, `close-none` closes
+/// without a code, `drop` drops the connection without a close frame, `flood:<n>`
+/// sends n numbered text messages, `big:<n>` sends an n-byte binary message, and
+/// `ping` sends a ping and answers `pong-received` once the pong arrives.
+pub fn websocket(tls: Option<Arc<ServerConfig>>) -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let config = Some(lunet_net::ws::config());
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await
+                            && let Ok(ws) = tokio_tungstenite::accept_async_with_config(tls, config).await
+                        {
+                            ws_session(ws).await;
+                        }
+                    }
+                    None => {
+                        if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, config).await {
+                            ws_session(ws).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Peer { addr, runtime: Some(runtime) }
+}
+
+async fn ws_session<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(Ok(message)) = ws.next().await {
+        match message {
+            Message::Text(text) => {
+                let text = text.as_str();
+                if let Some(code) = text.strip_prefix("close:") {
+                    let code: u16 = code.parse().unwrap();
+                    let _ = ws
+                        .close(Some(CloseFrame { code: CloseCode::from(code), reason: "bye".into() }))
+                        .await;
+                } else if text == "close-none" {
+                    let _ = ws.close(None).await;
+                } else if text == "drop" {
+                    return;
+                } else if let Some(n) = text.strip_prefix("flood:") {
+                    for i in 1..=n.parse::<u32>().unwrap() {
+                        if ws.send(Message::text(i.to_string())).await.is_err() {
+                            return;
+                        }
+                    }
+                } else if let Some(n) = text.strip_prefix("big:") {
+                    let data: Vec<u8> = (0..n.parse::<usize>().unwrap()).map(|i| (i % 251) as u8).collect();
+                    let _ = ws.send(Message::binary(data)).await;
+                } else if text == "ping" {
+                    let _ = ws.send(Message::Ping(Bytes::from_static(b"are you there"))).await;
+                    while let Some(Ok(reply)) = ws.next().await {
+                        if let Message::Pong(payload) = reply {
+                            let answer = if &payload[..] == b"are you there" { "pong-received" } else { "bad-pong" };
+                            let _ = ws.send(Message::text(answer)).await;
+                            break;
+                        }
+                    }
+                } else {
+                    let _ = ws.send(Message::text(text)).await;
+                }
+            }
+            Message::Binary(data) => {
+                let _ = ws.send(Message::binary(data)).await;
+            }
+            Message::Close(_) => {}
+            _ => {}
+        }
+    }
+}
+
+/// A TCP echo server (plain or TLS): echoes bytes until the client closes.
+pub fn tcp_echo(tls: Option<Arc<ServerConfig>>, address: &str) -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, address);
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let (mut r, mut w) = tokio::io::split(tls);
+                            let _ = tokio::io::copy(&mut r, &mut w).await;
+                            let _ = w.shutdown().await;
+                        }
+                    }
+                    None => {
+                        let (mut r, mut w) = stream.into_split();
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                        let _ = w.shutdown().await;
+                    }
+                }
+            });
+        }
+    });
+    Peer { addr, runtime: Some(runtime) }
+}
+
+/// A TCP server that writes `greeting` to each client in `chunks`-sized pieces with
+/// short pauses, then closes (for partial reads and end of stream).
+pub fn tcp_greeter(greeting: &'static [u8], chunk: usize) -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                for piece in greeting.chunks(chunk) {
+                    let _ = stream.write_all(piece).await;
+                    let _ = stream.flush().await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Peer { addr, runtime: Some(runtime) }
+}
+
+/// Writes to stdout without the test harness capturing it (for debugging peers).
+pub fn debug(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
