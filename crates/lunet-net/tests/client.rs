@@ -224,7 +224,11 @@ errors(function() net.request(process.args[2] .. "/x") end, "net.request failed"
 errors(function() net.request(process.args[3] .. "/x") end, "net.request failed", "a non-HTTP answer is an error")
 errors(function() net.request("http://nonexistent.invalid/") end, "nonexistent.invalid", "a DNS failure names the host")
 "#,
-        &[closed_port.to_string(), reset.http_url(), garbage.http_url()],
+        &[
+            closed_port.to_string(),
+            reset.http_url(),
+            garbage.http_url(),
+        ],
     );
 }
 

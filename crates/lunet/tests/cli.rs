@@ -36,8 +36,18 @@ fn lunet(dir: &Path, args: &[&str], limit: Duration) -> Output {
     };
     let mut stdout = String::new();
     let mut stderr = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     Output {
         code: status.code(),
         stdout,
@@ -56,11 +66,23 @@ fn version_and_help() {
     let dir = tempfile::tempdir().unwrap();
     let out = lunet(dir.path(), &["--version"], LIMIT);
     assert_eq!(out.code, Some(0));
-    assert!(out.stdout.contains(env!("CARGO_PKG_VERSION")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        out.stdout
+    );
     let out = lunet(dir.path(), &["--help"], LIMIT);
     assert_eq!(out.code, Some(0));
-    assert!(out.stdout.contains("run"), "help lists the run command: {}", out.stdout);
-    assert!(out.stdout.contains("setup"), "help lists the setup command: {}", out.stdout);
+    assert!(
+        out.stdout.contains("run"),
+        "help lists the run command: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("setup"),
+        "help lists the setup command: {}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -72,16 +94,33 @@ fn runs_a_script_with_arguments_both_ways() {
         r#"local process = require("@lune/process")
 print(table.concat(process.args, "|"), _VERSION)"#,
     );
-    let out = lunet(dir.path(), &["run", "args.luau", "a", "--flag", "c d"], LIMIT);
+    let out = lunet(
+        dir.path(),
+        &["run", "args.luau", "a", "--flag", "c d"],
+        LIMIT,
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let expected_version = format!("Lunet {}+", env!("CARGO_PKG_VERSION"));
     assert!(out.stdout.starts_with("a|--flag|c d "), "{}", out.stdout);
-    assert!(out.stdout.contains(&expected_version), "_VERSION: {}", out.stdout);
+    assert!(
+        out.stdout.contains(&expected_version),
+        "_VERSION: {}",
+        out.stdout
+    );
     let out = lunet(dir.path(), &["args.luau", "x"], LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.starts_with("x "), "lunet <file> runs it too: {}", out.stdout);
+    assert!(
+        out.stdout.starts_with("x "),
+        "lunet <file> runs it too: {}",
+        out.stdout
+    );
     let out = lunet(dir.path(), &["run", "args"], LIMIT);
-    assert_eq!(out.code, Some(0), "the .luau extension may be left out: {}", out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the .luau extension may be left out: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -94,8 +133,16 @@ fn uncaught_error_prints_message_and_trace_and_exits_1() {
     );
     let out = lunet(dir.path(), &["run", "fails.luau"], LIMIT);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("fails.luau:2: something broke"), "{}", out.stderr);
-    assert!(out.stderr.contains("fails.luau:4"), "the trace names the calling line: {}", out.stderr);
+    assert!(
+        out.stderr.contains("fails.luau:2: something broke"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("fails.luau:4"),
+        "the trace names the calling line: {}",
+        out.stderr
+    );
     assert!(!out.stdout.contains("not reached"));
 }
 
@@ -113,7 +160,10 @@ print("main finished")"#,
     let out = lunet(dir.path(), &["run", "task_fails.luau"], LIMIT);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("task broke"), "{}", out.stderr);
-    assert!(out.stdout.contains("main finished"), "other threads keep running");
+    assert!(
+        out.stdout.contains("main finished"),
+        "other threads keep running"
+    );
 }
 
 #[test]
@@ -125,7 +175,11 @@ fn syntax_error_and_missing_script() {
     assert!(out.stderr.contains("bad.luau:1"), "{}", out.stderr);
     let out = lunet(dir.path(), &["run", "missing.luau"], LIMIT);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("cannot read script 'missing.luau'"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot read script 'missing.luau'"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -144,8 +198,14 @@ print("after")"#,
     let start = Instant::now();
     let out = lunet(dir.path(), &["run", "exit.luau"], LIMIT);
     assert_eq!(out.code, Some(7));
-    assert_eq!(out.stdout, "before\n", "output before exit is flushed, nothing after");
-    assert!(start.elapsed() < Duration::from_secs(4), "exit does not wait for timers");
+    assert_eq!(
+        out.stdout, "before\n",
+        "output before exit is flushed, nothing after"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "exit does not wait for timers"
+    );
 }
 
 #[test]
@@ -162,7 +222,10 @@ print("done")"#,
     let start = Instant::now();
     let out = lunet(dir.path(), &["run", "cancel.luau"], LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(start.elapsed() < Duration::from_secs(10), "a cancelled 30 s timer must not hold the process");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "a cancelled 30 s timer must not hold the process"
+    );
 }
 
 #[test]
@@ -184,13 +247,155 @@ warn("careful", 2)"#,
 fn setup_writes_typedefs_and_luaurc_alias() {
     let dir = tempfile::tempdir().unwrap();
     let types = dir.path().join("types");
-    let out = lunet(dir.path(), &["setup", "--dir", types.to_str().unwrap()], LIMIT);
+    let out = lunet(
+        dir.path(),
+        &["setup", "--dir", types.to_str().unwrap()],
+        LIMIT,
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     for lib in ["net", "task", "process", "stdio", "serde"] {
         let text = std::fs::read_to_string(types.join(format!("{lib}.luau"))).unwrap();
-        assert!(text.contains("export type") || text.contains("return"), "{lib} definitions are real");
+        assert!(
+            text.contains("export type") || text.contains("return"),
+            "{lib} definitions are real"
+        );
     }
     let rc = std::fs::read_to_string(dir.path().join(".luaurc")).unwrap();
     let rc: serde_json::Value = serde_json::from_str(&rc).unwrap();
     assert_eq!(rc["aliases"]["lune"], types.to_str().unwrap());
+}
+
+/// Starts `lunet run <script>` and returns the child with its first stdout line.
+fn spawn_server(dir: &Path, name: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lunet"))
+        .args(["run", name])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lunet starts");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let line = receiver
+        .recv_timeout(LIMIT)
+        .expect("the server prints its port");
+    (child, line.trim().to_string())
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("lunet did not exit in time");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn handler_errors_are_reported_and_process_exit_in_a_handler_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "server.luau",
+        r#"local net = require("@lune/net")
+local process = require("@lune/process")
+local function failing()
+    error("handler exploded")
+end
+local handle = net.serve(0, function(request)
+    if request.path == "/fail" then failing() end
+    if request.path == "/exit" then process.exit(3) end
+    return "fine"
+end)
+print(handle.port)"#,
+    );
+    let (mut child, port) = spawn_server(dir.path(), "server.luau");
+    let port: u16 = port.parse().unwrap();
+    let failed = http_get(port, "/fail");
+    assert!(failed.starts_with("HTTP/1.1 500"), "{failed}");
+    assert!(
+        http_get(port, "/").ends_with("fine"),
+        "the server keeps serving after a handler error"
+    );
+    let _ = http_get(port, "/exit");
+    assert_eq!(
+        wait_exit(&mut child),
+        Some(3),
+        "process.exit in a handler exits with its code"
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("handler exploded"),
+        "the handler error is printed: {stderr}"
+    );
+    assert!(
+        stderr.contains("server.luau:4"),
+        "with the line that raised it: {stderr}"
+    );
+    assert!(
+        stderr.contains("server.luau:7"),
+        "and the handler's calling line: {stderr}"
+    );
+    assert!(
+        stderr.contains("GET /fail"),
+        "and the request it failed on: {stderr}"
+    );
+}
+
+#[test]
+fn a_dropped_serve_handle_keeps_the_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "dropped.luau",
+        r#"local net = require("@lune/net")
+local process = require("@lune/process")
+local port
+do
+    port = net.serve(0, function() return "still serving" end).port
+end
+collectgarbage("collect")
+collectgarbage("collect")
+print(port)
+local response = net.request("http://127.0.0.1:" .. port)
+io = nil
+print(response.body)
+process.exit(0)"#,
+    );
+    let out = lunet(dir.path(), &["run", "dropped.luau"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.ends_with("still serving\n"), "{}", out.stdout);
 }

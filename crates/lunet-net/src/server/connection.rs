@@ -1,12 +1,16 @@
 //! One accepted TCP connection: hyper's HTTP/1.1 state machine with Lunet's limits,
 //! and the per-request path from hyper request to Luau handler and back.
 //!
-//! Limits that keep bad clients from hurting the server: request heads larger than
-//! [`MAX_HEAD_BYTES`] are answered with 431 by hyper, a head not received within
+//! Limits that keep bad clients from hurting the server: request headers larger than
+//! [`MAX_HEADER_BYTES`] are answered with 431 (hyper also refuses any head beyond its
+//! read buffer of [`READ_BUFFER_BYTES`]), a head not received within
 //! [`HEAD_READ_TIMEOUT`] closes the connection, and bodies over [`MAX_BODY_BYTES`] get
 //! 413. A client that vanishes mid-body just ends its connection task. When the
-//! server stops, each connection finishes its in-flight request and closes.
+//! server stops, an idle connection closes at once; one with a request in flight
+//! answers it with `Connection: close` and then closes. (hyper's own graceful
+//! shutdown can drop a response that is still being computed, so we do not use it.)
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -26,52 +30,103 @@ use super::response::{self, Body};
 use super::{Server, request, upgrade};
 use lunet_runtime::compression::{Codec, decompress};
 
-/// The largest request head (request line and headers) accepted.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// hyper's per-connection read buffer, a hard cap on a request head.
+pub const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// The largest request body accepted (after which the answer is 413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// How long a client may take to send a request head.
 pub const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a connection knows about its peer, computed once per connection.
+/// What a connection knows about its peer, computed once per connection, and its
+/// state for a graceful stop.
 struct Peer {
     server: Rc<Server>,
     ip: String,
     port: u16,
+    /// Requests being handled on this connection (more than one when pipelined).
+    in_flight: Cell<usize>,
+    /// Set when the server stops: responses then carry `Connection: close`.
+    stopping: Cell<bool>,
 }
 
-/// Serves one connection until it closes or the server stops.
+/// Counts a request as in flight for as long as it lives.
+struct InFlight<'a>(&'a Peer);
+
+impl<'a> InFlight<'a> {
+    fn new(peer: &'a Peer) -> Self {
+        peer.in_flight.set(peer.in_flight.get() + 1);
+        InFlight(peer)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+/// Serves one connection until it closes or the server stops. The connection keeps
+/// the process alive while it is open, so a response in flight when the server stops
+/// is still delivered.
 pub async fn serve(
     stream: TcpStream,
     remote: SocketAddr,
     server: Rc<Server>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let _keep_alive = server.scheduler.keep_alive();
     let _ = stream.set_nodelay(true);
     let peer = Rc::new(Peer {
         server,
         ip: remote.ip().to_canonical().to_string(),
         port: remote.port(),
+        in_flight: Cell::new(0),
+        stopping: Cell::new(false),
     });
+    let service_peer = peer.clone();
     let service = service_fn(move |request| {
-        let peer = peer.clone();
-        async move { Ok::<_, Infallible>(handle(&peer, request).await) }
+        let peer = service_peer.clone();
+        async move {
+            let _in_flight = InFlight::new(&peer);
+            let mut response = handle(&peer, request).await;
+            if peer.stopping.get() {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES)
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
-        _ = stop.changed() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+        _ = super::stop_requested(&mut stop) => {
+            peer.stopping.set(true);
+            if peer.in_flight.get() > 0 {
+                let _ = connection.await;
+            }
         }
     }
+}
+
+/// A refusal that also closes the connection (what follows on it is not trusted).
+fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = response::plain(status, text);
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Reads the whole body within the size limit, decoding any content coding.
@@ -85,21 +140,15 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(response::plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload Too Large\n",
-        ));
+        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
     }
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
             if error.is::<http_body_util::LengthLimitError>() {
-                return Err(response::plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Payload Too Large\n",
-                ));
+                return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
             }
-            return Err(response::plain(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 "Bad Request: the body could not be read\n",
             ));
@@ -133,8 +182,21 @@ async fn read_body(
     }
 }
 
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
 async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
     let server = &peer.server;
+    if header_bytes(request.headers()) > MAX_HEADER_BYTES {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large\n",
+        );
+    }
     if let Some(ws_handler) = &server.handle_websocket
         && upgrade::is_upgrade_request(&request)
     {

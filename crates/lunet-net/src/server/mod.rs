@@ -30,7 +30,7 @@ use lunet_runtime::{CallOutcome, KeepAlive, Scheduler};
 /// What every connection of one server shares.
 pub struct Server {
     pub lua: Lua,
-    scheduler: Rc<Scheduler>,
+    pub scheduler: Rc<Scheduler>,
     pub handle_request: Option<Function>,
     pub handle_websocket: Option<Function>,
 }
@@ -81,6 +81,14 @@ fn bind(address: SocketAddr) -> Result<TcpListener> {
     socket.listen(1024).map_err(fail)
 }
 
+/// Resolves once `stop()` was called. If the handle (and with it the sender) was
+/// dropped without stopping, the server runs until the process ends: never resolves.
+pub async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     server: Rc<Server>,
@@ -96,7 +104,7 @@ async fn accept_loop(
                 // Out of file descriptors and similar: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
-            _ = stop.changed() => break,
+            _ = stop_requested(&mut stop) => break,
         }
     }
     drop(listener);

@@ -73,11 +73,17 @@ impl RunningScript {
 
     /// Waits for the script to end by itself.
     pub fn wait(self) -> i32 {
-        self.done.recv_timeout(TIME_LIMIT).expect("the script did not end in time")
+        self.done
+            .recv_timeout(TIME_LIMIT)
+            .expect("the script did not end in time")
     }
 }
 
-fn testkit(lua: &Lua, ready: mpsc::Sender<String>, finish: tokio::sync::oneshot::Receiver<()>) -> mlua::Result<Value> {
+fn testkit(
+    lua: &Lua,
+    ready: mpsc::Sender<String>,
+    finish: tokio::sync::oneshot::Receiver<()>,
+) -> mlua::Result<Value> {
     let kit = lua.create_table()?;
     kit.set(
         "ready",
@@ -139,7 +145,10 @@ pub fn spawn_luau(source: &str, args: &[String]) -> RunningScript {
 /// Runs `source` to completion and asserts that it succeeded.
 pub fn run_luau(source: &str, args: &[String]) {
     let code = spawn_luau(source, args).wait();
-    assert_eq!(code, 0, "the Luau test script failed; its error is printed above");
+    assert_eq!(
+        code, 0,
+        "the Luau test script failed; its error is printed above"
+    );
 }
 
 /// A multi-threaded tokio runtime for Rust peers and clients.

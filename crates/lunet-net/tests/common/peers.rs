@@ -49,7 +49,9 @@ impl Peer {
 }
 
 fn bind(runtime: &tokio::runtime::Runtime, addr: &str) -> TcpListener {
-    runtime.block_on(TcpListener::bind(addr)).expect("bind a loopback port")
+    runtime
+        .block_on(TcpListener::bind(addr))
+        .expect("bind a loopback port")
 }
 
 fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
@@ -82,7 +84,11 @@ fn redirect(status: u16, location: &str) -> Response<Full<Bytes>> {
 
 async fn route(request: Request<Incoming>, port: u16) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
@@ -90,7 +96,12 @@ async fn route(request: Request<Incoming>, port: u16) -> Response<Full<Bytes>> {
             let headers: Vec<(String, String)> = parts
                 .headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let json = serde_json::json!({
                 "method": parts.method.as_str(),
@@ -144,11 +155,19 @@ async fn route(request: Request<Incoming>, port: u16) -> Response<Full<Bytes>> {
             let headers = response.headers_mut();
             headers.append("set-cookie", HeaderValue::from_static("a=1"));
             headers.append("set-cookie", HeaderValue::from_static("b=2"));
-            headers.insert("x-binary", HeaderValue::from_bytes(&[0x66, 0xff, 0x6f]).unwrap());
+            headers.insert(
+                "x-binary",
+                HeaderValue::from_bytes(&[0x66, 0xff, 0x6f]).unwrap(),
+            );
             headers.insert("x-single", HeaderValue::from_static("one"));
             response
         }
-        ["big"] => respond(200, (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
+        ["big"] => respond(
+            200,
+            (0..10 * 1024 * 1024)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ),
         ["binary"] => respond(200, (0..=255u8).cycle().take(1024).collect::<Vec<u8>>()),
         ["empty"] => respond(204, ""),
         _ => respond(404, "not found"),
@@ -164,10 +183,14 @@ pub fn http(tls: Option<Arc<ServerConfig>>) -> Peer {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     runtime.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| async move { Ok::<_, Infallible>(route(request, port).await) });
+                let service = service_fn(move |request| async move {
+                    Ok::<_, Infallible>(route(request, port).await)
+                });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 match acceptor {
                     Some(acceptor) => {
@@ -176,13 +199,18 @@ pub fn http(tls: Option<Arc<ServerConfig>>) -> Peer {
                         }
                     }
                     None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
             });
         }
     });
-    Peer { addr, runtime: Some(runtime) }
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
 }
 
 /// A server that accepts connections and resets them at once (SO_LINGER 0).
@@ -192,13 +220,18 @@ pub fn resetting() -> Peer {
     let addr = listener.local_addr().unwrap();
     runtime.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let std_stream = stream.into_std().unwrap();
             let socket = socket2_linger(std_stream);
             drop(socket);
         }
     });
-    Peer { addr, runtime: Some(runtime) }
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
 }
 
 fn socket2_linger(stream: std::net::TcpStream) -> std::net::TcpStream {
@@ -234,7 +267,9 @@ pub fn raw_http(response: &'static [u8]) -> Peer {
     let addr = listener.local_addr().unwrap();
     runtime.spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
@@ -243,7 +278,10 @@ pub fn raw_http(response: &'static [u8]) -> Peer {
             });
         }
     });
-    Peer { addr, runtime: Some(runtime) }
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
 }
 
 /// The WebSocket test server. It echoes messages (text as text, binary as binary)
@@ -258,20 +296,25 @@ pub fn websocket(tls: Option<Arc<ServerConfig>>) -> Peer {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     runtime.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let config = Some(lunet_net::ws::config());
                 match acceptor {
                     Some(acceptor) => {
                         if let Ok(tls) = acceptor.accept(stream).await
-                            && let Ok(ws) = tokio_tungstenite::accept_async_with_config(tls, config).await
+                            && let Ok(ws) =
+                                tokio_tungstenite::accept_async_with_config(tls, config).await
                         {
                             ws_session(ws).await;
                         }
                     }
                     None => {
-                        if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, config).await {
+                        if let Ok(ws) =
+                            tokio_tungstenite::accept_async_with_config(stream, config).await
+                        {
                             ws_session(ws).await;
                         }
                     }
@@ -279,7 +322,10 @@ pub fn websocket(tls: Option<Arc<ServerConfig>>) -> Peer {
             });
         }
     });
-    Peer { addr, runtime: Some(runtime) }
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
 }
 
 async fn ws_session<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
@@ -293,7 +339,10 @@ where
                 if let Some(code) = text.strip_prefix("close:") {
                     let code: u16 = code.parse().unwrap();
                     let _ = ws
-                        .close(Some(CloseFrame { code: CloseCode::from(code), reason: "bye".into() }))
+                        .close(Some(CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: "bye".into(),
+                        }))
                         .await;
                 } else if text == "close-none" {
                     let _ = ws.close(None).await;
@@ -306,13 +355,21 @@ where
                         }
                     }
                 } else if let Some(n) = text.strip_prefix("big:") {
-                    let data: Vec<u8> = (0..n.parse::<usize>().unwrap()).map(|i| (i % 251) as u8).collect();
+                    let data: Vec<u8> = (0..n.parse::<usize>().unwrap())
+                        .map(|i| (i % 251) as u8)
+                        .collect();
                     let _ = ws.send(Message::binary(data)).await;
                 } else if text == "ping" {
-                    let _ = ws.send(Message::Ping(Bytes::from_static(b"are you there"))).await;
+                    let _ = ws
+                        .send(Message::Ping(Bytes::from_static(b"are you there")))
+                        .await;
                     while let Some(Ok(reply)) = ws.next().await {
                         if let Message::Pong(payload) = reply {
-                            let answer = if &payload[..] == b"are you there" { "pong-received" } else { "bad-pong" };
+                            let answer = if &payload[..] == b"are you there" {
+                                "pong-received"
+                            } else {
+                                "bad-pong"
+                            };
                             let _ = ws.send(Message::text(answer)).await;
                             break;
                         }
@@ -338,7 +395,9 @@ pub fn tcp_echo(tls: Option<Arc<ServerConfig>>, address: &str) -> Peer {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     runtime.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 match acceptor {
@@ -358,7 +417,10 @@ pub fn tcp_echo(tls: Option<Arc<ServerConfig>>, address: &str) -> Peer {
             });
         }
     });
-    Peer { addr, runtime: Some(runtime) }
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
 }
 
 /// A TCP server that writes `greeting` to each client in `chunks`-sized pieces with
@@ -369,7 +431,9 @@ pub fn tcp_greeter(greeting: &'static [u8], chunk: usize) -> Peer {
     let addr = listener.local_addr().unwrap();
     runtime.spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 for piece in greeting.chunks(chunk) {
                     let _ = stream.write_all(piece).await;
@@ -380,7 +444,10 @@ pub fn tcp_greeter(greeting: &'static [u8], chunk: usize) -> Peer {
             });
         }
     });
-    Peer { addr, runtime: Some(runtime) }
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
 }
 
 /// Writes to stdout without the test harness capturing it (for debugging peers).

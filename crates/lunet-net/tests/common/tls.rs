@@ -21,7 +21,9 @@ pub fn ca() -> &'static TestCa {
     CA.get_or_init(|| {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "Lunet Test CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Lunet Test CA");
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
@@ -51,7 +53,11 @@ pub enum Leaf {
     SelfSigned,
 }
 
-fn server_config_from(cert: CertificateDer<'static>, key: &KeyPair, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+fn server_config_from(
+    cert: CertificateDer<'static>,
+    key: &KeyPair,
+    alpn: &[&[u8]],
+) -> Arc<ServerConfig> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -72,7 +78,9 @@ pub fn server_config(leaf: Leaf, alpn: &[&[u8]]) -> Arc<ServerConfig> {
         _ => vec!["localhost".to_string(), "127.0.0.1".to_string()],
     };
     let mut params = CertificateParams::new(names).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "lunet test server");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lunet test server");
     if leaf == Leaf::Expired {
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);

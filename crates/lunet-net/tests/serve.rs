@@ -1,0 +1,507 @@
+//! `net.serve` driven by real clients: reqwest, raw TCP sockets, and Lunet's own
+//! `net.request`. Scripts report their port through `@lune/testkit` and keep serving
+//! until the test calls `finish`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{peer_runtime, run_luau, spawn_luau};
+
+const ECHO_SERVER: &str = r#"
+local testkit = require("@lune/testkit")
+local handle = net.serve(0, function(request)
+    if request.path == "/slow" then
+        task.wait(0.5)
+        return "slow done"
+    elseif request.path == "/string" then
+        return "just a string"
+    elseif request.path == "/no-status" then
+        return { body = "no status given" }
+    elseif request.path == "/full" then
+        return {
+            status = 201,
+            headers = { ["set-cookie"] = { "a=1", "b=2" }, ["x-kind"] = "full" },
+            body = buffer.fromstring("buffer body"),
+        }
+    elseif request.path == "/error" then
+        error("handler failed on purpose")
+    elseif request.path == "/bad-return" then
+        return 42
+    elseif request.path == "/bad-status" then
+        return { status = 42 }
+    elseif request.path == "/nested" then
+        local inner = net.request("http://127.0.0.1:" .. request.headers["x-port"] .. "/string")
+        return "nested: " .. inner.body
+    end
+    return serde.encode("json", {
+        method = request.method,
+        path = request.path,
+        query = request.query,
+        headers = request.headers,
+        body = request.body,
+        bodyLength = #request.body,
+        ip = request.ip,
+        port = request.port,
+    })
+end)
+testkit.ready(handle.port)
+testkit.finished()
+handle.stop()
+"#;
+
+fn client() -> reqwest::Client {
+    lunet_net::tls::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn request_fields_reach_the_handler() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let rt = peer_runtime();
+    let body: Vec<u8> = (0..=255u8).collect();
+    let response = rt
+        .block_on(
+            client()
+                .post(format!(
+                    "http://127.0.0.1:{port}/some/path?a=1&multi=x&multi=y&space=a%20b"
+                ))
+                .header("X-Custom", "value")
+                .header("X-Repeat", "one")
+                .header("X-Repeat-2", "z")
+                .header("x-repeat", "two")
+                .body(body.clone())
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = rt.block_on(response.json()).unwrap();
+    assert_eq!(json["method"], "POST");
+    assert_eq!(json["path"], "/some/path");
+    assert_eq!(json["query"]["a"], "1");
+    assert_eq!(
+        json["query"]["multi"],
+        serde_json::json!(["x", "y"]),
+        "a repeated query key is an array"
+    );
+    assert_eq!(json["query"]["space"], "a b", "query values are decoded");
+    assert_eq!(
+        json["headers"]["x-custom"], "value",
+        "header names are lower-case"
+    );
+    assert_eq!(
+        json["headers"]["x-repeat"],
+        serde_json::json!(["one", "two"]),
+        "a repeated header is an array"
+    );
+    assert_eq!(json["bodyLength"], 256, "the body is binary-safe");
+    assert_eq!(json["ip"], "127.0.0.1");
+    assert!(
+        json["port"].as_u64().unwrap() > 0,
+        "the client's port is given"
+    );
+    let head = raw_exchange(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        head.contains("\"path\":\"/\""),
+        "an empty path is /: {head}"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn response_forms() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let rt = peer_runtime();
+    let client = client();
+    let get = |path: &str| {
+        rt.block_on(async {
+            let response = client
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let cookies: Vec<String> = response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let kind = response
+                .headers()
+                .get("x-kind")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, cookies, kind, response.text().await.unwrap())
+        })
+    };
+    assert_eq!(
+        get("/string"),
+        (200, vec![], None, "just a string".to_string()),
+        "a string is a 200 body"
+    );
+    assert_eq!(get("/no-status").0, 200, "status defaults to 200");
+    assert_eq!(get("/no-status").3, "no status given");
+    let (status, cookies, kind, body) = get("/full");
+    assert_eq!(status, 201);
+    assert_eq!(
+        cookies,
+        vec!["a=1", "b=2"],
+        "array header values are sent as repeated headers"
+    );
+    assert_eq!(kind.as_deref(), Some("full"));
+    assert_eq!(body, "buffer body", "a buffer body is sent");
+    for path in ["/error", "/bad-return", "/bad-status"] {
+        let (status, _, _, body) = get(path);
+        assert_eq!(status, 500, "{path} answers 500");
+        assert_eq!(body, "Internal Server Error\n");
+    }
+    assert_eq!(
+        get("/string").0,
+        200,
+        "the server keeps serving after handler errors"
+    );
+    let head = rt
+        .block_on(
+            client
+                .head(format!("http://127.0.0.1:{port}/string"))
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        "13",
+        "HEAD keeps the content length"
+    );
+    assert_eq!(
+        rt.block_on(head.bytes()).unwrap().len(),
+        0,
+        "HEAD has no body"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn yielding_handlers_run_concurrently() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let rt = peer_runtime();
+    let client = client();
+    let start = Instant::now();
+    let bodies = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                client
+                    .get(format!("http://127.0.0.1:{port}/slow"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut bodies = Vec::new();
+        for task in tasks {
+            bodies.push(task.await.unwrap());
+        }
+        bodies
+    });
+    assert!(bodies.iter().all(|b| b == "slow done"));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "10 handlers waiting 0.5 s each overlap: {:?}",
+        start.elapsed()
+    );
+    let nested = rt
+        .block_on(
+            client
+                .get(format!("http://127.0.0.1:{port}/nested"))
+                .header("x-port", port.to_string())
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        rt.block_on(nested.text()).unwrap(),
+        "nested: just a string",
+        "a handler may call net.request on its own server"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn stop_finishes_in_flight_requests_then_refuses() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let in_flight = std::thread::spawn(move || {
+        raw_exchange(
+            port,
+            b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(
+        script.finish(),
+        0,
+        "stopping the server lets the script end"
+    );
+    let answer = in_flight.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight request finishes: {answer}"
+    );
+    assert!(answer.ends_with("slow done"), "{answer}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a stopped server refuses connections"
+    );
+}
+
+#[test]
+fn stop_semantics_in_luau() {
+    run_luau(
+        r#"
+local handle = net.serve(0, function() return "hi" end)
+check(handle.port > 0, "port 0 gives a real port")
+eq(handle.ip, "127.0.0.1", "the default address is 127.0.0.1")
+eq(net.request("http://127.0.0.1:" .. handle.port).body, "hi", "the server answers")
+handle.stop()
+local again = errors(function() handle.stop() end, "stopped", "a second stop errors")
+contains(again, tostring(handle.port), "the error names the server")
+local second = net.serve(0, function() return "method" end)
+second:stop()
+errors(function() second:stop() end, "already stopped", "handle:stop() works too")
+errors(function() net.request("http://127.0.0.1:" .. handle.port) end, "net.request failed", "a stopped server no longer answers")
+
+"#,
+        &[],
+    );
+}
+
+#[test]
+fn addresses_ports_and_config_errors() {
+    run_luau(
+        r#"
+local function serveOn(address)
+    local handle = net.serve(0, { address = address, handleRequest = function() return "ok" end })
+    local host = if string.find(handle.ip, ":") then "[" .. handle.ip .. "]" else handle.ip
+    if handle.ip == "0.0.0.0" then host = "127.0.0.1" elseif handle.ip == "::" then host = "[::1]" end
+    eq(net.request("http://" .. host .. ":" .. handle.port).body, "ok", "serving on " .. address)
+    handle.stop()
+    return handle
+end
+eq(serveOn("127.0.0.1").ip, "127.0.0.1", "an IPv4 literal")
+eq(serveOn("http://127.0.0.1").ip, "127.0.0.1", "an http:// prefix is accepted")
+eq(serveOn("0.0.0.0").ip, "0.0.0.0", "0.0.0.0")
+eq(serveOn("localhost").ip, "127.0.0.1", "localhost")
+eq(serveOn("::1").ip, "::1", "an IPv6 literal")
+eq(serveOn("[::1]").ip, "::1", "a bracketed IPv6 literal")
+eq(serveOn("::").ip, "::", "the IPv6 any address")
+
+local taken = net.serve(0, function() return "" end)
+local inUse = errors(function() net.serve(taken.port, function() return "" end) end, "already in use", "a port in use is an error")
+contains(inUse, tostring(taken.port), "the error names the port")
+taken.stop()
+
+errors(function() net.serve(0, { address = "example.com", handleRequest = function() end }) end, "127.0.0.1", "a bad address shows a valid example")
+errors(function() net.serve(0, { address = 5, handleRequest = function() end }) end, "Invalid address - expected string, got number", "a non-string address")
+errors(function() net.serve(0, {}) end, "handleRequest or handleWebSocket", "a config needs a handler")
+errors(function() net.serve(0, { handleRequest = "nope" }) end, "Invalid handleRequest - expected function, got string", "a bad handler")
+errors(function() net.serve(70000, function() end) end, "Invalid port", "a port above 65535")
+errors(function() net.serve(-1, function() end) end, "Invalid port", "a negative port")
+errors(function() net.serve("80", function() end) end, "Invalid port", "a string port")
+errors(function() net.serve(0, 42) end, "expected function or table, got number", "a number handler")
+"#,
+        &[],
+    );
+}
+
+#[test]
+fn malformed_oversized_and_vanishing_clients() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let garbage = raw_exchange(port, b"THIS IS NOT HTTP\r\n\r\n");
+    assert!(
+        garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
+        "garbage gets 400 or a closed connection: {garbage}"
+    );
+    let bad_header = raw_exchange(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Name: v\r\n\r\n",
+    );
+    assert!(
+        bad_header.is_empty() || bad_header.starts_with("HTTP/1.1 400"),
+        "{bad_header}"
+    );
+    let huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = raw_exchange(port, huge_header.as_bytes());
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "oversized headers get 431: {}",
+        &answer[..answer.len().min(80)]
+    );
+    let huge_body = raw_exchange(
+        port,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n",
+    );
+    assert!(
+        huge_body.starts_with("HTTP/1.1 413"),
+        "an oversized body gets 413: {huge_body}"
+    );
+    // A client that vanishes mid-body.
+    {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly a little")
+            .unwrap();
+    }
+    // A client that stalls after half a request line does not block others.
+    let _stalled = {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(b"GET /str").unwrap();
+        stream
+    };
+    let fine = raw_exchange(
+        port,
+        b"GET /string HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        fine.starts_with("HTTP/1.1 200"),
+        "the server still serves others: {fine}"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let pipelined = raw_exchange(
+        port,
+        b"GET /string HTTP/1.1\r\nHost: x\r\n\r\nGET /no-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        pipelined.matches("HTTP/1.1 200").count(),
+        2,
+        "two pipelined requests get two responses: {pipelined}"
+    );
+    let first = pipelined.find("just a string").unwrap();
+    let second = pipelined.find("no status given").unwrap();
+    assert!(first < second, "pipelined responses keep their order");
+
+    let chunked = raw_exchange(
+        port,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    assert!(
+        chunked.contains("\"body\":\"hello world\""),
+        "a chunked body arrives whole: {chunked}"
+    );
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert!(
+        String::from_utf8_lossy(&interim).starts_with("HTTP/1.1 100 Continue"),
+        "Expect: 100-continue is answered"
+    );
+    stream.write_all(b"12345").unwrap();
+    let mut rest = String::new();
+    let _ = stream.read_to_string(&mut rest);
+    assert!(
+        rest.contains("\"body\":\"12345\""),
+        "the body after 100 Continue arrives: {rest}"
+    );
+
+    let gz = lunet_runtime::compression::compress(
+        lunet_runtime::compression::Codec::Gzip,
+        b"zipped body",
+        None,
+    )
+    .unwrap();
+    let rt = peer_runtime();
+    let decoded: serde_json::Value = rt.block_on(async {
+        client()
+            .post(format!("http://127.0.0.1:{port}/echo"))
+            .header("content-encoding", "gzip")
+            .body(gz)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        decoded["body"], "zipped body",
+        "a gzip request body is decoded for the handler"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn websocket_only_server_answers_426() {
+    let script = spawn_luau(
+        r#"
+local testkit = require("@lune/testkit")
+local handle = net.serve(0, { handleWebSocket = function(socket) socket:close() end })
+testkit.ready(handle.port)
+testkit.finished()
+handle.stop()
+"#,
+        &[],
+    );
+    let port: u16 = script.ready().parse().unwrap();
+    let answer = raw_exchange(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 426"),
+        "plain HTTP to a WebSocket-only server gets 426: {answer}"
+    );
+    let old_version = raw_exchange(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+    );
+    assert!(
+        old_version.starts_with("HTTP/1.1 426"),
+        "an unsupported WebSocket version gets 426: {old_version}"
+    );
+    assert!(
+        old_version
+            .to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "426 names the supported version"
+    );
+    assert_eq!(script.finish(), 0);
+}
