@@ -1,0 +1,209 @@
+//! WebSockets both ways: `net.socket` against a tokio-tungstenite server, and
+//! `net.serve`'s `handleWebSocket` against a tokio-tungstenite client.
+
+mod common;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use common::{peer_runtime, peers, run_luau, spawn_luau};
+
+#[test]
+fn socket_client_messages_close_codes_and_errors() {
+    let ws = peers::websocket(None);
+    let http = peers::http(None);
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    run_luau(
+        r#"
+local url, httpUrl, closedPort = process.args[1], process.args[2], process.args[3]
+check(net.ws.connect == net.socket, "net.ws.connect is net.socket")
+local s = net.socket(url)
+eq(s.closeCode, nil, "closeCode is nil while open")
+s:send("text message")
+eq(s:next(), "text message", "a text message round trips")
+s:send(buffer.fromstring("\0\1\2\255"), true)
+eq(s:next(), "\0\1\2\255", "a binary message comes back as a string")
+s:send("string sent as binary", true)
+eq(s:next(), "string sent as binary", "asBinary sends a string as a binary frame")
+s:send("big:16777216")
+local big = s:next()
+eq(#big, 16777216, "a 16 MiB message arrives whole")
+eq(string.byte(big, 252), 0, "a 16 MiB message keeps its content")
+local huge = string.rep("abcdefgh", 2 * 1024 * 1024)
+s:send(huge)
+eq(s:next(), huge, "a 16 MiB message can be sent")
+s:send("flood:1000")
+for i = 1, 1000 do
+    eq(s:next(), tostring(i), "message " .. i .. " of 1000 arrives in order")
+end
+local got
+task.spawn(function() got = s:next() end)
+s:send("sent while another thread waits in next()")
+task.wait(0.2)
+eq(got, "sent while another thread waits in next()", "one thread may send while another waits in next()")
+s:send("ping")
+eq(s:next(), "pong-received", "pings are answered")
+s:close(4001)
+eq(s.closeCode, 4001, "a local close sets closeCode at once")
+errors(function() s:send("x") end, "closed", "send after close errors")
+eq(s:next(), nil, "next after close returns nil")
+errors(function() s:close() end, "closed", "closing twice is an error")
+
+local peerClose = net.socket(url)
+peerClose:send("close:4002")
+eq(peerClose:next(), nil, "next returns nil once the peer closes")
+eq(peerClose.closeCode, 4002, "closeCode is the peer's code")
+errors(function() peerClose:send("x") end, "closed", "send after a peer close errors")
+
+local noCode = net.socket(url)
+noCode:send("close-none")
+eq(noCode:next(), nil, "a close without code ends next()")
+eq(noCode.closeCode, 1005, "a close frame without code gives 1005")
+
+local dropped = net.socket(url)
+dropped:send("drop")
+eq(dropped:next(), nil, "a dropped connection ends next()")
+eq(dropped.closeCode, 1006, "a connection lost without a close frame gives 1006")
+
+local v = net.socket(url)
+errors(function() v:close(999) end, "1000 to 4999", "a close code below 1000 is rejected")
+errors(function() v:close(5000) end, "1000 to 4999", "a close code above 4999 is rejected")
+errors(function() v:close("x") end, "expected number", "a close code must be a number")
+errors(function() v:send(42) end, "expected string or buffer, got number", "send rejects a number")
+errors(function() v.send("no self") end, "must be called on a WebSocket", "a method without self is a clear error")
+v:close()
+eq(v.closeCode, 1000, "close() defaults to 1000")
+
+errors(function() net.socket("ws://127.0.0.1:" .. closedPort) end, "Connection refused", "a refused connection says so")
+errors(function() net.socket(httpUrl .. "/echo") end, "net.socket failed", "a server that does not upgrade is an error")
+errors(function() net.socket("http://127.0.0.1/") end, "unsupported scheme 'http'", "only ws and wss are accepted")
+errors(function() net.socket(5) end, "expected string, got number", "the url must be a string")
+"#,
+        &[format!("ws://{}", ws.addr), http.http_url().replace("http://", "ws://"), closed_port.to_string()],
+    );
+}
+
+const WS_SERVER: &str = r#"
+local testkit = require("@lune/testkit")
+local handle = net.serve(0, {
+    handleRequest = function() return "plain http too" end,
+    handleWebSocket = function(socket)
+        while true do
+            local message = socket:next()
+            if message == nil then break end
+            if message == "close-me" then
+                socket:close(4100)
+                local ok, err = pcall(socket.send, socket, "too late")
+                testkit.ready("after close: " .. tostring(socket.closeCode) .. " " .. tostring(err))
+            else
+                socket:send(message, string.byte(message, 1) == 0)
+            end
+        end
+        testkit.ready("closeCode " .. tostring(socket.closeCode))
+    end,
+})
+testkit.ready(handle.port)
+testkit.finished()
+handle.stop()
+"#;
+
+#[test]
+fn serve_websocket_echo_and_close_codes() {
+    let script = spawn_luau(WS_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let url = format!("ws://127.0.0.1:{port}");
+    let rt = peer_runtime();
+    let config = Some(lunet_net::ws::config());
+    let connect = || {
+        rt.block_on(tokio_tungstenite::connect_async_with_config(url.as_str(), config, true))
+            .expect("the WebSocket handshake succeeds")
+            .0
+    };
+
+    let mut ws = connect();
+    rt.block_on(async {
+        ws.send(Message::text("hello")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"), "text echo");
+        let binary = vec![0u8, 1, 2, 255];
+        ws.send(Message::binary(binary.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(binary), "binary echo as binary");
+        let large = "L".repeat(16 * 1024 * 1024);
+        ws.send(Message::text(large.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), large, "16 MiB echo");
+        ws.close(None).await.unwrap();
+        // Drain until the server's close reply ends the stream.
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    assert_eq!(script.ready(), "closeCode 1005", "a client close without code gives the server 1005");
+
+    let mut ws = connect();
+    rt.block_on(async {
+        ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await.unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    assert_eq!(script.ready(), "closeCode 1000", "the client's 1000 reaches the server");
+
+    let mut ws = connect();
+    rt.block_on(async {
+        ws.close(Some(CloseFrame { code: CloseCode::from(4321), reason: "custom".into() })).await.unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    assert_eq!(script.ready(), "closeCode 4321", "a custom close code reaches the server");
+
+    let ws = connect();
+    drop(ws);
+    assert_eq!(script.ready(), "closeCode 1006", "a vanished client gives 1006");
+
+    let mut ws = connect();
+    let close = rt.block_on(async {
+        ws.send(Message::text("close-me")).await.unwrap();
+        let mut close = None;
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                close = frame.map(|f| u16::from(f.code));
+            }
+        }
+        close
+    });
+    assert_eq!(close, Some(4100), "the server's close code reaches the client");
+    let after = script.ready();
+    assert!(after.starts_with("after close: 4100 "), "{after}");
+    assert!(after.contains("closed"), "send after close errors with 'closed': {after}");
+    assert_eq!(script.ready(), "closeCode 4100", "next() returns nil after a local close");
+
+    let plain = rt.block_on(async {
+        lunet_net::tls::install_crypto_provider();
+        reqwest::get(format!("http://127.0.0.1:{port}/")).await.unwrap().text().await.unwrap()
+    });
+    assert_eq!(plain, "plain http too", "plain requests go to handleRequest");
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn lunet_client_to_lunet_server() {
+    run_luau(
+        r#"
+local received = {}
+local handle = net.serve(0, {
+    handleWebSocket = function(socket)
+        for message in function() return socket:next() end do
+            table.insert(received, message)
+            socket:send("echo " .. message)
+        end
+    end,
+})
+local client = net.socket("ws://127.0.0.1:" .. handle.port)
+for i = 1, 50 do
+    client:send("m" .. i)
+    eq(client:next(), "echo m" .. i, "round trip " .. i)
+end
+client:close()
+task.wait(0.1)
+eq(#received, 50, "the server saw every message")
+handle.stop()
+"#,
+        &[],
+    );
+}
