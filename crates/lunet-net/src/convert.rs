@@ -17,7 +17,7 @@ pub fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
         Value::Buffer(b) => Ok(Bytes::from(b.to_vec())),
         other => Err(Error::runtime(format!(
             "Invalid {field} - expected string or buffer, got {}",
-            lunet_runtime::type_name(&other)
+            lunet_runtime::type_name(other)
         ))),
     }
 }
@@ -50,7 +50,7 @@ pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8
             }
             Ok(out)
         }
-        other => Err(wrong(lunet_runtime::type_name(&other))),
+        other => Err(wrong(lunet_runtime::type_name(other))),
     }
 }
 
@@ -96,7 +96,7 @@ pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid {field} - expected table, got {}",
-                lunet_runtime::type_name(&other)
+                lunet_runtime::type_name(other)
             )));
         }
     }

@@ -10,7 +10,7 @@
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
 //! - [`tcp`]: `net.tcp.connect`, plain and TLS streams;
 //! - [`tls`]: the one trust store and the TLS client configurations;
-//! - [`url`]: `urlEncode`/`urlDecode`.
+//! - [`url`]: the `urlEncode` and `urlDecode` functions.
 //!
 //! I/O functions yield only their calling Luau thread, through the runtime's
 //! [`lunet_runtime::create_async_function`]; this crate never touches the scheduler's

@@ -78,7 +78,11 @@ eq(stream:read(), nil, "read keeps returning nil at end of stream")
 
 #[test]
 fn tcp_bad_arguments_and_refused() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     run_luau(
         r#"
 errors(function() net.tcp.connect("127.0.0.1", tonumber(process.args[1])) end, "Connection refused", "a refused connection says so")

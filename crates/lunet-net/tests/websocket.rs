@@ -14,7 +14,11 @@ use common::{peer_runtime, peers, run_luau, spawn_luau};
 fn socket_client_messages_close_codes_and_errors() {
     let ws = peers::websocket(None);
     let http = peers::http(None);
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     run_luau(
         r#"
 local url, httpUrl, closedPort = process.args[1], process.args[2], process.args[3]
@@ -81,7 +85,11 @@ errors(function() net.socket(httpUrl .. "/echo") end, "net.socket failed", "a se
 errors(function() net.socket("http://127.0.0.1/") end, "unsupported scheme 'http'", "only ws and wss are accepted")
 errors(function() net.socket(5) end, "expected string, got number", "the url must be a string")
 "#,
-        &[format!("ws://{}", ws.addr), http.http_url().replace("http://", "ws://"), closed_port.to_string()],
+        &[
+            format!("ws://{}", ws.addr),
+            http.http_url().replace("http://", "ws://"),
+            closed_port.to_string(),
+        ],
     );
 }
 
@@ -117,44 +125,92 @@ fn serve_websocket_echo_and_close_codes() {
     let rt = peer_runtime();
     let config = Some(lunet_net::ws::config());
     let connect = || {
-        rt.block_on(tokio_tungstenite::connect_async_with_config(url.as_str(), config, true))
-            .expect("the WebSocket handshake succeeds")
-            .0
+        rt.block_on(tokio_tungstenite::connect_async_with_config(
+            url.as_str(),
+            config,
+            true,
+        ))
+        .expect("the WebSocket handshake succeeds")
+        .0
     };
 
     let mut ws = connect();
     rt.block_on(async {
         ws.send(Message::text("hello")).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"), "text echo");
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("hello"),
+            "text echo"
+        );
         let binary = vec![0u8, 1, 2, 255];
         ws.send(Message::binary(binary.clone())).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(binary), "binary echo as binary");
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(binary),
+            "binary echo as binary"
+        );
         let large = "L".repeat(16 * 1024 * 1024);
         ws.send(Message::text(large.clone())).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), large, "16 MiB echo");
+        assert_eq!(
+            ws.next()
+                .await
+                .unwrap()
+                .unwrap()
+                .into_text()
+                .unwrap()
+                .as_str(),
+            large,
+            "16 MiB echo"
+        );
         ws.close(None).await.unwrap();
         // Drain until the server's close reply ends the stream.
         while let Some(Ok(_)) = ws.next().await {}
     });
-    assert_eq!(script.ready(), "closeCode 1005", "a client close without code gives the server 1005");
+    assert_eq!(
+        script.ready(),
+        "closeCode 1005",
+        "a client close without code gives the server 1005"
+    );
 
     let mut ws = connect();
     rt.block_on(async {
-        ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await.unwrap();
+        ws.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .await
+        .unwrap();
         while let Some(Ok(_)) = ws.next().await {}
     });
-    assert_eq!(script.ready(), "closeCode 1000", "the client's 1000 reaches the server");
+    assert_eq!(
+        script.ready(),
+        "closeCode 1000",
+        "the client's 1000 reaches the server"
+    );
 
     let mut ws = connect();
     rt.block_on(async {
-        ws.close(Some(CloseFrame { code: CloseCode::from(4321), reason: "custom".into() })).await.unwrap();
+        ws.close(Some(CloseFrame {
+            code: CloseCode::from(4321),
+            reason: "custom".into(),
+        }))
+        .await
+        .unwrap();
         while let Some(Ok(_)) = ws.next().await {}
     });
-    assert_eq!(script.ready(), "closeCode 4321", "a custom close code reaches the server");
+    assert_eq!(
+        script.ready(),
+        "closeCode 4321",
+        "a custom close code reaches the server"
+    );
 
     let ws = connect();
     drop(ws);
-    assert_eq!(script.ready(), "closeCode 1006", "a vanished client gives 1006");
+    assert_eq!(
+        script.ready(),
+        "closeCode 1006",
+        "a vanished client gives 1006"
+    );
 
     let mut ws = connect();
     let close = rt.block_on(async {
@@ -167,17 +223,36 @@ fn serve_websocket_echo_and_close_codes() {
         }
         close
     });
-    assert_eq!(close, Some(4100), "the server's close code reaches the client");
+    assert_eq!(
+        close,
+        Some(4100),
+        "the server's close code reaches the client"
+    );
     let after = script.ready();
     assert!(after.starts_with("after close: 4100 "), "{after}");
-    assert!(after.contains("closed"), "send after close errors with 'closed': {after}");
-    assert_eq!(script.ready(), "closeCode 4100", "next() returns nil after a local close");
+    assert!(
+        after.contains("closed"),
+        "send after close errors with 'closed': {after}"
+    );
+    assert_eq!(
+        script.ready(),
+        "closeCode 4100",
+        "next() returns nil after a local close"
+    );
 
     let plain = rt.block_on(async {
         lunet_net::tls::install_crypto_provider();
-        reqwest::get(format!("http://127.0.0.1:{port}/")).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     });
-    assert_eq!(plain, "plain http too", "plain requests go to handleRequest");
+    assert_eq!(
+        plain, "plain http too",
+        "plain requests go to handleRequest"
+    );
     assert_eq!(script.finish(), 0);
 }
 

@@ -24,7 +24,7 @@ pub struct RequestParams {
 fn invalid(field: &str, expected: &str, got: &Value) -> Error {
     Error::runtime(format!(
         "Invalid {field} - expected {expected}, got {}",
-        lunet_runtime::type_name(&got)
+        lunet_runtime::type_name(got)
     ))
 }
 

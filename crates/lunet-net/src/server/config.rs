@@ -49,7 +49,7 @@ fn parse_port(value: &Value) -> Result<u16> {
             match value {
                 Value::Integer(i) => i.to_string(),
                 Value::Number(n) => n.to_string(),
-                other => lunet_runtime::type_name(&other).to_string(),
+                other => lunet_runtime::type_name(other).to_string(),
             }
         ))),
     }

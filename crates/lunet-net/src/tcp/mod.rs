@@ -124,7 +124,7 @@ fn parse_port(value: Value) -> Result<u16> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid port - expected number, got {}",
-                lunet_runtime::type_name(&other)
+                lunet_runtime::type_name(other)
             )));
         }
     };

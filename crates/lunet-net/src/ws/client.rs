@@ -16,7 +16,7 @@ fn parse_url(value: &Value) -> Result<url::Url> {
         other => {
             return Err(Error::runtime(format!(
                 "Invalid url - expected string, got {}",
-                lunet_runtime::type_name(&other)
+                lunet_runtime::type_name(other)
             )));
         }
     };

@@ -249,7 +249,7 @@ fn methods(lua: &Lua) -> Result<Table> {
                     (other, _) => {
                         return Err(Error::runtime(format!(
                             "Invalid message - expected string or buffer, got {}",
-                            lunet_runtime::type_name(&other)
+                            lunet_runtime::type_name(other)
                         )));
                     }
                 };

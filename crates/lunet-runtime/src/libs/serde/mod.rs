@@ -20,7 +20,7 @@ fn string_arg(value: &Value, what: &str) -> Result<String> {
         Value::String(s) => Ok(s.to_string_lossy()),
         other => Err(Error::runtime(format!(
             "{what} - expected string, got {}",
-            crate::type_name(&other)
+            crate::type_name(other)
         ))),
     }
 }

@@ -158,7 +158,7 @@ impl Formatter<'_> {
             },
             Value::Error(e) => self.out.push_str(&crate::report::error_message(e)),
             other => {
-                let text = format!("<{}>", crate::type_name(&other));
+                let text = format!("<{}>", crate::type_name(other));
                 self.colored(DIM, &text)
             }
         }

@@ -53,7 +53,7 @@ pub fn bytes_arg(value: &Value, what: &str) -> Result<Vec<u8>> {
         Value::Buffer(b) => Ok(b.to_vec()),
         other => Err(Error::runtime(format!(
             "{what} - expected string or buffer, got {}",
-            crate::type_name(&other)
+            crate::type_name(other)
         ))),
     }
 }

@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Runs Lunet's benchmarks against its peers in one session and prints medians and ratios.
+
+Servers are pinned to CPU 0 and load generators / clients to CPU 1 (taskset). Every
+scenario runs each contender in turn, `--runs` times, alternating, and reports the
+median. Contenders that are not installed (lune, node's ws) are skipped with a note.
+Results also go to bench/results/<timestamp>.json.
+
+    python3 bench/run.py                 # everything (about 25 minutes)
+    python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
+                                         # request, ws-client, tcp
+    python3 bench/run.py --quick         # shorter runs, for a smoke test
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+SCRIPTS = BENCH / "scripts"
+NODE_DIR = BENCH / "node"
+RELEASE = ROOT / "target" / "release"
+LUNET = str(RELEASE / "lunet")
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def find_lune():
+    for candidate in [shutil.which("lune"), str(Path.home() / ".cargo" / "bin" / "lune")]:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+LUNE = find_lune()
+NODE = shutil.which("node")
+HAS_WS = (NODE_DIR / "node_modules" / "ws").exists()
+
+
+def pinned(cpu, cmd):
+    return ["taskset", "-c", cpu] + cmd
+
+
+def wait_port(port, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server process pinned to the server CPU, stopped on exit."""
+
+    def __init__(self, cmd, port, cwd=None):
+        self.proc = subprocess.Popen(
+            pinned(SERVER_CPU, cmd), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(port)
+        time.sleep(0.2)
+
+    def cpu_seconds(self):
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def rss_kb(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def run_client(cmd, cwd=None, timeout=300):
+    """Runs a pinned client; returns (last stdout line as float, peak RSS in KiB)."""
+    proc = subprocess.Popen(pinned(LOAD_CPU, cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{cmd} timed out")
+        time.sleep(0.02)
+    out = proc.stdout.read().strip().splitlines()
+    if status != 0 or not out:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr.read()[-500:]}")
+    return float(out[-1]), usage.ru_maxrss
+
+
+def wrk(url, seconds, connections=50, lua_script=None):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if lua_script:
+        cmd += ["-s", str(lua_script)]
+    out = subprocess.run(pinned(LOAD_CPU, cmd + [url]), capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale, total
+
+
+RESULTS = {}
+
+
+def record(group, scenario, contender, value, unit):
+    RESULTS.setdefault(group, {}).setdefault(scenario, {}).setdefault(contender, {"unit": unit, "values": []})
+    RESULTS[group][scenario][contender]["values"].append(value)
+
+
+def luau_contenders():
+    contenders = [("lunet", [LUNET, "run"])]
+    if LUNE:
+        contenders.append(("lune", [LUNE, "run"]))
+    return contenders
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def bench_startup(runs, quick):
+    if not shutil.which("hyperfine"):
+        print("  (hyperfine missing: skipping startup)")
+        return
+    commands = []
+    for name, cmd in luau_contenders():
+        commands.append((f"{name} empty", " ".join(cmd + [str(SCRIPTS / "empty.luau")])))
+        commands.append((f"{name} 10k tasks", " ".join(cmd + [str(SCRIPTS / "tasks.luau")])))
+    if NODE:
+        commands.append(("node -e ''", f"{NODE} -e ''"))
+    export = BENCH / "results" / "hyperfine.json"
+    export.parent.mkdir(exist_ok=True)
+    subprocess.run(
+        ["hyperfine", "-N", "--warmup", "3", "--runs", str(10 if quick else 30), "--export-json", str(export)]
+        + [c for _, c in commands],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    data = json.loads(export.read_text())["results"]
+    for (label, _), result in zip(commands, data):
+        scenario = "10k tasks" if "tasks" in label else "empty script"
+        record("startup", scenario, label.split(" ")[0], result["median"] * 1000, "ms")
+
+
+def bench_serve(runs, quick):
+    seconds = 3 if quick else 10
+    echo_lua = BENCH / "wrk_post_1k.lua"
+    scenarios = [
+        ("hello world", "serve_hello.luau", "hello", None),
+        ("table with headers", "serve_table.luau", "table", None),
+        ("1 KiB POST echo", "serve_echo.luau", "echo", echo_lua),
+    ]
+    for title, script, node_mode, wrk_script in scenarios:
+        for _ in range(runs):
+            contenders = [(n, c + [str(SCRIPTS / script)]) for n, c in luau_contenders()]
+            if NODE:
+                contenders.append(("node", [NODE, str(NODE_DIR / "http_server.js"), node_mode]))
+            if node_mode != "table":
+                contenders.append(("hyper (ceiling)", [str(RELEASE / "hyper-hello")]))
+            for name, cmd in contenders:
+                port = free_port()
+                with Server(cmd + [str(port)], port) as server:
+                    before = server.cpu_seconds()
+                    rps, p99, total = wrk(f"http://127.0.0.1:{port}/bench", seconds, lua_script=wrk_script)
+                    cpu_us = (server.cpu_seconds() - before) / max(total, 1) * 1e6
+                record("serve", title, name, rps, "req/s")
+                record("serve", title + " p99", name, p99, "ms")
+                record("serve", title + " server CPU/request", name, cpu_us, "us")
+
+
+def bench_memory(runs, quick):
+    contenders = [(n, c + [str(SCRIPTS / "serve_hello.luau")]) for n, c in luau_contenders()]
+    if NODE:
+        contenders.append(("node", [NODE, str(NODE_DIR / "http_server.js"), "hello"]))
+    for name, cmd in contenders:
+        port = free_port()
+        with Server(cmd + [str(port)], port) as server:
+            time.sleep(0.5)
+            record("memory", "idle RSS", name, server.rss_kb() / 1024, "MiB")
+            sockets = []
+            for _ in range(1000):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                sockets.append(s)
+            for s in sockets:
+                s.recv(4096)
+            time.sleep(0.5)
+            record("memory", "RSS with 1000 keep-alive connections", name, server.rss_kb() / 1024, "MiB")
+            for s in sockets:
+                s.close()
+
+
+def bench_ws_server(runs, quick):
+    seconds = "3" if quick else "5"
+    load = str(RELEASE / "ws-load")
+    for _ in range(runs):
+        contenders = [(n, c + [str(SCRIPTS / "ws_echo_server.luau")]) for n, c in luau_contenders()]
+        if NODE and HAS_WS:
+            contenders.append(("node ws", [NODE, str(NODE_DIR / "ws_server.js")]))
+        contenders.append(("tungstenite (ceiling)", [str(RELEASE / "ws-echo-server")]))
+        for name, cmd in contenders:
+            port = free_port()
+            with Server(cmd + [str(port)], port):
+                url = f"ws://127.0.0.1:{port}"
+                rate, _ = run_client([load, "rtt", url, seconds])
+                record("ws-server", "1 client round trips", name, rate, "rt/s")
+                rate, _ = run_client([load, "clients", url, "50", seconds])
+                record("ws-server", "50 clients", name, rate, "msg/s")
+
+
+def bench_request(runs, quick):
+    total = "500" if quick else "2000"
+    port = free_port()
+    with Server([str(RELEASE / "hyper-hello"), str(port)], port):
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(runs):
+            for concurrency, title in [("1", "sequential"), ("50", "50 concurrent")]:
+                contenders = [(n, c + [str(SCRIPTS / "request.luau"), url, total, concurrency]) for n, c in luau_contenders()]
+                if NODE:
+                    contenders.append(("node fetch", [NODE, str(NODE_DIR / "fetch.js"), url, total, concurrency]))
+                contenders.append(("reqwest (ceiling)", [str(RELEASE / "http-client"), url, total, concurrency]))
+                for name, cmd in contenders:
+                    rate, peak_kb = run_client(cmd)
+                    record("request", f"{total} GETs {title}", name, rate, "req/s")
+                    if concurrency == "50":
+                        record("request", "peak RSS (concurrent run)", name, peak_kb / 1024, "MiB")
+
+
+def bench_ws_client(runs, quick):
+    seconds = "3" if quick else "5"
+    messages = "20000" if quick else "100000"
+    port = free_port()
+    with Server([str(RELEASE / "ws-echo-server"), str(port)], port):
+        url = f"ws://127.0.0.1:{port}"
+        for _ in range(runs):
+            contenders = []
+            for name, cmd in luau_contenders():
+                contenders.append((name, cmd + [str(SCRIPTS / "ws_rtt.luau"), url, seconds], cmd + [str(SCRIPTS / "ws_oneway.luau"), url, messages]))
+            if NODE and HAS_WS:
+                js = str(NODE_DIR / "ws_client.js")
+                contenders.append(("node ws", [NODE, js, "rtt", url, seconds], [NODE, js, "oneway", url, messages]))
+            load = str(RELEASE / "ws-load")
+            contenders.append(("tungstenite (ceiling)", [load, "rtt", url, seconds], [load, "oneway", url, messages]))
+            for name, rtt_cmd, oneway_cmd in contenders:
+                rate, _ = run_client(rtt_cmd)
+                record("ws-client", "sequential round trips", name, rate, "rt/s")
+                rate, _ = run_client(oneway_cmd)
+                record("ws-client", f"{messages} pipelined 1 KiB messages", name, rate, "msg/s")
+
+
+def bench_tcp(runs, quick):
+    megabytes = "64" if quick else "256"
+    port = free_port()
+    with Server([str(RELEASE / "tcp-echo"), "server", str(port)], port):
+        for _ in range(runs):
+            contenders = [(n, c + [str(SCRIPTS / "tcp_throughput.luau"), str(port), megabytes]) for n, c in luau_contenders()]
+            if NODE:
+                contenders.append(("node net", [NODE, str(NODE_DIR / "tcp_client.js"), str(port), megabytes]))
+            contenders.append(("tokio (ceiling)", [str(RELEASE / "tcp-echo"), "client", str(port), megabytes]))
+            for name, cmd in contenders:
+                rate, _ = run_client(cmd)
+                record("tcp", "echo throughput, 64 KiB writes", name, rate, "MB/s")
+
+
+GROUPS = {
+    "startup": bench_startup,
+    "serve": bench_serve,
+    "memory": bench_memory,
+    "ws-server": bench_ws_server,
+    "request": bench_request,
+    "ws-client": bench_ws_client,
+    "tcp": bench_tcp,
+}
+
+
+def report():
+    lines = []
+    for group, scenarios in RESULTS.items():
+        lines.append(f"\n## {group}")
+        for scenario, contenders in scenarios.items():
+            medians = {n: statistics.median(c["values"]) for n, c in contenders.items()}
+            unit = next(iter(contenders.values()))["unit"]
+            base = medians.get("lunet")
+            lines.append(f"  {scenario} ({unit}, median of {len(next(iter(contenders.values()))['values'])})")
+            for name, value in medians.items():
+                ratio = f"  lunet/{name} = {base / value:.2f}x" if base and name != "lunet" and value else ""
+                lines.append(f"    {name:24s} {value:12.1f}{ratio}")
+    text = "\n".join(lines)
+    print(text)
+    out = BENCH / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"{stamp}.json").write_text(json.dumps(RESULTS, indent=2))
+    (out / f"{stamp}.txt").write_text(text + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=sorted(GROUPS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if not Path(LUNET).exists():
+        sys.exit("build first: cargo build --release --workspace")
+    print(f"lunet: {LUNET}\nlune: {LUNE or 'not installed (cargo install lune)'}\nnode: {NODE or 'missing'}"
+          f"{'' if HAS_WS else ' (ws not installed: npm install in bench/node)'}")
+    for name in args.only or list(GROUPS):
+        print(f"running {name} ...", flush=True)
+        GROUPS[name](1 if args.quick else args.runs, args.quick)
+    report()
+
+
+if __name__ == "__main__":
+    main()
