@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mlua::{MultiValue, Value};
+use mlua::{LuaString, MultiValue, Value};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -43,7 +43,7 @@ pub const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// state for a graceful stop.
 struct Peer {
     server: Rc<Server>,
-    ip: String,
+    ip: LuaString,
     port: u16,
     /// Requests being handled on this connection (more than one when pipelined).
     in_flight: Cell<usize>,
@@ -78,9 +78,15 @@ pub async fn serve(
 ) {
     let _keep_alive = server.scheduler.keep_alive();
     let _ = stream.set_nodelay(true);
+    let Ok(ip) = server
+        .lua
+        .create_string(remote.ip().to_canonical().to_string())
+    else {
+        return;
+    };
     let peer = Rc::new(Peer {
         server,
-        ip: remote.ip().to_canonical().to_string(),
+        ip,
         port: remote.port(),
         in_flight: Cell::new(0),
         stopping: Cell::new(false),

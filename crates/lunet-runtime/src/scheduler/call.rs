@@ -2,10 +2,13 @@
 //!
 //! [`Scheduler::call`] is what a host (such as `net.serve`) uses to run a script
 //! callback per event. The function runs at once in a fresh (pooled) thread through a
-//! small Luau trampoline that catches its error with a stack trace. If it finishes
-//! without yielding, the outcome is returned directly; if it yields, the thread is
-//! registered as *watched* and the trampoline reports the outcome through a channel
-//! when the thread finally ends, whoever resumes it.
+//! small Luau trampoline that catches its error with a stack trace (`xpcall`). If it
+//! finishes without yielding, the outcome is returned directly, with no bookkeeping
+//! at all (the common, fast case). If it yields, the thread is registered as
+//! *watched*: when the scheduler later resumes it and it finishes, its outcome goes
+//! through a channel to the caller. (A watched thread resumed by Luau code instead of
+//! the scheduler, which only a script that resumes its own handler thread could do,
+//! would never report.)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,33 +52,35 @@ fn outcome(mut values: MultiValue) -> Result<MultiValue> {
     }
 }
 
-pub(super) fn create_trampoline(lua: &Lua) -> Result<Function> {
-    let report = lua.create_function(|lua, values: MultiValue| {
-        let scheduler = Scheduler::of(lua);
-        let key = lua.current_thread().to_pointer() as usize;
-        let watcher = scheduler.watchers.map.borrow_mut().remove(&key);
-        match watcher {
-            Some((_thread, sender)) => {
-                let _ = sender.send(outcome(values));
-                Ok(MultiValue::new())
-            }
-            None => Ok(values),
+impl Watchers {
+    pub(super) fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
+
+    /// Delivers the outcome of a watched thread that has just finished.
+    pub(super) fn complete(&self, thread: &Thread, values: MultiValue) {
+        let key = thread.to_pointer() as usize;
+        let watcher = self.map.borrow_mut().remove(&key);
+        if let Some((_thread, sender)) = watcher {
+            let _ = sender.send(outcome(values));
         }
-    })?;
+    }
+}
+
+pub(super) fn create_trampoline(lua: &Lua) -> Result<Function> {
     lua.load(
         r#"
-        local report, xpcall, traceback, tostring = ...
+        local xpcall, traceback, tostring = ...
         local function handler(e)
             return traceback(tostring(e), 2)
         end
         return function(f, ...)
-            return report(xpcall(f, handler, ...))
+            return xpcall(f, handler, ...)
         end
         "#,
     )
     .set_name("=[lunet call]")
     .call((
-        report,
         lua.globals().get::<Function>("xpcall")?,
         lua.globals()
             .get::<mlua::Table>("debug")?

@@ -170,17 +170,22 @@ impl Scheduler {
             return;
         }
         let result = match resumption {
-            Resumption::Values(args) => thread.resume::<()>(args),
+            Resumption::Values(args) => thread.resume::<MultiValue>(args),
             Resumption::Error(error) => {
                 let message = lua.create_string(report::error_message(&error));
                 match message {
-                    Ok(message) => thread.resume_error::<()>(message),
+                    Ok(message) => thread.resume_error::<MultiValue>(message),
                     Err(e) => Err(e),
                 }
             }
         };
-        if let Err(error) = result {
-            self.report_uncaught(&error);
+        match result {
+            Ok(values) => {
+                if !self.watchers.is_empty() && thread.status() == ThreadStatus::Finished {
+                    self.watchers.complete(&thread, values);
+                }
+            }
+            Err(error) => self.report_uncaught(&error),
         }
     }
 
