@@ -3,7 +3,10 @@
 //! A background task reads the connection continuously, so pings are answered even
 //! while no thread waits in `next()`, and hands data messages to `next()` through a
 //! bounded channel (in order, with backpressure). Sending goes through the write half
-//! under its own lock, so one thread may wait in `next()` while another sends.
+//! under its own lock, so one thread may wait in `next()` while another sends. A sent
+//! message is queued in the write buffer and flushed by a task that runs as soon as
+//! the sending thread yields, so a burst of sends goes out in a few writes; that
+//! task keeps the process alive until the data is written.
 //!
 //! `closeCode` is nil while open; a local `close(code)` sets it at once; otherwise it
 //! becomes the peer's close code, 1005 when the peer's close frame had no code, or
@@ -18,6 +21,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use lunet_runtime::KeepAlive;
 use mlua::{
     AnyUserData, Error, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value,
 };
@@ -58,6 +62,8 @@ struct Inner {
     state: Rc<State>,
     /// True once `close()` was called here.
     closed_locally: Cell<bool>,
+    /// True while a flush of queued messages is scheduled.
+    flush_scheduled: Cell<bool>,
     reader: AbortHandle,
 }
 
@@ -123,6 +129,7 @@ impl WebSocket {
                 incoming: Mutex::new(receiver),
                 state,
                 closed_locally: Cell::new(false),
+                flush_scheduled: Cell::new(false),
                 reader: reader.abort_handle(),
             }),
         }
@@ -139,20 +146,40 @@ fn closed_error(action: &str, code: Option<u16>) -> Error {
 }
 
 impl Inner {
-    async fn send(&self, message: Message) -> Result<()> {
+    /// Queues `message` in the write buffer (writing only when the buffer is full) and
+    /// schedules a flush; `keep_alive` holds the process open until it is flushed.
+    async fn send(self: &Rc<Self>, message: Message, keep_alive: KeepAlive) -> Result<()> {
         if let Some(code) = self.state.close_code.get() {
             return Err(closed_error("send", Some(code)));
         }
-        let mut sink = self.sink.lock().await;
-        let Some(sink) = sink.as_mut() else {
-            return Err(closed_error("send", self.state.close_code.get()));
-        };
-        sink.send(message).await.map_err(|e| match e {
+        {
+            let mut sink = self.sink.lock().await;
+            let Some(sink) = sink.as_mut() else {
+                return Err(closed_error("send", self.state.close_code.get()));
+            };
+            sink.feed(message).await.map_err(|e| self.send_error(e))?;
+        }
+        if !self.flush_scheduled.replace(true) {
+            let inner = self.clone();
+            tokio::task::spawn_local(async move {
+                inner.flush_scheduled.set(false);
+                let mut sink = inner.sink.lock().await;
+                if let Some(sink) = sink.as_mut() {
+                    let _ = sink.flush().await;
+                }
+                drop(keep_alive);
+            });
+        }
+        Ok(())
+    }
+
+    fn send_error(&self, error: WsError) -> Error {
+        match error {
             WsError::ConnectionClosed | WsError::AlreadyClosed => {
                 closed_error("send", self.state.close_code.get())
             }
             other => Error::runtime(format!("WebSocket send failed: {other}")),
-        })
+        }
     }
 
     async fn next(&self) -> Option<Message> {
@@ -228,7 +255,8 @@ fn methods(lua: &Lua) -> Result<Table> {
     let send = lunet_runtime::create_async_function(
         lua,
         "WebSocket:send",
-        |_lua, (this, message, as_binary): (Value, Value, Option<bool>)| {
+        |lua, (this, message, as_binary): (Value, Value, Option<bool>)| {
+            let keep_alive = lunet_runtime::Scheduler::of(lua).keep_alive();
             let prepared = (|| {
                 let inner = self_arg(this, "send")?;
                 let message = match (&message, as_binary.unwrap_or(false)) {
@@ -257,7 +285,7 @@ fn methods(lua: &Lua) -> Result<Table> {
             })();
             async move {
                 let (inner, message) = prepared?;
-                inner.send(message).await
+                inner.send(message, keep_alive).await
             }
         },
     )?;

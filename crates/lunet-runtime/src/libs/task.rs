@@ -91,6 +91,8 @@ pub fn create(lua: &Lua) -> Result<Value> {
             async move {
                 let duration = duration?;
                 let start = Instant::now();
+                // task.wait always yields, even for a zero duration.
+                tokio::task::yield_now().await;
                 tokio::time::sleep(duration).await;
                 Ok(start.elapsed().as_secs_f64())
             }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use mlua::{Error, Function, Lua, MultiValue, Result, Table, Thread, Value};
+use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 use tokio::sync::Notify;
 
 use crate::runtime::Libraries;
@@ -54,7 +54,7 @@ impl Modules {
     fn resolve(&self, lua: &Lua, spec: String, source: Option<String>) -> Result<MultiValue> {
         if let Some(name) = spec.strip_prefix("@lune/") {
             return match self.libraries.get(lua, name)? {
-                Some(library) => ("loaded", library).into_lua_multi_helper(lua),
+                Some(library) => ("loaded", library).into_lua_multi(lua),
                 None => Err(Error::runtime(format!(
                     "no builtin library '@lune/{name}' (available: {})",
                     self.libraries
@@ -74,14 +74,14 @@ impl Modules {
         let key = cache_key(&file);
         let cached: Value = self.loaded.raw_get(key.as_str())?;
         if !cached.is_nil() {
-            return ("loaded", cached).into_lua_multi_helper(lua);
+            return ("loaded", cached).into_lua_multi(lua);
         }
         let current = lua.current_thread();
         if let Some(loading) = self.loading.borrow().get(&key) {
             if loading.thread.to_pointer() == current.to_pointer() {
                 return Err(Error::runtime(self.cycle_message(&key, requirer)));
             }
-            return ("wait", Value::Nil, key).into_lua_multi_helper(lua);
+            return ("wait", Value::Nil, key).into_lua_multi(lua);
         }
         let name = display_path(&file);
         let source_code = std::fs::read(&file)
@@ -100,7 +100,7 @@ impl Modules {
                 done: Rc::new(Notify::new()),
             },
         );
-        ("load", chunk, key).into_lua_multi_helper(lua)
+        ("load", chunk, key).into_lua_multi(lua)
     }
 
     /// "a.luau -> b.luau -> a.luau", following the loading modules' requirers.
@@ -144,17 +144,6 @@ impl Modules {
         };
         self.loaded.raw_set(key, value.clone())?;
         Ok(value)
-    }
-}
-
-/// Small helper so the resolve arms read uniformly.
-trait IntoMulti {
-    fn into_lua_multi_helper(self, lua: &Lua) -> Result<MultiValue>;
-}
-
-impl<T: mlua::IntoLuaMulti> IntoMulti for T {
-    fn into_lua_multi_helper(self, lua: &Lua) -> Result<MultiValue> {
-        self.into_lua_multi(lua)
     }
 }
 

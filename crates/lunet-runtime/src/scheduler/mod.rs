@@ -26,11 +26,14 @@
 
 mod call;
 mod park;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
@@ -249,10 +252,14 @@ impl Scheduler {
     }
 }
 
-/// Creates a Luau function named `name` that calls `f` and yields the calling thread
-/// until the future `f` returns resolves. The future's value is returned to the
-/// caller; its error is raised in the caller (as a string message, so `pcall` users
-/// can match on it). Other threads keep running meanwhile.
+/// Creates a Luau function named `name` that calls `f` and returns what the future
+/// `f` returns resolves to. The future is polled once at once: if it is already
+/// complete (a buffered WebSocket message, a write that fit in a buffer), its values
+/// are returned without yielding; otherwise the calling thread yields until the
+/// future resolves, and other threads keep running meanwhile. Its error is raised in
+/// the caller as a string message, so `pcall` users can match on it. A future that
+/// must always yield (such as `task.wait`) should start with
+/// `tokio::task::yield_now().await`.
 ///
 /// Calling the function where the thread cannot yield (inside a metamethod, say) is a
 /// Luau error naming `name`.
@@ -264,11 +271,21 @@ where
     Fut: Future<Output = Result<R>> + 'static,
 {
     let start = lua.create_function(move |lua, args: MultiValue| {
-        let started = A::from_lua_multi(args, lua).map(|args| {
-            let future = f(lua, args);
-            let scheduler = Scheduler::of(lua);
-            scheduler.park(lua, lua.current_thread(), future);
-            MultiValue::new()
+        let started = A::from_lua_multi(args, lua).and_then(|args| {
+            let mut future = Box::pin(f(lua, args));
+            let mut context = Context::from_waker(Waker::noop());
+            match future.as_mut().poll(&mut context) {
+                Poll::Ready(result) => {
+                    let mut values = result?.into_lua_multi(lua)?;
+                    values.push_front(Value::Boolean(false));
+                    Ok(values)
+                }
+                Poll::Pending => {
+                    let scheduler = Scheduler::of(lua);
+                    scheduler.park(lua, lua.current_thread(), future);
+                    Ok(MultiValue::from_vec(vec![Value::Boolean(true)]))
+                }
+            }
         });
         crate::function::flag_result(lua, started)
     })?;

@@ -1,0 +1,191 @@
+//! Unit tests for the scheduler's ordering and bookkeeping rules, driven from Rust.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mlua::{Function, Lua, MultiValue, Thread};
+
+use super::{CallOutcome, Scheduler, create_async_function};
+
+/// Runs `setup` inside a fresh VM and scheduler, then drives the scheduler to the end.
+fn run(setup: impl FnOnce(&Lua, &Rc<Scheduler>) + 'static) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let lua = Lua::new();
+        let scheduler = Scheduler::install(&lua).unwrap();
+        setup(&lua, &scheduler);
+        scheduler.clone().run(lua.clone()).await;
+        assert!(
+            !scheduler.has_failed(),
+            "no thread raised an uncaught error"
+        );
+    });
+}
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+/// A thread that records every value it is resumed with, forever.
+fn recorder(lua: &Lua, log: &Log) -> Thread {
+    let log = log.clone();
+    let record = lua
+        .create_function(move |_, value: String| {
+            log.borrow_mut().push(value);
+            Ok(())
+        })
+        .unwrap();
+    let body: Function = lua
+        .load("local record = ... while true do record(tostring(coroutine.yield())) end")
+        .into_function()
+        .unwrap();
+    let thread = lua.create_thread(body).unwrap();
+    thread.resume::<()>(record).unwrap();
+    thread
+}
+
+#[test]
+fn a_stale_completion_does_not_resume_a_thread_that_waits_on_something_else() {
+    let log: Log = Rc::default();
+    let seen = log.clone();
+    run(move |lua, scheduler| {
+        let thread = recorder(lua, &log);
+        scheduler.park(lua, thread.clone(), async {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            Ok("first wait")
+        });
+        scheduler.park(lua, thread, async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok("second wait")
+        });
+    });
+    assert_eq!(*seen.borrow(), vec!["second wait".to_string()]);
+}
+
+#[test]
+fn spawn_runs_at_once_and_defer_after_the_ready_work() {
+    let log: Log = Rc::default();
+    let seen = log.clone();
+    run(move |lua, scheduler| {
+        let deferred = recorder(lua, &log);
+        let spawned = recorder(lua, &log);
+        scheduler.defer(deferred, lua.pack_multi("deferred").unwrap());
+        scheduler.spawn(lua, spawned, "spawned").unwrap();
+        assert_eq!(
+            *log.borrow(),
+            vec!["spawned".to_string()],
+            "spawn ran before returning"
+        );
+    });
+    assert_eq!(
+        *seen.borrow(),
+        vec!["spawned".to_string(), "deferred".to_string()]
+    );
+}
+
+#[test]
+fn cancel_drops_the_wait_and_lets_the_run_end() {
+    let log: Log = Rc::default();
+    let seen = log.clone();
+    let start = Instant::now();
+    run(move |lua, scheduler| {
+        let thread = recorder(lua, &log);
+        scheduler.park(lua, thread.clone(), async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok("never")
+        });
+        scheduler.cancel(&thread).unwrap();
+    });
+    assert!(seen.borrow().is_empty());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "a cancelled wait does not keep the run alive"
+    );
+}
+
+#[test]
+fn keep_alive_holds_the_run_until_dropped() {
+    let start = Instant::now();
+    run(|_lua, scheduler| {
+        let guard = scheduler.keep_alive();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(guard);
+        });
+    });
+    assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn call_reports_immediate_and_yielding_outcomes() {
+    let results: Rc<RefCell<Vec<String>>> = Rc::default();
+    let seen = results.clone();
+    run(move |lua, scheduler| {
+        let sleep = create_async_function(lua, "sleep", |_lua, ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(())
+        })
+        .unwrap();
+        lua.globals().set("sleep", sleep).unwrap();
+        let double: Function = lua
+            .load("return function(x) return x * 2 end")
+            .eval()
+            .unwrap();
+        let slow: Function = lua
+            .load("return function(x) sleep(20) return x + 1 end")
+            .eval()
+            .unwrap();
+        let failing: Function = lua
+            .load("return function() error('boom') end")
+            .set_name("=failing")
+            .eval()
+            .unwrap();
+
+        match scheduler
+            .call(lua, double, lua.pack_multi(21).unwrap())
+            .unwrap()
+        {
+            CallOutcome::Done(Ok(values)) => results
+                .borrow_mut()
+                .push(format!("done {:?}", values.front())),
+            _ => panic!("a function that does not yield is done at once"),
+        }
+        match scheduler.call(lua, failing, MultiValue::new()).unwrap() {
+            CallOutcome::Done(Err(error)) => {
+                assert!(error.to_string().contains("boom"), "{error}");
+                assert!(
+                    error.to_string().contains("failing:1"),
+                    "the error carries its trace: {error}"
+                );
+            }
+            _ => panic!("an error without yielding is done at once"),
+        }
+        match scheduler
+            .call(lua, slow, lua.pack_multi(1).unwrap())
+            .unwrap()
+        {
+            CallOutcome::Pending(receiver) => {
+                let results = results.clone();
+                let guard = scheduler.keep_alive();
+                tokio::task::spawn_local(async move {
+                    let values = receiver.await.unwrap().unwrap();
+                    results
+                        .borrow_mut()
+                        .push(format!("later {:?}", values.front()));
+                    drop(guard);
+                });
+            }
+            CallOutcome::Done(_) => panic!("a function that yields is pending"),
+        }
+    });
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].contains("42"), "{seen:?}");
+    assert!(
+        seen[1].starts_with("later") && seen[1].contains('2'),
+        "{seen:?}"
+    );
+}
