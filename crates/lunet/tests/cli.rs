@@ -12,9 +12,9 @@ struct Output {
     stderr: String,
 }
 
-/// Runs `lunet` with `args` in `dir`, killing it after `limit`.
-fn lunet(dir: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lunet"))
+/// Starts `lunet` with `args` in `dir`, with piped output and no colour.
+fn start(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lunet"))
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
@@ -22,36 +22,44 @@ fn lunet(dir: &Path, args: &[&str], limit: Duration) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("lunet starts");
-    let start = Instant::now();
-    let status = loop {
+        .expect("lunet starts")
+}
+
+/// Waits for `child` to exit, killing it (and failing the test) after `limit`.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let started = Instant::now();
+    loop {
         if let Some(status) = child.try_wait().expect("wait on lunet") {
-            break status;
+            return status.code();
         }
-        if start.elapsed() > limit {
+        if started.elapsed() > limit {
             let _ = child.kill();
-            panic!("lunet {args:?} did not finish within {limit:?}");
+            panic!("lunet did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    }
+}
+
+/// Reads a pipe to the end on its own thread (so a chatty child never blocks).
+fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
+}
+
+/// Runs `lunet` with `args` in `dir`, killing it after `limit`.
+fn lunet(dir: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut child = start(dir, args);
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let code = wait_exit(&mut child, limit);
     Output {
-        code: status.code(),
-        stdout,
-        stderr,
+        code,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 
@@ -268,15 +276,7 @@ fn setup_writes_typedefs_and_luaurc_alias() {
 /// Starts `lunet run <script>` and returns the child with its first stdout line.
 fn spawn_server(dir: &Path, name: &str) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lunet"))
-        .args(["run", name])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lunet starts");
+    let mut child = start(dir, &["run", name]);
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -302,20 +302,6 @@ fn http_get(port: u16, path: &str) -> String {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response
-}
-
-fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            panic!("lunet did not exit in time");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -346,7 +332,7 @@ print(handle.port)"#,
     );
     let _ = http_get(port, "/exit");
     assert_eq!(
-        wait_exit(&mut child),
+        wait_exit(&mut child, LIMIT),
         Some(3),
         "process.exit in a handler exits with its code"
     );
@@ -398,4 +384,17 @@ process.exit(0)"#,
     let out = lunet(dir.path(), &["run", "dropped.luau"], LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.ends_with("still serving\n"), "{}", out.stdout);
+}
+
+#[test]
+fn self_contained_examples_run() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let out = lunet(&examples, &["run", "json_api_client.luau"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("title = \"Cool Pencil\""), "{}", out.stdout);
+    assert!(out.stdout.contains("missing item: 404 Not Found"), "{}", out.stdout);
+    let out = lunet(&examples, &["run", "tcp_client.luau"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("HTTP/1.1 200 OK"), "{}", out.stdout);
+    assert!(out.stdout.contains("hello from /raw-tcp"), "{}", out.stdout);
 }
