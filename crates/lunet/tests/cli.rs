@@ -391,8 +391,16 @@ fn self_contained_examples_run() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let out = lunet(&examples, &["run", "json_api_client.luau"], LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("title = \"Cool Pencil\""), "{}", out.stdout);
-    assert!(out.stdout.contains("missing item: 404 Not Found"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("title = \"Cool Pencil\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("missing item: 404 Not Found"),
+        "{}",
+        out.stdout
+    );
     let out = lunet(&examples, &["run", "tcp_client.luau"], LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("HTTP/1.1 200 OK"), "{}", out.stdout);
