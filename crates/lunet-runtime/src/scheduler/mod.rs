@@ -84,9 +84,13 @@ pub struct KeepAlive {
 
 impl Drop for KeepAlive {
     fn drop(&mut self) {
-        let n = self.scheduler.keep_alive.get();
-        self.scheduler.keep_alive.set(n.saturating_sub(1));
-        self.scheduler.wake.notify_one();
+        let n = self.scheduler.keep_alive.get().saturating_sub(1);
+        self.scheduler.keep_alive.set(n);
+        // Only the last guard can let the process end; waking the run loop for the
+        // others would only cost it a turn.
+        if n == 0 {
+            self.scheduler.wake.notify_one();
+        }
     }
 }
 
@@ -228,6 +232,18 @@ impl Scheduler {
                 break;
             }
             self.wake.notified().await;
+        }
+    }
+
+    /// Resumes `thread` from inside a tokio task (a parked future that just completed),
+    /// then runs whatever that queued (deferred threads included) before returning, so
+    /// a completion costs no extra trip through the run loop. Only when nothing is left
+    /// to wait for is the run loop woken, to end the process.
+    pub(crate) fn resume_from_task(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
+        self.resume(lua, thread, resumption);
+        self.run_queued(lua);
+        if self.parked.is_empty() && self.keep_alive.get() == 0 {
+            self.wake.notify_one();
         }
     }
 

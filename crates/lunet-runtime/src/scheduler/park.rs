@@ -67,8 +67,8 @@ impl ParkTable {
 }
 
 impl Scheduler {
-    /// Parks `thread` until `future` resolves, then schedules it to be resumed with the
-    /// future's values (or its error raised). The thread must yield (or be new) by the
+    /// Parks `thread` until `future` resolves, then resumes it with the future's values
+    /// (or its error raised), right there in the task that awaited the future. The thread must yield (or be new) by the
     /// time the future resolves; the scheduler skips it if it is not resumable then.
     /// While parked threads exist the process stays alive.
     pub fn park<R, Fut>(self: &Rc<Self>, lua: &Lua, thread: Thread, future: Fut) -> ParkId
@@ -87,7 +87,7 @@ impl Scheduler {
                 Err(error) => Resumption::Error(error),
             };
             if let Some(thread) = scheduler.parked.take(thread_key, id) {
-                scheduler.schedule(thread, resumption);
+                scheduler.resume_from_task(&lua, thread, resumption);
             }
         });
         let entry = Entry {

@@ -189,3 +189,69 @@ fn call_reports_immediate_and_yielding_outcomes() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_completion_resumes_its_thread_and_runs_what_it_deferred_before_the_next() {
+    let log: Log = Rc::default();
+    let seen = log.clone();
+    run(move |lua, scheduler| {
+        let event = Rc::new(tokio::sync::Notify::new());
+        let wait_event = {
+            let event = event.clone();
+            create_async_function(lua, "waitEvent", move |_lua, ()| {
+                let event = event.clone();
+                async move {
+                    event.notified().await;
+                    Ok(())
+                }
+            })
+            .unwrap()
+        };
+        let record = {
+            let log = log.clone();
+            lua.create_function(move |_, entry: String| {
+                log.borrow_mut().push(entry);
+                Ok(())
+            })
+            .unwrap()
+        };
+        let defer = lua
+            .create_function(|lua, f: Function| {
+                let thread = lua.create_thread(f)?;
+                Scheduler::of(lua).defer(thread, MultiValue::new());
+                Ok(())
+            })
+            .unwrap();
+        let body: Function = lua
+            .load(
+                r#"
+                local waitEvent, record, defer, name = ...
+                waitEvent()
+                defer(function() record(name .. " deferred") end)
+                record(name)
+                "#,
+            )
+            .into_function()
+            .unwrap();
+        for name in ["A", "B"] {
+            let thread = lua.create_thread(body.clone()).unwrap();
+            let args = (wait_event.clone(), record.clone(), defer.clone(), name);
+            scheduler.spawn(lua, thread, args).unwrap();
+        }
+        // Both waits end in the same turn of the event loop.
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            event.notify_waiters();
+        });
+    });
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            "A".to_string(),
+            "A deferred".to_string(),
+            "B".to_string(),
+            "B deferred".to_string()
+        ],
+        "each thread's deferred work runs right after it yields"
+    );
+}
