@@ -261,23 +261,25 @@ def bench_request(runs, quick):
 def bench_ws_client(runs, quick):
     seconds = "3" if quick else "5"
     messages = "20000" if quick else "100000"
-    port = free_port()
-    with Server([str(RELEASE / "ws-echo-server"), str(port)], port):
-        url = f"ws://127.0.0.1:{port}"
+    echo_port, sink_port = free_port(), free_port()
+    echo = Server([str(RELEASE / "ws-echo-server"), str(echo_port), "echo"], echo_port)
+    sink = Server([str(RELEASE / "ws-echo-server"), str(sink_port), "sink"], sink_port)
+    with echo, sink:
+        echo_url, sink_url = f"ws://127.0.0.1:{echo_port}", f"ws://127.0.0.1:{sink_port}"
         for _ in range(runs):
             contenders = []
             for name, cmd in luau_contenders():
-                contenders.append((name, cmd + [str(SCRIPTS / "ws_rtt.luau"), url, seconds], cmd + [str(SCRIPTS / "ws_oneway.luau"), url, messages]))
+                contenders.append((name, cmd + [str(SCRIPTS / "ws_rtt.luau"), echo_url, seconds], cmd + [str(SCRIPTS / "ws_oneway.luau"), sink_url, messages]))
             if NODE and HAS_WS:
                 js = str(NODE_DIR / "ws_client.js")
-                contenders.append(("node ws", [NODE, js, "rtt", url, seconds], [NODE, js, "oneway", url, messages]))
+                contenders.append(("node ws", [NODE, js, "rtt", echo_url, seconds], [NODE, js, "oneway", sink_url, messages]))
             load = str(RELEASE / "ws-load")
-            contenders.append(("tungstenite (ceiling)", [load, "rtt", url, seconds], [load, "oneway", url, messages]))
+            contenders.append(("tungstenite (ceiling)", [load, "rtt", echo_url, seconds], [load, "oneway", sink_url, messages]))
             for name, rtt_cmd, oneway_cmd in contenders:
                 rate, _ = run_client(rtt_cmd)
                 record("ws-client", "sequential round trips", name, rate, "rt/s")
                 rate, _ = run_client(oneway_cmd)
-                record("ws-client", f"{messages} pipelined 1 KiB messages", name, rate, "msg/s")
+                record("ws-client", f"{messages} pipelined 1 KiB messages, one way", name, rate, "msg/s")
 
 
 def bench_tcp(runs, quick):

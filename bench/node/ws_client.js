@@ -13,11 +13,14 @@ socket.on("open", () => {
     });
     socket.send("ping-payload-32-bytes-long-xxxxx");
   } else {
-    let received = 0;
+    // One-way: binary messages to a `sink` server, then a text one whose echo means
+    // the server has read them all.
     socket.on("message", () => {
-      if (++received === arg) { console.log((arg / ((performance.now() - start) / 1000)).toFixed(1)); socket.close(); }
+      console.log((arg / ((performance.now() - start) / 1000)).toFixed(1));
+      socket.close();
     });
     const payload = Buffer.alloc(1024, 120);
-    for (let i = 0; i < arg; i++) socket.send(payload);
+    for (let i = 0; i < arg; i++) socket.send(payload, { binary: true });
+    socket.send("done");
   }
 });

@@ -3,8 +3,9 @@
 //! Usage:
 //!   ws-load rtt <url> <seconds>            one client, sequential round trips; prints round trips/s
 //!   ws-load clients <url> <clients> <seconds>  many clients echoing 32-byte messages; prints messages/s
-//!   ws-load oneway <url> <messages>        pipelined 1 KiB messages to an echo server, reading
-//!                                          the echoes concurrently; prints messages/s
+//!   ws-load oneway <url> <messages>        pipelined 1 KiB binary messages to a `sink` server,
+//!                                          then a text message; timed until its echo arrives
+//!                                          (the server has read them all); prints messages/s
 
 use std::time::{Duration, Instant};
 
@@ -63,31 +64,19 @@ async fn oneway(url: String, messages: usize) -> f64 {
         .unwrap();
     let (mut sink, mut stream) = ws.split();
     let start = Instant::now();
-    let reader = tokio::spawn(async move {
-        let mut seen = 0;
-        while seen < messages {
-            stream.next().await.unwrap().unwrap();
-            seen += 1;
-        }
-    });
     let payload = vec![b'x'; 1024];
     for _ in 0..messages {
         sink.feed(Message::binary(payload.clone())).await.unwrap();
     }
-    sink.flush().await.unwrap();
-    reader.await.unwrap();
+    sink.send(Message::text("done")).await.unwrap();
+    stream.next().await.unwrap().unwrap();
     messages as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {
     let mode: String = lunet_bench::arg(1, String::from("rtt"));
     let url: String = lunet_bench::arg(2, String::from("ws://127.0.0.1:8081"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let rate = runtime.block_on(async move {
+    let rate = lunet_bench::current_thread().block_on(async move {
         match mode.as_str() {
             "rtt" => rtt(url, lunet_bench::arg(3, 5.0)).await,
             "clients" => clients(url, lunet_bench::arg(3, 50), lunet_bench::arg(4, 5.0)).await,
