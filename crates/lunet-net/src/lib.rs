@@ -9,6 +9,7 @@
 //!   request, with the WebSocket upgrade;
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
 //! - [`tcp`]: `net.tcp.connect`, plain and TLS streams;
+//! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream);
 //! - [`tls`]: the one trust store and the TLS client configurations;
 //! - [`url`]: the `urlEncode` and `urlDecode` functions.
 //!
@@ -18,6 +19,7 @@
 
 pub mod client;
 mod convert;
+mod object;
 pub mod server;
 pub mod tcp;
 pub mod tls;

@@ -14,7 +14,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use mlua::{
-    Error, Function, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value,
+    Error, Function, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
+    Value,
 };
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use crate::client::error_chain;
+use crate::object::{self, Object};
 
 /// How many bytes `read()` returns at most when no size is given.
 pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
@@ -193,12 +195,8 @@ fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
     }
 }
 
-struct Methods(Table);
-
-fn methods(lua: &Lua) -> Result<Table> {
-    if let Some(methods) = lua.app_data_ref::<Methods>() {
-        return Ok(methods.0.clone());
-    }
+/// The method functions, created once per VM and shared by every stream.
+fn build_methods(lua: &Lua) -> Result<Table> {
     let table = lua.create_table()?;
     let read = lunet_runtime::create_async_function(
         lua,
@@ -283,28 +281,36 @@ fn methods(lua: &Lua) -> Result<Table> {
     table.raw_set("read", read)?;
     table.raw_set("write", write)?;
     table.raw_set("close", close)?;
-    table.set_readonly(true);
-    lua.set_app_data(Methods(table.clone()));
     Ok(table)
 }
 
+impl Object for Stream {
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        build_methods(lua)
+    }
+
+    fn property(&self, lua: &Lua, key: &[u8]) -> Result<Value> {
+        let inner = &self.inner;
+        Ok(match key {
+            b"localIp" => {
+                Value::String(lua.create_string(inner.local.ip().to_canonical().to_string())?)
+            }
+            b"localPort" => Value::Integer(inner.local.port().into()),
+            b"remoteIp" => {
+                Value::String(lua.create_string(inner.remote.ip().to_canonical().to_string())?)
+            }
+            b"remotePort" => Value::Integer(inner.remote.port().into()),
+            _ => Value::Nil,
+        })
+    }
+}
+
 impl UserData for Stream {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        object::add_index(fields);
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(registry: &mut M) {
-        registry.add_meta_method(MetaMethod::Index, |lua, this, key: LuaString| {
-            let inner = &this.inner;
-            let key = key.as_bytes();
-            Ok(match &key[..] {
-                b"localIp" => {
-                    Value::String(lua.create_string(inner.local.ip().to_canonical().to_string())?)
-                }
-                b"localPort" => Value::Integer(inner.local.port().into()),
-                b"remoteIp" => {
-                    Value::String(lua.create_string(inner.remote.ip().to_canonical().to_string())?)
-                }
-                b"remotePort" => Value::Integer(inner.remote.port().into()),
-                other => methods(lua)?.raw_get::<Value>(lua.create_string(other)?)?,
-            })
-        });
         registry.add_meta_method(MetaMethod::ToString, |_, this, ()| {
             Ok(format!(
                 "TcpStream({} -> {})",
@@ -316,7 +322,7 @@ impl UserData for Stream {
 
 /// Builds the `net.tcp.connect` function.
 pub fn create_connect_function(lua: &Lua) -> Result<Function> {
-    methods(lua)?;
+    object::methods::<Stream>(lua)?;
     lunet_runtime::create_async_function(
         lua,
         "net.tcp.connect",

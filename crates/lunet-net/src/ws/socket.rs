@@ -1,12 +1,13 @@
 //! The `WebSocket` object scripts hold: `send`, `next`, `close`, `closeCode`.
 //!
-//! A background task reads the connection continuously, so pings are answered even
-//! while no thread waits in `next()`, and hands data messages to `next()` through a
-//! bounded channel (in order, with backpressure). Sending goes through the write half
-//! under its own lock, so one thread may wait in `next()` while another sends. A sent
-//! message is queued in the write buffer and flushed by a task that runs as soon as
-//! the sending thread yields, so a burst of sends goes out in a few writes; that
-//! task keeps the process alive until the data is written.
+//! Two background tasks serve each connection. The reader reads continuously, so
+//! pings are answered even while no thread waits in `next()`, and hands data messages
+//! to `next()` through a bounded channel (in order, with backpressure). The writer
+//! owns the write half: `send` and `close` queue messages to it (waiting only when
+//! the queue is full), and it writes whatever is queued by the time it runs, then
+//! flushes, so a burst of sends from a script goes out in a few writes and one thread
+//! may wait in `next()` while another sends. A queued message keeps the process alive
+//! until it is written.
 //!
 //! `closeCode` is nil while open; a local `close(code)` sets it at once; otherwise it
 //! becomes the peer's close code, 1005 when the peer's close frame had no code, or
@@ -15,15 +16,15 @@
 //! locally returns nil at once, and after a peer close returns what had already
 //! arrived, then nil.
 
-use std::cell::Cell;
-use std::pin::Pin;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use lunet_runtime::KeepAlive;
 use mlua::{
-    AnyUserData, Error, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataMethods, Value,
+    AnyUserData, Error, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
+    Value,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Mutex, Notify, mpsc};
@@ -33,18 +34,26 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::object::{self, Object};
+
 /// How many received messages wait for `next()` before the reader stops reading.
 const INCOMING_BUFFER: usize = 256;
+/// How many messages `send` queues for the writer before it waits for room.
+const OUTGOING_BUFFER: usize = 1024;
 /// How long `close()` waits for the peer to answer the close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
-type MessageSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
+/// A message for the writer, with the guard that keeps the process alive until it is
+/// written.
+type Outgoing = (Message, KeepAlive);
 
 struct State {
     close_code: Cell<Option<u16>>,
     /// Set when the read side has ended (closing handshake done or connection lost).
     reader_done: Cell<bool>,
     reader_finished: Notify,
+    /// The writer task, stopped (dropping the write half) when the read side ends.
+    writer: RefCell<Option<AbortHandle>>,
 }
 
 impl State {
@@ -56,14 +65,11 @@ impl State {
 }
 
 struct Inner {
-    /// The write half; taken (dropping the connection) once the read side has ended.
-    sink: Rc<Mutex<Option<MessageSink>>>,
+    outgoing: mpsc::Sender<Outgoing>,
     incoming: Mutex<mpsc::Receiver<Message>>,
     state: Rc<State>,
     /// True once `close()` was called here.
     closed_locally: Cell<bool>,
-    /// True while a flush of queued messages is scheduled.
-    flush_scheduled: Cell<bool>,
     reader: AbortHandle,
 }
 
@@ -82,7 +88,6 @@ async fn read_loop(
     mut stream: impl Stream<Item = std::result::Result<Message, WsError>> + Unpin,
     sender: mpsc::Sender<Message>,
     state: Rc<State>,
-    sink: Rc<Mutex<Option<MessageSink>>>,
 ) {
     while let Some(item) = stream.next().await {
         match item {
@@ -102,34 +107,58 @@ async fn read_loop(
     // Both halves gone: the connection closes (the server side closes first, as
     // RFC 6455 section 7.1.1 asks, and a client stops waiting for it).
     drop(stream);
-    sink.lock().await.take();
+    if let Some(writer) = state.writer.borrow_mut().take() {
+        writer.abort();
+    }
     state.reader_done.set(true);
     state.reader_finished.notify_waiters();
 }
 
+/// Writes queued messages: everything queued by the time it runs, then one flush.
+async fn write_loop(
+    mut sink: impl Sink<Message, Error = WsError> + Unpin,
+    mut outgoing: mpsc::Receiver<Outgoing>,
+) {
+    while let Some((message, keep_alive)) = outgoing.recv().await {
+        if sink.feed(message).await.is_err() {
+            break;
+        }
+        while let Ok((message, _)) = outgoing.try_recv() {
+            if sink.feed(message).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            break;
+        }
+        drop(keep_alive);
+    }
+}
+
 impl WebSocket {
-    /// Wraps an established WebSocket stream and starts its reader task.
+    /// Wraps an established WebSocket stream and starts its reader and writer tasks.
     pub fn new<S>(stream: WebSocketStream<S>) -> WebSocket
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let (sink, stream) = stream.split();
-        let (sender, receiver) = mpsc::channel(INCOMING_BUFFER);
+        let (incoming_sender, incoming) = mpsc::channel(INCOMING_BUFFER);
+        let (outgoing, outgoing_receiver) = mpsc::channel(OUTGOING_BUFFER);
         let state = Rc::new(State {
             close_code: Cell::new(None),
             reader_done: Cell::new(false),
             reader_finished: Notify::new(),
+            writer: RefCell::new(None),
         });
-        let sink: Rc<Mutex<Option<MessageSink>>> = Rc::new(Mutex::new(Some(Box::pin(sink))));
-        let reader =
-            tokio::task::spawn_local(read_loop(stream, sender, state.clone(), sink.clone()));
+        let writer = tokio::task::spawn_local(write_loop(sink, outgoing_receiver));
+        *state.writer.borrow_mut() = Some(writer.abort_handle());
+        let reader = tokio::task::spawn_local(read_loop(stream, incoming_sender, state.clone()));
         WebSocket {
             inner: Rc::new(Inner {
-                sink,
-                incoming: Mutex::new(receiver),
+                outgoing,
+                incoming: Mutex::new(incoming),
                 state,
                 closed_locally: Cell::new(false),
-                flush_scheduled: Cell::new(false),
                 reader: reader.abort_handle(),
             }),
         }
@@ -146,40 +175,20 @@ fn closed_error(action: &str, code: Option<u16>) -> Error {
 }
 
 impl Inner {
-    /// Queues `message` in the write buffer (writing only when the buffer is full) and
-    /// schedules a flush; `keep_alive` holds the process open until it is flushed.
-    async fn send(self: &Rc<Self>, message: Message, keep_alive: KeepAlive) -> Result<()> {
+    /// Queues `message` for the writer, waiting only while its queue is full;
+    /// `keep_alive` holds the process open until the message is written.
+    async fn send(&self, message: Message, keep_alive: KeepAlive) -> Result<()> {
         if let Some(code) = self.state.close_code.get() {
             return Err(closed_error("send", Some(code)));
         }
-        {
-            let mut sink = self.sink.lock().await;
-            let Some(sink) = sink.as_mut() else {
-                return Err(closed_error("send", self.state.close_code.get()));
-            };
-            sink.feed(message).await.map_err(|e| self.send_error(e))?;
-        }
-        if !self.flush_scheduled.replace(true) {
-            let inner = self.clone();
-            tokio::task::spawn_local(async move {
-                inner.flush_scheduled.set(false);
-                let mut sink = inner.sink.lock().await;
-                if let Some(sink) = sink.as_mut() {
-                    let _ = sink.flush().await;
-                }
-                drop(keep_alive);
-            });
-        }
-        Ok(())
-    }
-
-    fn send_error(&self, error: WsError) -> Error {
-        match error {
-            WsError::ConnectionClosed | WsError::AlreadyClosed => {
-                closed_error("send", self.state.close_code.get())
+        let queued = match self.outgoing.try_send((message, keep_alive)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.outgoing.send(item).await.map_err(|_| ())
             }
-            other => Error::runtime(format!("WebSocket send failed: {other}")),
-        }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        };
+        queued.map_err(|()| closed_error("send", self.state.close_code.get()))
     }
 
     async fn next(&self) -> Option<Message> {
@@ -190,7 +199,17 @@ impl Inner {
         incoming.recv().await
     }
 
-    async fn close(&self, code: u16) -> Result<()> {
+    /// Ends both tasks, which drops the connection (and any unwritten messages).
+    fn drop_connection(&self) {
+        self.reader.abort();
+        if let Some(writer) = self.state.writer.borrow_mut().take() {
+            writer.abort();
+        }
+        self.state.reader_done.set(true);
+        self.state.reader_finished.notify_waiters();
+    }
+
+    async fn close(&self, code: u16, keep_alive: KeepAlive) -> Result<()> {
         if self.closed_locally.get() || self.state.close_code.get().is_some() {
             return Err(closed_error("close", self.state.close_code.get()));
         }
@@ -200,17 +219,26 @@ impl Inner {
             code: CloseCode::from(code),
             reason: "".into(),
         };
-        {
-            let mut sink = self.sink.lock().await;
-            if let Some(sink) = sink.as_mut() {
-                let _ = sink.send(Message::Close(Some(frame))).await;
-            }
-        }
-        // Wait (bounded) for the peer's close reply so the handshake completes
-        // before the script moves on or exits.
+        // The writer sends the close frame after everything queued before it (a
+        // writer that is gone means the connection is already down); then wait for
+        // the peer's reply so the handshake completes before the script moves on or
+        // exits. Both are bounded: a peer that does not answer in time (or stopped
+        // reading) gets its connection dropped, as RFC 6455 section 7.1.1 allows.
         let finished = self.state.reader_finished.notified();
-        if !self.state.reader_done.get() {
-            let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, finished).await;
+        let handshake = async {
+            let _ = self
+                .outgoing
+                .send((Message::Close(Some(frame)), keep_alive))
+                .await;
+            if !self.state.reader_done.get() {
+                finished.await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .is_err()
+        {
+            self.drop_connection();
         }
         Ok(())
     }
@@ -245,12 +273,7 @@ fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
 }
 
 /// The method functions, created once per VM and shared by every socket.
-struct Methods(Table);
-
-fn methods(lua: &Lua) -> Result<Table> {
-    if let Some(methods) = lua.app_data_ref::<Methods>() {
-        return Ok(methods.0.clone());
-    }
+fn build_methods(lua: &Lua) -> Result<Table> {
     let table = lua.create_table()?;
     let send = lunet_runtime::create_async_function(
         lua,
@@ -302,7 +325,8 @@ fn methods(lua: &Lua) -> Result<Table> {
     let close = lunet_runtime::create_async_function(
         lua,
         "WebSocket:close",
-        |_lua, (this, code): (Value, Value)| {
+        |lua, (this, code): (Value, Value)| {
+            let keep_alive = lunet_runtime::Scheduler::of(lua).keep_alive();
             let prepared = (|| {
                 let inner = self_arg(this, "close")?;
                 let code = match code {
@@ -327,31 +351,35 @@ fn methods(lua: &Lua) -> Result<Table> {
             })();
             async move {
                 let (inner, code) = prepared?;
-                inner.close(code).await
+                inner.close(code, keep_alive).await
             }
         },
     )?;
     table.raw_set("send", send)?;
     table.raw_set("next", next)?;
     table.raw_set("close", close)?;
-    table.set_readonly(true);
-    lua.set_app_data(Methods(table.clone()));
     Ok(table)
 }
 
+impl Object for WebSocket {
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        build_methods(lua)
+    }
+
+    fn property(&self, _lua: &Lua, key: &[u8]) -> Result<Value> {
+        Ok(match (key, self.inner.state.close_code.get()) {
+            (b"closeCode", Some(code)) => Value::Integer(code.into()),
+            _ => Value::Nil,
+        })
+    }
+}
+
 impl UserData for WebSocket {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        object::add_index(fields);
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods_reg: &mut M) {
-        methods_reg.add_meta_method(MetaMethod::Index, |lua, this, key: LuaString| {
-            let key = key.as_bytes();
-            if &key[..] == b"closeCode" {
-                return Ok(match this.inner.state.close_code.get() {
-                    Some(code) => Value::Integer(code.into()),
-                    None => Value::Nil,
-                });
-            }
-            let table = methods(lua)?;
-            table.raw_get::<Value>(lua.create_string(&key[..])?)
-        });
         methods_reg.add_meta_method(MetaMethod::ToString, |_, this, ()| {
             Ok(match this.inner.state.close_code.get() {
                 Some(code) => format!("WebSocket(closed, {code})"),
@@ -364,5 +392,5 @@ impl UserData for WebSocket {
 /// Makes sure the shared method table exists (so the first `socket.send` lookup is
 /// not the one that builds it inside a metamethod).
 pub fn prepare(lua: &Lua) -> Result<()> {
-    methods(lua).map(|_| ())
+    object::methods::<WebSocket>(lua).map(|_| ())
 }
