@@ -21,8 +21,10 @@ fn main() {
                 let (stream, _) = listener.accept().await.unwrap();
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(async move {
-                    let (mut r, mut w) = stream.into_split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    // A large copy buffer, so the server is not what limits a client.
+                    let (r, mut w) = stream.into_split();
+                    let mut r = tokio::io::BufReader::with_capacity(256 * 1024, r);
+                    let _ = tokio::io::copy_buf(&mut r, &mut w).await;
                 });
             }
         }

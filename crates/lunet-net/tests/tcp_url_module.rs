@@ -28,6 +28,16 @@ while total < #payload do
     total += #chunk
 end
 eq(table.concat(got), payload, "1 MB written with one write comes back whole")
+local big = string.rep("abcdefghijklmnop", 65536)
+stream:write(big)
+got, total = {}, 0
+while total < #big do
+    local chunk = stream:read(1024 * 1024)
+    check(#chunk <= 1024 * 1024, "read(1 MiB) returns at most 1 MiB")
+    table.insert(got, chunk)
+    total += #chunk
+end
+eq(table.concat(got), big, "a 1 MiB string comes back whole through reads larger than the default")
 stream:write("abcdef")
 local first = stream:read(2)
 eq(first, "ab", "read(size) returns at most size bytes")

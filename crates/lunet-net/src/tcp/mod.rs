@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use bytes::{BufMut, BytesMut};
 use mlua::{
-    Error, Function, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
-    Value,
+    Error, Function, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataFields,
+    UserDataMethods, Value,
 };
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,8 +32,15 @@ pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
 type Reader = Pin<Box<dyn AsyncRead>>;
 type Writer = Pin<Box<dyn AsyncWrite>>;
 
+/// The read half with the buffer reads go through (kept between reads, so a read
+/// neither allocates nor zero-fills).
+struct ReadHalf {
+    reader: Reader,
+    buffer: BytesMut,
+}
+
 struct Inner {
-    reader: Mutex<Reader>,
+    reader: Mutex<ReadHalf>,
     writer: Mutex<Writer>,
     closed: Cell<bool>,
     local: SocketAddr,
@@ -171,7 +179,10 @@ async fn connect(host: String, port: u16, options: ConnectOptions) -> Result<Str
     };
     Ok(Stream {
         inner: Rc::new(Inner {
-            reader: Mutex::new(reader),
+            reader: Mutex::new(ReadHalf {
+                reader,
+                buffer: BytesMut::new(),
+            }),
             writer: Mutex::new(writer),
             closed: Cell::new(false),
             local,
@@ -193,6 +204,12 @@ fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
             .map_err(|_| wrong()),
         _ => Err(wrong()),
     }
+}
+
+/// What `write` sends: a Luau string as is, or a copy of a buffer.
+enum Data {
+    String(LuaString),
+    Bytes(Vec<u8>),
 }
 
 /// The method functions, created once per VM and shared by every stream.
@@ -227,14 +244,22 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 if inner.closed.get() {
                     return Ok(Value::Nil);
                 }
-                let mut buffer = vec![0u8; size];
-                let n = {
-                    let mut reader = inner.reader.lock().await;
-                    reader
-                        .read(&mut buffer)
-                        .await
-                        .map_err(|e| Error::runtime(format!("TcpStream:read failed: {e}")))?
+                let mut half = inner.reader.lock().await;
+                let ReadHalf { reader, buffer } = &mut *half;
+                buffer.clear();
+                // Reads up to the default size reuse the stream's buffer; a larger
+                // one gets its own, so one big read does not pin a big buffer.
+                let mut own = BytesMut::new();
+                let buffer = if size <= DEFAULT_READ_SIZE {
+                    buffer
+                } else {
+                    &mut own
                 };
+                buffer.reserve(size);
+                let n = reader
+                    .read_buf(&mut (&mut *buffer).limit(size))
+                    .await
+                    .map_err(|e| Error::runtime(format!("TcpStream:read failed: {e}")))?;
                 if n == 0 {
                     return Ok(Value::Nil);
                 }
@@ -246,18 +271,33 @@ fn build_methods(lua: &Lua) -> Result<Table> {
         lua,
         "TcpStream:write",
         |_lua, (this, data): (Value, Value)| {
-            let prepared = self_arg(this, "write")
-                .and_then(|inner| Ok((inner, crate::convert::body_bytes(&data, "data")?)));
+            let prepared = self_arg(this, "write").and_then(|inner| {
+                let data = match data {
+                    // Strings are immutable: write straight from Luau's copy (the
+                    // handle keeps it alive). A buffer may change while the write
+                    // waits, so it is copied now.
+                    Value::String(s) => Data::String(s),
+                    Value::Buffer(b) => Data::Bytes(b.to_vec()),
+                    other => {
+                        return Err(Error::runtime(format!(
+                            "Invalid data - expected string or buffer, got {}",
+                            lunet_runtime::type_name(&other)
+                        )));
+                    }
+                };
+                Ok((inner, data))
+            });
             async move {
                 let (inner, data) = prepared?;
                 if inner.closed.get() {
                     return Err(Error::runtime("cannot write: the TcpStream is closed"));
                 }
                 let mut writer = inner.writer.lock().await;
-                writer
-                    .write_all(&data)
-                    .await
-                    .map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))?;
+                let result = match &data {
+                    Data::String(s) => writer.write_all(&s.as_bytes()).await,
+                    Data::Bytes(b) => writer.write_all(b).await,
+                };
+                result.map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))?;
                 writer
                     .flush()
                     .await
