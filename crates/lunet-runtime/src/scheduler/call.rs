@@ -1,7 +1,7 @@
 //! Running a Luau function in a new thread and learning how it ended.
 //!
 //! [`Scheduler::call`] is what a host (such as `net.serve`) uses to run a script
-//! callback per event. The function runs at once in a fresh (pooled) thread through a
+//! callback per event. The function runs at once in a fresh thread through a
 //! small Luau trampoline that catches its error with a stack trace (`xpcall`). If it
 //! finishes without yielding, the outcome is returned directly, with no bookkeeping
 //! at all (the common, fast case). If it yields, the thread is registered as
