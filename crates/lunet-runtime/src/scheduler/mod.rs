@@ -2,9 +2,10 @@
 //!
 //! The scheduler owns every resumption of a Luau thread that waits on something: a
 //! thread that awaits a Rust future is *parked* under a park id the scheduler hands
-//! out, and when the future completes the scheduler resumes that thread, whoever
-//! resumed it before (a Luau `coroutine.resume` cannot strand it). It also owns the
-//! queues behind `task.spawn`/`task.defer`, and decides when the process has nothing
+//! out, and when the future completes the scheduler resumes that thread (in the task
+//! that awaited the future), whoever resumed it before (a Luau `coroutine.resume`
+//! cannot strand it). It also runs `task.spawn` at once, owns the queue behind
+//! `task.defer`, and decides when the process has nothing
 //! left to do. It does not own the Luau VM set-up, `require`, or any library; those
 //! use the public interface here:
 //!
@@ -54,9 +55,7 @@ pub enum Resumption {
 
 /// The scheduler state, one per Luau VM, stored in the VM's app data.
 pub struct Scheduler {
-    /// Threads to resume as soon as possible (completed futures, spawned work).
-    ready: RefCell<VecDeque<(Thread, Resumption)>>,
-    /// Threads deferred with `task.defer`: run after the current ready work.
+    /// Threads deferred with `task.defer`: run once the running thread yields.
     deferred: RefCell<VecDeque<(Thread, MultiValue)>>,
     /// Threads waiting on Rust futures, and threads waiting for a caller (see `call`).
     parked: park::ParkTable,
@@ -98,7 +97,6 @@ impl Scheduler {
     /// Installs a scheduler into `lua`. Called once by the runtime when it builds the VM.
     pub fn install(lua: &Lua) -> Result<Rc<Scheduler>> {
         let scheduler = Rc::new(Scheduler {
-            ready: RefCell::new(VecDeque::new()),
             deferred: RefCell::new(VecDeque::new()),
             parked: park::ParkTable::default(),
             watchers: call::Watchers::default(),
@@ -142,12 +140,6 @@ impl Scheduler {
     /// Queues `thread` to run after the currently running threads yield (`task.defer`).
     pub fn defer(&self, thread: Thread, args: MultiValue) {
         self.deferred.borrow_mut().push_back((thread, args));
-        self.wake.notify_one();
-    }
-
-    /// Queues `thread` to be resumed with `resumption` at the next turn of the loop.
-    pub fn schedule(&self, thread: Thread, resumption: Resumption) {
-        self.ready.borrow_mut().push_back((thread, resumption));
         self.wake.notify_one();
     }
 
@@ -197,13 +189,10 @@ impl Scheduler {
     }
 
     /// Stops `thread` from ever being resumed by the scheduler: drops its pending
-    /// future or timer, removes it from the queues, and closes it (`task.cancel`).
+    /// future or timer, removes it from the deferred queue, and closes it (`task.cancel`).
     pub fn cancel(&self, thread: &Thread) -> Result<()> {
         self.parked.unpark_thread(thread);
         let ptr = thread.to_pointer();
-        self.ready
-            .borrow_mut()
-            .retain(|(t, _)| t.to_pointer() != ptr);
         self.deferred
             .borrow_mut()
             .retain(|(t, _)| t.to_pointer() != ptr);
@@ -236,7 +225,7 @@ impl Scheduler {
     }
 
     /// Resumes `thread` from inside a tokio task (a parked future that just completed),
-    /// then runs whatever that queued (deferred threads included) before returning, so
+    /// then runs the threads it deferred before returning, so
     /// a completion costs no extra trip through the run loop. Only when nothing is left
     /// to wait for is the run loop woken, to end the process.
     pub(crate) fn resume_from_task(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
@@ -247,16 +236,10 @@ impl Scheduler {
         }
     }
 
-    /// Runs ready threads, then one batch of deferred threads, until both queues are empty.
+    /// Runs deferred threads, batch by batch (what a batch defers runs in the next
+    /// one), until none are left.
     fn run_queued(&self, lua: &Lua) {
         loop {
-            loop {
-                let next = self.ready.borrow_mut().pop_front();
-                let Some((thread, resumption)) = next else {
-                    break;
-                };
-                self.resume(lua, thread, resumption);
-            }
             let batch = std::mem::take(&mut *self.deferred.borrow_mut());
             if batch.is_empty() {
                 break;

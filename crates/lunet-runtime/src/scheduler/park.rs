@@ -68,8 +68,9 @@ impl ParkTable {
 
 impl Scheduler {
     /// Parks `thread` until `future` resolves, then resumes it with the future's values
-    /// (or its error raised), right there in the task that awaited the future. The thread must yield (or be new) by the
-    /// time the future resolves; the scheduler skips it if it is not resumable then.
+    /// (or its error raised), right there in the task that awaited the future. The
+    /// thread must yield (or be new) by the time the future resolves; the scheduler
+    /// skips it if it is not resumable then.
     /// While parked threads exist the process stays alive.
     pub fn park<R, Fut>(self: &Rc<Self>, lua: &Lua, thread: Thread, future: Fut) -> ParkId
     where
