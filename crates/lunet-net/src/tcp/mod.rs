@@ -209,7 +209,7 @@ fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
 /// What `write` sends: a Luau string as is, or a copy of a buffer.
 enum Data {
     String(LuaString),
-    Bytes(Vec<u8>),
+    Bytes(bytes::Bytes),
 }
 
 /// The method functions, created once per VM and shared by every stream.
@@ -274,16 +274,11 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             let prepared = self_arg(this, "write").and_then(|inner| {
                 let data = match data {
                     // Strings are immutable: write straight from Luau's copy (the
-                    // handle keeps it alive). A buffer may change while the write
-                    // waits, so it is copied now.
+                    // handle keeps it alive). Anything else is a buffer, which may
+                    // change while the write waits, so it is copied now (or the
+                    // wrong type, reported as such).
                     Value::String(s) => Data::String(s),
-                    Value::Buffer(b) => Data::Bytes(b.to_vec()),
-                    other => {
-                        return Err(Error::runtime(format!(
-                            "Invalid data - expected string or buffer, got {}",
-                            lunet_runtime::type_name(&other)
-                        )));
-                    }
+                    other => Data::Bytes(crate::convert::body_bytes(&other, "data")?),
                 };
                 Ok((inner, data))
             });
