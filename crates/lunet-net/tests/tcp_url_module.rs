@@ -44,6 +44,11 @@ eq(first, "ab", "read(size) returns at most size bytes")
 local rest = ""
 while #rest < 4 do rest ..= stream:read(10) end
 eq(rest, "cdef", "the rest follows")
+errors(function() stream:write(42) end, "Invalid data - expected string or buffer, got number", "write rejects a number")
+errors(function() stream:read(0) end, "expected a positive integer, got 0", "read rejects size 0")
+errors(function() stream:read("many") end, "expected a positive integer, got string", "read rejects a string size")
+errors(function() stream.write("no self") end, "must be called on a TcpStream", "a method without self is a clear error")
+eq(stream.noSuchField, nil, "an unknown field is nil")
 stream:close()
 errors(function() stream:write("x") end, "closed", "write after close errors")
 
