@@ -262,9 +262,8 @@ def bench_ws_client(runs, quick):
     seconds = "3" if quick else "5"
     messages = "20000" if quick else "100000"
     echo_port, sink_port = free_port(), free_port()
-    echo = Server([str(RELEASE / "ws-echo-server"), str(echo_port), "echo"], echo_port)
-    sink = Server([str(RELEASE / "ws-echo-server"), str(sink_port), "sink"], sink_port)
-    with echo, sink:
+    server = str(RELEASE / "ws-echo-server")
+    with Server([server, str(echo_port), "echo"], echo_port), Server([server, str(sink_port), "sink"], sink_port):
         echo_url, sink_url = f"ws://127.0.0.1:{echo_port}", f"ws://127.0.0.1:{sink_port}"
         for _ in range(runs):
             contenders = []
