@@ -283,32 +283,10 @@ handle.stop()
     );
 }
 
-/// A WebSocket server on its own runtime that hands each accepted connection to
-/// `session`, and the address it listens on.
-fn raw_server<F, Fut>(session: F) -> (std::net::SocketAddr, tokio::runtime::Runtime)
-where
-    F: Fn(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let rt = peer_runtime();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                tokio::spawn(session(ws));
-            }
-        }
-    });
-    (addr, rt)
-}
-
 #[test]
 fn messages_sent_right_before_the_script_ends_are_all_delivered() {
     let (counts, received) = std::sync::mpsc::channel();
-    let (addr, _rt) = raw_server(move |mut ws| {
+    let peer = peers::websocket_with(move |mut ws| {
         let counts = counts.clone();
         async move {
             let mut count = 0usize;
@@ -329,7 +307,7 @@ for i = 1, 5000 do
     s:send("message " .. i)
 end
 "#,
-        &[format!("ws://{addr}")],
+        &[format!("ws://{}", peer.addr)],
     );
     let count = received
         .recv_timeout(std::time::Duration::from_secs(10))
@@ -341,7 +319,7 @@ end
 fn close_gives_up_on_a_peer_that_stopped_reading() {
     // The peer completes the handshake and then never reads again, so the socket
     // buffers fill and the messages (and the close frame) can never all be written.
-    let (addr, _rt) = raw_server(|ws| async move {
+    let peer = peers::websocket_with(|ws| async move {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         drop(ws);
     });
@@ -360,7 +338,7 @@ check(took < 4, "close() returned after the handshake timeout, took " .. took ..
 eq(s.closeCode, 1000, "the local close code stands")
 errors(function() s:send("x") end, "closed", "send after close errors")
 "#,
-        &[format!("ws://{addr}")],
+        &[format!("ws://{}", peer.addr)],
     );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(8),

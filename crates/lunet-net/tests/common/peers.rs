@@ -284,6 +284,29 @@ pub fn raw_http(response: &'static [u8]) -> Peer {
     }
 }
 
+/// A plain WebSocket server that hands each accepted connection to `session`, for
+/// tests that need a peer behaving in one particular way.
+pub fn websocket_with<F, Fut>(session: F) -> Peer
+where
+    F: Fn(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                tokio::spawn(session(ws));
+            }
+        }
+    });
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
+}
+
 /// The WebSocket test server. It echoes messages (text as text, binary as binary)
 /// and obeys text commands: `close:<code>` closes with that code, `close-none` closes
 /// without a code, `drop` drops the connection without a close frame, `flood:<n>`
