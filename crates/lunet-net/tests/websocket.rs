@@ -328,14 +328,25 @@ fn close_gives_up_on_a_peer_that_stopped_reading() {
         r#"
 local s = net.socket(process.args[1])
 local chunk = string.rep("x", 1024 * 1024)
-for _ = 1, 64 do
-    s:send(chunk)
-end
+local sent, sendError = 0, nil
+task.spawn(function()
+    local ok, err = pcall(function()
+        for _ = 1, 64 do
+            s:send(chunk)
+            sent += 1
+        end
+    end)
+    sendError = if ok then "no error" else tostring(err)
+end)
+task.wait(0.5)
+check(sent < 64, "send waits once the queue is full and the peer does not read (sent " .. sent .. ")")
 local before = os.clock()
 s:close()
 local took = os.clock() - before
 check(took < 4, "close() returned after the handshake timeout, took " .. took .. " s")
 eq(s.closeCode, 1000, "the local close code stands")
+task.wait(0.1)
+check(sendError ~= nil and string.find(sendError, "closed") ~= nil, "a send waiting for room fails once the connection is dropped: " .. tostring(sendError))
 errors(function() s:send("x") end, "closed", "send after close errors")
 "#,
         &[format!("ws://{}", peer.addr)],
