@@ -217,11 +217,16 @@ impl Scheduler {
     pub async fn run(self: Rc<Self>, lua: Lua) {
         loop {
             self.run_queued(&lua);
-            if self.parked.is_empty() && self.keep_alive.get() == 0 {
+            if self.nothing_to_wait_for() {
                 break;
             }
             self.wake.notified().await;
         }
+    }
+
+    /// True when no thread waits on a future and no resource holds the process open.
+    fn nothing_to_wait_for(&self) -> bool {
+        self.parked.is_empty() && self.keep_alive.get() == 0
     }
 
     /// Resumes `thread` from inside a tokio task (a parked future that just completed),
@@ -231,7 +236,7 @@ impl Scheduler {
     pub(crate) fn resume_from_task(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
         self.resume(lua, thread, resumption);
         self.run_queued(lua);
-        if self.parked.is_empty() && self.keep_alive.get() == 0 {
+        if self.nothing_to_wait_for() {
             self.wake.notify_one();
         }
     }
