@@ -356,3 +356,33 @@ errors(function() s:send("x") end, "closed", "send after close errors")
         "the script ended once close() gave up; the unwritable messages did not keep it alive"
     );
 }
+
+#[test]
+fn the_first_close_code_wins_when_both_sides_close_at_once() {
+    // On "now", the peer sends its own close frame (4999) without waiting, so the two
+    // close frames cross: the script's 4001 is set first and must stay.
+    let peer = peers::websocket_with(|mut ws| async move {
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() {
+                let _ = ws
+                    .close(Some(CloseFrame {
+                        code: CloseCode::from(4999),
+                        reason: "".into(),
+                    }))
+                    .await;
+            }
+        }
+    });
+    run_luau(
+        r#"
+local s = net.socket(process.args[1])
+s:send("now")
+s:close(4001)
+eq(s.closeCode, 4001, "a local close code is not replaced by the peer's")
+task.wait(0.2)
+eq(s.closeCode, 4001, "nor later, once the connection has ended")
+eq(s:next(), nil, "next returns nil after the close")
+"#,
+        &[format!("ws://{}", peer.addr)],
+    );
+}
