@@ -83,7 +83,9 @@ impl Runtime {
     pub fn new(args: Vec<String>) -> Result<Runtime> {
         let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::new().thread_pool_size(256))?;
         lua.set_compiler(Compiler::new().set_optimization_level(1).set_debug_level(1));
-        lua.gc_set_mode(GcMode::Incremental(GcIncParams::default().goal(GC_GOAL_PERCENT)));
+        lua.gc_set_mode(GcMode::Incremental(
+            GcIncParams::default().goal(GC_GOAL_PERCENT),
+        ));
         let scheduler = Scheduler::install(&lua)?;
         let version = version_string(&lua);
         lua.globals().set("_VERSION", version)?;

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mlua::{LuaString, MultiValue, Value};
+use mlua::LuaString;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -208,7 +208,7 @@ async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
     {
         return upgrade::accept(server, ws_handler.clone(), request);
     }
-    let Some(handler) = server.handle_request.clone() else {
+    let Some(handler) = &server.handle_request else {
         let mut response = response::plain(
             StatusCode::UPGRADE_REQUIRED,
             "Upgrade Required: this server only accepts WebSocket connections\n",
@@ -223,18 +223,15 @@ async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
         Ok(read) => read,
         Err(response) => return response,
     };
-    let lua = &server.lua;
-    let table = match request::request_table(lua, &parts, &body, &peer.ip, peer.port) {
-        Ok(table) => table,
-        Err(error) => {
-            super::report_handler_error("handleRequest", &describe(&parts), &error);
-            return response::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
-        }
+    let args = request::HandlerArgs {
+        handler,
+        parts: &parts,
+        body: &body,
+        ip: &peer.ip,
+        port: peer.port,
     };
-    drop(body);
-    let args = MultiValue::from_vec(vec![Value::Table(table)]);
     let result = server
-        .run_handler(handler, args)
+        .run_handler(&server.request_builder, args)
         .await
         .and_then(response::from_handler);
     match result {

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Error, Function, Lua, MultiValue, Result, Table, Value};
+use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Value};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -33,11 +33,14 @@ pub struct Server {
     pub scheduler: Rc<Scheduler>,
     pub handle_request: Option<Function>,
     pub handle_websocket: Option<Function>,
+    /// Builds each request table and calls `handle_request` with it (see [`request`]).
+    pub request_builder: Function,
 }
 
 impl Server {
-    /// Runs `handler(args...)` in a new Luau thread and waits for its outcome.
-    pub async fn run_handler(&self, handler: Function, args: MultiValue) -> Result<MultiValue> {
+    /// Runs `handler(args...)` in a new Luau thread and waits for its outcome: the
+    /// handler's first return value.
+    pub async fn run_handler(&self, handler: &Function, args: impl IntoLuaMulti) -> Result<Value> {
         match self.scheduler.call(&self.lua, handler, args)? {
             CallOutcome::Done(result) => result,
             CallOutcome::Pending(receiver) => receiver.await.unwrap_or_else(|_| {
@@ -142,6 +145,7 @@ pub fn create_serve_function(lua: &Lua) -> Result<Function> {
             scheduler: scheduler.clone(),
             handle_request: config.handle_request,
             handle_websocket: config.handle_websocket,
+            request_builder: request::create_request_builder(lua)?,
         });
         let (stop_sender, stop_receiver) = watch::channel(false);
         tokio::task::spawn_local(accept_loop(

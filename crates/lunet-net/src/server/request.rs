@@ -1,27 +1,147 @@
-//! The request table a `handleRequest` handler receives:
+//! The request a `handleRequest` handler receives:
 //! `{ method, path, query, headers, body, ip, port }`.
 //!
 //! `query` maps each key to a string, or an array when the key repeats; `headers` has
 //! lower-case names with repeated headers as arrays; `body` is a binary-safe string,
 //! already decoded when the request had a gzip/deflate/br/zstd `Content-Encoding`.
 //!
-//! This is the hottest path of `net.serve`, so the table is built with Luau's C API
-//! in one protected call: no registry reference is taken for any field, only for the
-//! finished table. Every push is paired with a set in the same block, and the stack
-//! is balanced before the call returns.
+//! This is the hottest path of `net.serve`. The request table itself is built by a
+//! small Luau function ([`REQUEST_BUILDER`]) that receives the handler and the
+//! fields as arguments and calls the handler with `{ method = method, ... }`: Luau
+//! builds a table with constant keys faster than any host API can. The fields go onto
+//! the handler thread's stack straight from Rust ([`HandlerArgs`]), with the `query`
+//! and `headers` tables built there by Luau's C API: no registry reference and no
+//! protected call per request. This module does not decide how the handler thread is
+//! run (that is the scheduler's `call`) nor read the body (that is `connection`).
 
 use std::ffi::c_char;
 
-use bytes::Bytes;
 use http::request::Parts;
-use mlua::{Lua, LuaString, Result, Table, ffi};
+use mlua::state::RawLua;
+use mlua::{Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi};
+
+/// Calls `handler(request)` with the request table built from the fields it is given.
+pub const REQUEST_BUILDER: &str = r#"
+return function(handler, method, path, query, headers, body, ip, port)
+	return handler({
+		method = method,
+		path = path,
+		query = query,
+		headers = headers,
+		body = body,
+		ip = ip,
+		port = port,
+	})
+end
+"#;
+
+/// Compiles [`REQUEST_BUILDER`].
+pub fn create_request_builder(lua: &Lua) -> Result<Function> {
+    lua.load(REQUEST_BUILDER).set_name("=[net.serve]").eval()
+}
+
+/// The arguments of [`REQUEST_BUILDER`] for one request.
+pub struct HandlerArgs<'a> {
+    pub handler: &'a Function,
+    pub parts: &'a Parts,
+    pub body: &'a [u8],
+    /// The connection's peer address, made into a Luau string once per connection.
+    pub ip: &'a LuaString,
+    pub port: u16,
+}
+
+impl HandlerArgs<'_> {
+    fn path(&self) -> &str {
+        match self.parts.uri.path() {
+            "" => "/",
+            path => path,
+        }
+    }
+
+    fn query_pairs(
+        &self,
+    ) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
+        let query = self.parts.uri.query().unwrap_or("");
+        url::form_urlencoded::parse(query.as_bytes())
+    }
+}
+
+/// Adds `value` under `key` in `table`, where a repeated key turns the entry into an
+/// array of every value, in order. The general (slow) path, for [`IntoLuaMulti::into_lua_multi`].
+fn append(lua: &Lua, table: &mlua::Table, key: &[u8], value: &[u8]) -> Result<()> {
+    let value = lua.create_string(value)?;
+    match table.raw_get::<Value>(lua.create_string(key)?)? {
+        Value::Nil => table.raw_set(lua.create_string(key)?, value),
+        Value::Table(list) => list.raw_push(value),
+        first => {
+            let list = lua.create_sequence_from([first, Value::String(value)])?;
+            table.raw_set(lua.create_string(key)?, list)
+        }
+    }
+}
+
+impl IntoLuaMulti for HandlerArgs<'_> {
+    fn into_lua_multi(self, lua: &Lua) -> Result<MultiValue> {
+        let query = lua.create_table()?;
+        for (key, value) in self.query_pairs() {
+            append(lua, &query, key.as_bytes(), value.as_bytes())?;
+        }
+        let headers = lua.create_table_with_capacity(0, self.parts.headers.keys_len())?;
+        for (name, value) in self.parts.headers.iter() {
+            append(lua, &headers, name.as_str().as_bytes(), value.as_bytes())?;
+        }
+        Ok(MultiValue::from_vec(vec![
+            Value::Function(self.handler.clone()),
+            self.parts.method.as_str().into_lua(lua)?,
+            self.path().into_lua(lua)?,
+            Value::Table(query),
+            Value::Table(headers),
+            Value::String(lua.create_string(self.body)?),
+            Value::String(self.ip.clone()),
+            Value::Integer(i64::from(self.port)),
+        ]))
+    }
+
+    /// The fast path mlua takes when it pushes arguments for a call or a resume.
+    ///
+    /// SAFETY (for the Luau C API calls): room for the eight values and the three
+    /// temporaries `append_entry` uses is made first, and every helper leaves the
+    /// stack as it found it plus the one value it pushes. None of these calls can
+    /// raise a Luau error here (which would unwind past Rust frames): the
+    /// VM has no memory limit (mlua aborts on allocation failure instead), strings are
+    /// far below Luau's size limit (requests are capped at 64 MiB), and no key is nil
+    /// or NaN. That is why no protected call is needed.
+    unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
+        let state = lua.state();
+        unsafe {
+            if ffi::lua_checkstack(state, 16) == 0 {
+                return Err(mlua::Error::StackError);
+            }
+            self.handler.push_into_stack(lua)?;
+            push_bytes(state, self.parts.method.as_str().as_bytes());
+            push_bytes(state, self.path().as_bytes());
+            ffi::lua_createtable(state, 0, 0);
+            for (key, value) in self.query_pairs() {
+                append_entry(state, key.as_bytes(), value.as_bytes());
+            }
+            ffi::lua_createtable(state, 0, self.parts.headers.keys_len() as i32);
+            for (name, value) in self.parts.headers.iter() {
+                append_entry(state, name.as_str().as_bytes(), value.as_bytes());
+            }
+            push_bytes(state, self.body);
+            self.ip.push_into_stack(lua)?;
+            ffi::lua_pushinteger_(state, i32::from(self.port));
+        }
+        Ok(8)
+    }
+}
 
 unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
     unsafe { ffi::lua_pushlstring_(state, bytes.as_ptr() as *const c_char, bytes.len()) };
 }
 
 /// Sets `t[key] = value` for the table at the top of the stack, where a repeated key
-/// turns the entry into an array of every value, in order.
+/// turns the entry into an array of every value, in order. Uses three stack slots.
 unsafe fn append_entry(state: *mut ffi::lua_State, key: &[u8], value: &[u8]) {
     unsafe {
         push_bytes(state, key);
@@ -50,54 +170,5 @@ unsafe fn append_entry(state: *mut ffi::lua_State, key: &[u8], value: &[u8]) {
                 ffi::lua_pop(state, 2);
             }
         }
-    }
-}
-
-/// Builds the request table; `ip` is the connection's address as a Luau string.
-pub fn request_table(
-    lua: &Lua,
-    parts: &Parts,
-    body: &Bytes,
-    ip: &LuaString,
-    port: u16,
-) -> Result<Table> {
-    let path = match parts.uri.path() {
-        "" => "/",
-        path => path,
-    };
-    // SAFETY: the closure runs in a protected call on mlua's main state with `ip` on
-    // the stack; it only pushes values and stores them into tables it created, and
-    // leaves exactly one value (the request table) on the stack.
-    unsafe {
-        lua.exec_raw::<Table>(ip, |state| {
-            ffi::lua_createtable(state, 0, 7);
-            push_bytes(state, parts.method.as_str().as_bytes());
-            ffi::lua_rawsetfield(state, -2, c"method".as_ptr());
-            push_bytes(state, path.as_bytes());
-            ffi::lua_rawsetfield(state, -2, c"path".as_ptr());
-
-            ffi::lua_createtable(state, 0, 0);
-            if let Some(query) = parts.uri.query() {
-                for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-                    append_entry(state, key.as_bytes(), value.as_bytes());
-                }
-            }
-            ffi::lua_rawsetfield(state, -2, c"query".as_ptr());
-
-            ffi::lua_createtable(state, 0, parts.headers.keys_len() as i32);
-            for (name, value) in parts.headers.iter() {
-                append_entry(state, name.as_str().as_bytes(), value.as_bytes());
-            }
-            ffi::lua_rawsetfield(state, -2, c"headers".as_ptr());
-
-            push_bytes(state, body);
-            ffi::lua_rawsetfield(state, -2, c"body".as_ptr());
-            ffi::lua_pushvalue(state, -2);
-            ffi::lua_rawsetfield(state, -2, c"ip".as_ptr());
-            ffi::lua_pushinteger_(state, i32::from(port));
-            ffi::lua_rawsetfield(state, -2, c"port".as_ptr());
-            // [ip, request] -> [request]
-            ffi::lua_replace(state, -2);
-        })
     }
 }

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use mlua::{Error, MultiValue, Result, Value};
+use mlua::{Error, Result, Value};
 
 use crate::convert::{body_bytes, header_map};
 
@@ -47,9 +47,8 @@ fn parse_status(value: Value) -> Result<StatusCode> {
         .map_err(|e| Error::runtime(format!("Invalid status {code} - {e}")))
 }
 
-/// Converts a handler's return values into a response.
-pub fn from_handler(values: MultiValue) -> Result<Response<Body>> {
-    let value = values.into_iter().next().unwrap_or(Value::Nil);
+/// Converts what a handler returned (its first return value) into a response.
+pub fn from_handler(value: Value) -> Result<Response<Body>> {
     match value {
         Value::String(s) => Ok(Response::new(Full::new(Bytes::copy_from_slice(
             &s.as_bytes(),

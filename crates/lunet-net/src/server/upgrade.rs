@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use mlua::{Function, MultiValue, Value};
+use mlua::Function;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -81,14 +81,14 @@ pub fn accept(
         .await;
         let socket = WebSocket::new(stream);
         let lua = server.lua.clone();
-        let args = match lua.create_userdata(socket) {
-            Ok(ud) => MultiValue::from_vec(vec![Value::UserData(ud)]),
+        let socket = match lua.create_userdata(socket) {
+            Ok(socket) => socket,
             Err(error) => {
                 eprintln!("net.serve: cannot create the WebSocket object: {error}");
                 return;
             }
         };
-        let outcome = server.run_handler(handler, args).await;
+        let outcome = server.run_handler(&handler, socket).await;
         if let Err(error) = outcome {
             super::report_handler_error("handleWebSocket", "WebSocket connection", &error);
         }

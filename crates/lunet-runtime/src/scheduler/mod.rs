@@ -66,13 +66,12 @@ pub struct Scheduler {
     wake: Notify,
     /// Set once any thread ended with an uncaught error; the process then exits 1.
     failed: Cell<bool>,
-    /// Luau helpers compiled once: the async-function glue and the call trampoline.
+    /// Luau helpers compiled once: the async-function glue and `coroutine.close`.
     glue: RefCell<Option<Glue>>,
 }
 
 struct Glue {
     make_async: Function,
-    trampoline: Function,
     close: Function,
 }
 
@@ -111,7 +110,6 @@ impl Scheduler {
                 .load(include_str!("async_glue.luau"))
                 .set_name("=[lunet scheduler]")
                 .eval()?,
-            trampoline: call::create_trampoline(lua)?,
             close: lua
                 .globals()
                 .get::<mlua::Table>("coroutine")?
@@ -178,18 +176,23 @@ impl Scheduler {
                 }
             }
         };
-        match result {
-            Ok(values) => {
-                if !self.watchers.is_empty() && thread.status() == ThreadStatus::Finished {
-                    self.watchers.complete(&thread, values);
-                }
+        // A thread started by `call` that has now ended reports to its caller instead.
+        let result = if !self.watchers.is_empty() && thread.status() != ThreadStatus::Resumable {
+            match self.watchers.complete(&thread, result) {
+                Some(result) => result,
+                None => return,
             }
-            Err(error) => self.report_uncaught(&error),
+        } else {
+            result
+        };
+        if let Err(error) = result {
+            self.report_uncaught(&error);
         }
     }
 
     /// Stops `thread` from ever being resumed by the scheduler: drops its pending
     /// future or timer, removes it from the deferred queue, and closes it (`task.cancel`).
+    /// A thread started by [`Scheduler::call`] reports the cancellation as its error.
     pub fn cancel(&self, thread: &Thread) -> Result<()> {
         self.parked.unpark_thread(thread);
         let ptr = thread.to_pointer();
@@ -197,19 +200,23 @@ impl Scheduler {
             .borrow_mut()
             .retain(|(t, _)| t.to_pointer() != ptr);
         if thread.status() == ThreadStatus::Resumable {
-            let close = self.glue_fn(|g| g.close.clone());
+            let close = self.with_glue(|g| g.close.clone());
             close.call::<Value>(thread)?;
+        }
+        // A thread started by `call` will never end now: its caller learns why.
+        if !self.watchers.is_empty() {
+            let cancelled = mlua::Error::runtime("the thread was cancelled (task.cancel)");
+            self.watchers.complete(thread, Err(cancelled));
         }
         Ok(())
     }
 
-    fn glue_fn(&self, pick: impl FnOnce(&Glue) -> Function) -> Function {
-        pick(
-            self.glue
-                .borrow()
-                .as_ref()
-                .expect("scheduler glue installed"),
-        )
+    fn with_glue<R>(&self, f: impl FnOnce(&Glue) -> R) -> R {
+        f(self
+            .glue
+            .borrow()
+            .as_ref()
+            .expect("scheduler glue installed"))
     }
 
     /// Runs queued work until nothing is left to run or wait for. Returns when the
@@ -294,6 +301,6 @@ where
         crate::function::flag_result(lua, started)
     })?;
     let scheduler = Scheduler::of(lua);
-    let make = scheduler.glue_fn(|g| g.make_async.clone());
+    let make = scheduler.with_glue(|g| g.make_async.clone());
     make.call((start, name))
 }

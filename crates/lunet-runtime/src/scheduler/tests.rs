@@ -144,16 +144,11 @@ fn call_reports_immediate_and_yielding_outcomes() {
             .eval()
             .unwrap();
 
-        match scheduler
-            .call(lua, double, lua.pack_multi(21).unwrap())
-            .unwrap()
-        {
-            CallOutcome::Done(Ok(values)) => results
-                .borrow_mut()
-                .push(format!("done {:?}", values.front())),
+        match scheduler.call(lua, &double, 21).unwrap() {
+            CallOutcome::Done(Ok(values)) => results.borrow_mut().push(format!("done {values:?}")),
             _ => panic!("a function that does not yield is done at once"),
         }
-        match scheduler.call(lua, failing, MultiValue::new()).unwrap() {
+        match scheduler.call(lua, &failing, ()).unwrap() {
             CallOutcome::Done(Err(error)) => {
                 assert!(error.to_string().contains("boom"), "{error}");
                 assert!(
@@ -163,18 +158,13 @@ fn call_reports_immediate_and_yielding_outcomes() {
             }
             _ => panic!("an error without yielding is done at once"),
         }
-        match scheduler
-            .call(lua, slow, lua.pack_multi(1).unwrap())
-            .unwrap()
-        {
+        match scheduler.call(lua, &slow, 1).unwrap() {
             CallOutcome::Pending(receiver) => {
                 let results = results.clone();
                 let guard = scheduler.keep_alive();
                 tokio::task::spawn_local(async move {
                     let values = receiver.await.unwrap().unwrap();
-                    results
-                        .borrow_mut()
-                        .push(format!("later {:?}", values.front()));
+                    results.borrow_mut().push(format!("later {values:?}"));
                     drop(guard);
                 });
             }
@@ -188,6 +178,41 @@ fn call_reports_immediate_and_yielding_outcomes() {
         seen[1].starts_with("later") && seen[1].contains('2'),
         "{seen:?}"
     );
+}
+
+#[test]
+fn a_called_thread_that_is_cancelled_reports_the_cancellation_to_its_caller() {
+    let outcome: Rc<RefCell<Option<String>>> = Rc::default();
+    let seen = outcome.clone();
+    run(move |lua, scheduler| {
+        let sleep = create_async_function(lua, "sleep", |_lua, ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(())
+        })
+        .unwrap();
+        lua.globals().set("sleep", sleep).unwrap();
+        let waits: Function = lua
+            .load("return function() handler = coroutine.running() sleep(60000) end")
+            .eval()
+            .unwrap();
+        let CallOutcome::Pending(receiver) = scheduler.call(lua, &waits, ()).unwrap() else {
+            panic!("a function that yields is pending");
+        };
+        let thread: Thread = lua.globals().get("handler").unwrap();
+        scheduler.cancel(&thread).unwrap();
+        let guard = scheduler.keep_alive();
+        tokio::task::spawn_local(async move {
+            let result = tokio::time::timeout(Duration::from_secs(5), receiver)
+                .await
+                .expect("the caller hears about the cancellation at once")
+                .expect("the outcome is sent, not dropped");
+            *outcome.borrow_mut() = Some(format!("{:?}", result.map(|_| ())));
+            drop(guard);
+        });
+    });
+    let seen = seen.borrow();
+    let seen = seen.as_deref().expect("the outcome arrived");
+    assert!(seen.contains("cancelled"), "{seen}");
 }
 
 #[test]
