@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod socket;
+mod writer;
 
 pub use socket::WebSocket;
 

@@ -1,13 +1,12 @@
 //! The `WebSocket` object scripts hold: `send`, `next`, `close`, `closeCode`.
 //!
-//! Two background tasks serve each connection. The reader reads continuously, so
-//! pings are answered even while no thread waits in `next()`, and hands data messages
-//! to `next()` through a bounded channel (in order, with backpressure). The writer
-//! owns the write half: `send` and `close` queue messages to it (`send` waits only
-//! while 1 MiB is already queued, and fails if the connection ends meanwhile), and it
-//! writes whatever is queued by the time it runs, then flushes, so a burst of sends
-//! from a script goes out in a few writes and one thread may wait in `next()` while
-//! another sends. A queued message keeps the process alive
+//! A background reader serves each connection: it reads continuously, so pings are
+//! answered even while no thread waits in `next()`, and hands data messages to
+//! `next()` through a bounded channel (in order, with backpressure). The sending side
+//! is [`Writer`]: `send` writes at once when it can and otherwise queues (waiting
+//! only while 1 MiB is already queued, and failing if the connection ends meanwhile);
+//! `close` queues the close frame behind everything sent before it. One thread may
+//! wait in `next()` while another sends. A queued message keeps the process alive
 //! until it is written.
 //!
 //! `closeCode` is nil while open; a local `close(code)` sets it at once; otherwise it
@@ -17,25 +16,26 @@
 //! locally returns nil at once, and after a peer close returns what had already
 //! arrived, then nil.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use lunet_runtime::KeepAlive;
+use futures_util::{Stream, StreamExt};
+use lunet_runtime::{KeepAlive, Scheduler};
 use mlua::{
     AnyUserData, Error, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
     Value,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Mutex, Notify, Semaphore, TryAcquireError, mpsc};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::writer::{BoxSink, Inline, Writer};
 use crate::object::{self, Object};
 
 /// How many received messages wait for `next()` before the reader stops reading.
@@ -51,17 +51,13 @@ const MESSAGE_OVERHEAD: usize = 64;
 /// How long `close()` waits for the peer to answer the close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A message for the writer, with the guard that keeps the process alive until it is
-/// written and its share of the byte budget (none for the close frame).
-type Outgoing = (Message, KeepAlive, Option<OwnedSemaphorePermit>);
-
 struct State {
     close_code: Cell<Option<u16>>,
     /// Set when the read side has ended (closing handshake done or connection lost).
     reader_done: Cell<bool>,
     reader_finished: Notify,
-    /// The writer task, stopped (dropping the write half) when the read side ends.
-    writer: RefCell<Option<AbortHandle>>,
+    /// The sending side, ended (dropping the write half) when the read side ends.
+    writer: Rc<Writer>,
     /// The byte budget for queued messages (see [`OUTGOING_BYTES`]); closed when the
     /// connection ends, which wakes any `send` waiting for room with an error.
     room: Arc<Semaphore>,
@@ -77,9 +73,7 @@ impl State {
     /// The read side is gone: stops the writer (dropping the write half, so the
     /// connection closes), fails any `send` waiting for room, and wakes `close()`.
     fn connection_ended(&self) {
-        if let Some(writer) = self.writer.borrow_mut().take() {
-            writer.abort();
-        }
+        self.writer.end();
         self.room.close();
         self.reader_done.set(true);
         self.reader_finished.notify_waiters();
@@ -87,7 +81,6 @@ impl State {
 }
 
 struct Inner {
-    outgoing: mpsc::UnboundedSender<Outgoing>,
     incoming: Mutex<mpsc::Receiver<Message>>,
     state: Rc<State>,
     /// True once `close()` was called here.
@@ -132,27 +125,6 @@ async fn read_loop(
     state.connection_ended();
 }
 
-/// Writes queued messages: everything queued by the time it runs, then one flush.
-async fn write_loop(
-    mut sink: impl Sink<Message, Error = WsError> + Unpin,
-    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
-) {
-    while let Some((message, keep_alive, _room)) = outgoing.recv().await {
-        if sink.feed(message).await.is_err() {
-            break;
-        }
-        while let Ok((message, _, _)) = outgoing.try_recv() {
-            if sink.feed(message).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            break;
-        }
-        drop(keep_alive);
-    }
-}
-
 impl WebSocket {
     /// Wraps an established WebSocket stream and starts its reader and writer tasks.
     pub fn new<S>(stream: WebSocketStream<S>) -> WebSocket
@@ -161,20 +133,17 @@ impl WebSocket {
     {
         let (sink, stream) = stream.split();
         let (incoming_sender, incoming) = mpsc::channel(INCOMING_BUFFER);
-        let (outgoing, outgoing_receiver) = mpsc::unbounded_channel();
+        let sink: BoxSink = Box::pin(sink);
         let state = Rc::new(State {
             close_code: Cell::new(None),
             reader_done: Cell::new(false),
             reader_finished: Notify::new(),
-            writer: RefCell::new(None),
+            writer: Writer::start(sink),
             room: Arc::new(Semaphore::new(OUTGOING_BYTES)),
         });
-        let writer = tokio::task::spawn_local(write_loop(sink, outgoing_receiver));
-        *state.writer.borrow_mut() = Some(writer.abort_handle());
         let reader = tokio::task::spawn_local(read_loop(stream, incoming_sender, state.clone()));
         WebSocket {
             inner: Rc::new(Inner {
-                outgoing,
                 incoming: Mutex::new(incoming),
                 state,
                 closed_locally: Cell::new(false),
@@ -194,13 +163,24 @@ fn closed_error(action: &str, code: Option<u16>) -> Error {
 }
 
 impl Inner {
-    /// Queues `message` for the writer, waiting only while the byte budget is spent;
-    /// `keep_alive` holds the process open until the message is written.
-    async fn send(&self, message: Message, keep_alive: KeepAlive) -> Result<()> {
+    /// Sends `message`: written at once when nothing is ahead of it, otherwise queued
+    /// for the writer, waiting only while the byte budget is spent. A queued message
+    /// holds the process open (through `scheduler`'s keep-alive) until it is written.
+    async fn send(&self, message: Message, scheduler: Rc<Scheduler>) -> Result<()> {
         if let Some(code) = self.state.close_code.get() {
             return Err(closed_error("send", Some(code)));
         }
         let closed = || closed_error("send", self.state.close_code.get());
+        let message = match self
+            .state
+            .writer
+            .write_inline(message, || scheduler.keep_alive())
+        {
+            Inline::Written | Inline::Unflushed => return Ok(()),
+            Inline::Failed => return Err(closed()),
+            Inline::Declined(message) => message,
+        };
+        let keep_alive = scheduler.keep_alive();
         // A message larger than the whole budget waits for all of it.
         let cost = (message.len() + MESSAGE_OVERHEAD).min(OUTGOING_BYTES) as u32;
         let room = match self.state.room.clone().try_acquire_many_owned(cost) {
@@ -214,9 +194,11 @@ impl Inner {
                 .map_err(|_| closed())?,
             Err(TryAcquireError::Closed) => return Err(closed()),
         };
-        self.outgoing
-            .send((message, keep_alive, Some(room)))
-            .map_err(|_| closed())
+        if self.state.writer.enqueue((message, keep_alive, Some(room))) {
+            Ok(())
+        } else {
+            Err(closed())
+        }
     }
 
     async fn next(&self) -> Option<Message> {
@@ -251,8 +233,9 @@ impl Inner {
         let finished = self.state.reader_finished.notified();
         let handshake = async {
             let _ = self
-                .outgoing
-                .send((Message::Close(Some(frame)), keep_alive, None));
+                .state
+                .writer
+                .enqueue((Message::Close(Some(frame)), keep_alive, None));
             if !self.state.reader_done.get() {
                 finished.await;
             }
@@ -302,7 +285,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
         lua,
         "WebSocket:send",
         |lua, (this, message, as_binary): (Value, Value, Option<bool>)| {
-            let keep_alive = lunet_runtime::Scheduler::of(lua).keep_alive();
+            let scheduler = Scheduler::of(lua);
             let prepared = (|| {
                 let inner = self_arg(this, "send")?;
                 let message = match (&message, as_binary.unwrap_or(false)) {
@@ -331,7 +314,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             })();
             async move {
                 let (inner, message) = prepared?;
-                inner.send(message, keep_alive).await
+                inner.send(message, scheduler).await
             }
         },
     )?;
@@ -349,7 +332,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
         lua,
         "WebSocket:close",
         |lua, (this, code): (Value, Value)| {
-            let keep_alive = lunet_runtime::Scheduler::of(lua).keep_alive();
+            let keep_alive = Scheduler::of(lua).keep_alive();
             let prepared = (|| {
                 let inner = self_arg(this, "close")?;
                 let code = match code {

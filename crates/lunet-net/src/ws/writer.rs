@@ -1,0 +1,199 @@
+//! The sending side of one WebSocket connection: the write half, the queue in front
+//! of it, and the task that drains that queue.
+//!
+//! The first message sent after the writer task last ran is written *inline*, inside
+//! the `send` call: it goes into tungstenite's buffer and the buffer is flushed to the
+//! socket at once, polled once with no waker. That is the common case (a script that
+//! sends and then waits for a reply), and it puts the frame on the wire before the
+//! script moves on, with no task switch on the way. Every later message, and the rest
+//! of a flush the socket could not take at once, goes to the writer task, which runs
+//! once the script yields and writes whatever is queued by then with one flush, so a
+//! burst of sends still goes out in a few writes. Order is kept because a message only
+//! skips the queue when the queue is empty and nothing is half-written.
+//!
+//! This module does not bound the queue (the socket's byte budget does that before
+//! queuing) nor decide when the connection ends (the socket's reader does).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_util::{Sink, SinkExt};
+use lunet_runtime::KeepAlive;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// The write half of a connection, whatever its transport.
+pub type BoxSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
+
+/// A queued message, with the guard that keeps the process alive until it is written
+/// and its share of the socket's byte budget (none for the close frame), given back
+/// once tungstenite has taken the message.
+pub type Queued = (Message, KeepAlive, Option<OwnedSemaphorePermit>);
+
+/// How an inline write went.
+pub enum Inline {
+    /// On the wire (as far as the kernel is concerned).
+    Written,
+    /// Taken, but the socket was full: the writer task finishes the flush, and needs
+    /// the keep-alive guard to hold the process open until it has.
+    Unflushed,
+    /// Not attempted: a message was already written inline since the writer task last
+    /// ran, something is queued or half-written before it, or the sink is busy. Queue it.
+    Declined(Message),
+    /// The write half failed or is gone; the connection is over (the reader notices).
+    Failed,
+}
+
+pub struct Writer {
+    /// The write half while idle; the writer task takes it out while it works, and it
+    /// is gone for good once the connection has ended.
+    sink: RefCell<Option<BoxSink>>,
+    queue: RefCell<VecDeque<Queued>>,
+    /// Set while tungstenite holds bytes an inline write could not flush, with the
+    /// guard that keeps the process alive until the writer task has flushed them.
+    unflushed: RefCell<Option<KeepAlive>>,
+    /// Set by an inline write, cleared when the writer task runs: later sends queue up
+    /// behind it and go out together.
+    wrote_inline: Cell<bool>,
+    work: Notify,
+    ended: Cell<bool>,
+    task: RefCell<Option<AbortHandle>>,
+}
+
+impl Writer {
+    /// Starts the writer task for `sink`.
+    pub fn start(sink: BoxSink) -> Rc<Writer> {
+        let writer = Rc::new(Writer {
+            sink: RefCell::new(Some(sink)),
+            queue: RefCell::new(VecDeque::new()),
+            unflushed: RefCell::new(None),
+            wrote_inline: Cell::new(false),
+            work: Notify::new(),
+            ended: Cell::new(false),
+            task: RefCell::new(None),
+        });
+        let task = tokio::task::spawn_local(writer.clone().run());
+        *writer.task.borrow_mut() = Some(task.abort_handle());
+        writer
+    }
+
+    /// Writes `message` now if nothing is ahead of it; `keep_alive` makes the guard
+    /// held while a partly written message waits for the writer task.
+    pub fn write_inline(&self, message: Message, keep_alive: impl FnOnce() -> KeepAlive) -> Inline {
+        if self.ended.get() {
+            return Inline::Failed;
+        }
+        if self.wrote_inline.get() || self.has_work() {
+            return Inline::Declined(message);
+        }
+        let Some(mut sink) = self.sink.borrow_mut().take() else {
+            return Inline::Declined(message);
+        };
+        let mut context = Context::from_waker(Waker::noop());
+        let outcome = match sink.as_mut().poll_ready(&mut context) {
+            Poll::Pending => Inline::Declined(message),
+            Poll::Ready(Err(_)) => Inline::Failed,
+            Poll::Ready(Ok(())) => match sink.as_mut().start_send(message) {
+                Err(_) => Inline::Failed,
+                Ok(()) => match sink.as_mut().poll_flush(&mut context) {
+                    Poll::Ready(Ok(())) => Inline::Written,
+                    Poll::Ready(Err(_)) => Inline::Failed,
+                    Poll::Pending => Inline::Unflushed,
+                },
+            },
+        };
+        match outcome {
+            Inline::Failed => {
+                drop(sink);
+                self.end();
+                return outcome;
+            }
+            Inline::Unflushed => *self.unflushed.borrow_mut() = Some(keep_alive()),
+            Inline::Written | Inline::Declined(_) => {}
+        }
+        *self.sink.borrow_mut() = Some(sink);
+        if !matches!(outcome, Inline::Declined(_)) {
+            self.wrote_inline.set(true);
+            self.work.notify_one();
+        }
+        outcome
+    }
+
+    /// Queues `queued` for the writer task. Returns false when the connection is over.
+    pub fn enqueue(&self, queued: Queued) -> bool {
+        if self.ended.get() {
+            return false;
+        }
+        self.queue.borrow_mut().push_back(queued);
+        self.work.notify_one();
+        true
+    }
+
+    /// Drops the write half (closing the connection once the read half is gone too),
+    /// everything queued, and the task.
+    pub fn end(&self) {
+        self.ended.set(true);
+        if let Some(task) = self.task.borrow_mut().take() {
+            task.abort();
+        }
+        drop(self.sink.borrow_mut().take());
+        drop(std::mem::take(&mut *self.queue.borrow_mut()));
+        drop(self.unflushed.borrow_mut().take());
+    }
+
+    fn has_work(&self) -> bool {
+        !self.queue.borrow().is_empty() || self.unflushed.borrow().is_some()
+    }
+
+    async fn run(self: Rc<Self>) {
+        loop {
+            self.work.notified().await;
+            self.wrote_inline.set(false);
+            if !self.has_work() {
+                continue;
+            }
+            let Some(mut sink) = self.sink.borrow_mut().take() else {
+                return;
+            };
+            if self.drain(&mut sink).await {
+                *self.sink.borrow_mut() = Some(sink);
+            } else {
+                // The sink goes with this task; `end` cleans up the rest.
+                self.end();
+                return;
+            }
+        }
+    }
+
+    /// Writes everything queued, then flushes, until nothing is left. False when the
+    /// write half failed.
+    async fn drain(&self, sink: &mut BoxSink) -> bool {
+        let mut written = Vec::new();
+        loop {
+            loop {
+                let next = self.queue.borrow_mut().pop_front();
+                let Some((message, keep_alive, room)) = next else {
+                    break;
+                };
+                // The byte budget covers queued messages, not tungstenite's buffer.
+                drop(room);
+                written.push(keep_alive);
+                if sink.feed(message).await.is_err() {
+                    return false;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return false;
+            }
+            written.clear();
+            drop(self.unflushed.borrow_mut().take());
+            if !self.has_work() {
+                return true;
+            }
+        }
+    }
+}
