@@ -57,8 +57,8 @@ pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8
 /// The string keys of a table, sorted, with their values; an error names `field`.
 pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>> {
     let mut entries = Vec::new();
-    for pair in table.pairs::<Value, Value>() {
-        let (key, value) = pair?;
+    // A raw iteration: `pairs()` would make a protected call per entry.
+    table.for_each(|key: Value, value: Value| {
         let Value::String(key) = key else {
             return Err(Error::runtime(format!(
                 "Invalid {field} - keys must be strings, got {}",
@@ -66,7 +66,8 @@ pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>
             )));
         };
         entries.push((key.to_string_lossy(), value));
-    }
+        Ok(())
+    })?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(entries)
 }

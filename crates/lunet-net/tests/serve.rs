@@ -26,6 +26,13 @@ local handle = net.serve(0, function(request)
             headers = { ["set-cookie"] = { "a=1", "b=2" }, ["x-kind"] = "full" },
             body = buffer.fromstring("buffer body"),
         }
+    elseif request.path == "/inherited" then
+        -- Fields a response table inherits through __index count like its own.
+        local defaults = { status = 202, headers = { ["x-kind"] = "inherited" } }
+        return setmetatable({ body = "from a metatable" }, { __index = defaults })
+    elseif request.path == "/yielded-table" then
+        task.wait(0.01)
+        return { status = 203, headers = { ["x-kind"] = "yielded" }, body = "after a yield" }
     elseif request.path == "/error" then
         error("handler failed on purpose")
     elseif request.path == "/bad-return" then
@@ -168,6 +175,26 @@ fn response_forms() {
     );
     assert_eq!(kind.as_deref(), Some("full"));
     assert_eq!(body, "buffer body", "a buffer body is sent");
+    assert_eq!(
+        get("/inherited"),
+        (
+            202,
+            vec![],
+            Some("inherited".to_string()),
+            "from a metatable".to_string()
+        ),
+        "status and headers inherited through __index are used"
+    );
+    assert_eq!(
+        get("/yielded-table"),
+        (
+            203,
+            vec![],
+            Some("yielded".to_string()),
+            "after a yield".to_string()
+        ),
+        "a handler that yields before returning a table"
+    );
     for path in ["/error", "/bad-return", "/bad-status"] {
         let (status, _, _, body) = get(path);
         assert_eq!(status, 500, "{path} answers 500");

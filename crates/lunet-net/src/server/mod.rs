@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Value};
+use mlua::{Error, FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Value};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -40,7 +40,11 @@ pub struct Server {
 impl Server {
     /// Runs `handler(args...)` in a new Luau thread and waits for its outcome: the
     /// handler's first return value.
-    pub async fn run_handler(&self, handler: &Function, args: impl IntoLuaMulti) -> Result<Value> {
+    pub async fn run_handler<R: FromLuaMulti + 'static>(
+        &self,
+        handler: &Function,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
         match self.scheduler.call(&self.lua, handler, args)? {
             CallOutcome::Done(result) => result,
             CallOutcome::Pending(receiver) => receiver.await.unwrap_or_else(|_| {

@@ -5,11 +5,20 @@
 //! informational 1xx cannot be a final response), header values may be arrays (sent as
 //! repeated headers, such as several `Set-Cookie`), and `body` is a string or buffer.
 //! Anything else is an error the server answers with 500.
+//!
+//! What the handler returned is read straight off its thread's stack ([`Returned`]):
+//! a plain response table (no metatable, the usual case) has its three fields read
+//! there with raw gets, where a metamethod-aware `get` through mlua would be a
+//! protected call per field (a tenth of a POST echo's cost). A table with a metatable
+//! is read with ordinary gets, so `__index` still applies.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use mlua::{Error, Result, Value};
+use std::ffi::{CStr, c_int};
+
+use mlua::state::RawLua;
+use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
 use crate::convert::{body_bytes, header_map};
 
@@ -47,17 +56,84 @@ fn parse_status(value: Value) -> Result<StatusCode> {
         .map_err(|e| Error::runtime(format!("Invalid status {code} - {e}")))
 }
 
-/// Converts what a handler returned (its first return value) into a response.
-pub fn from_handler(value: Value) -> Result<Response<Body>> {
+/// What a handler returned: its first return value and, when that is a plain table,
+/// the table's `status`, `headers` and `body`.
+pub struct Returned {
+    value: Value,
+    fields: Option<(Value, Value, Value)>,
+}
+
+impl Returned {
+    fn value(value: Value) -> Returned {
+        Returned {
+            value,
+            fields: None,
+        }
+    }
+}
+
+impl FromLuaMulti for Returned {
+    fn from_lua_multi(values: MultiValue, _lua: &Lua) -> Result<Self> {
+        Ok(Returned::value(
+            values.into_iter().next().unwrap_or(Value::Nil),
+        ))
+    }
+
+    /// The fast path mlua takes for a thread's results.
+    ///
+    /// SAFETY (for the Luau C API calls): the value at `-nvals` exists; room for the
+    /// one value pushed at a time is made first, and each is popped again. Neither
+    /// `lua_getmetatable` nor `lua_rawgetfield` can raise an error (no metamethods;
+    /// mlua aborts on allocation failure instead of raising).
+    unsafe fn from_stack_multi(nvals: c_int, lua: &RawLua) -> Result<Self> {
+        if nvals == 0 {
+            return Ok(Returned::value(Value::Nil));
+        }
+        unsafe {
+            let state = lua.state();
+            let index = ffi::lua_absindex(state, -nvals);
+            let value = Value::from_stack(index, lua)?;
+            if ffi::lua_type(state, index) != ffi::LUA_TTABLE {
+                return Ok(Returned::value(value));
+            }
+            if ffi::lua_checkstack(state, 1) == 0 {
+                return Err(Error::StackError);
+            }
+            if ffi::lua_getmetatable(state, index) != 0 {
+                ffi::lua_pop(state, 1);
+                return Ok(Returned::value(value));
+            }
+            let field = |key: &CStr| -> Result<Value> {
+                ffi::lua_rawgetfield(state, index, key.as_ptr());
+                let field = Value::from_stack(-1, lua);
+                ffi::lua_pop(state, 1);
+                field
+            };
+            let fields = (field(c"status")?, field(c"headers")?, field(c"body")?);
+            Ok(Returned {
+                value,
+                fields: Some(fields),
+            })
+        }
+    }
+}
+
+/// Converts what a handler returned into a response.
+pub fn from_handler(returned: Returned) -> Result<Response<Body>> {
+    let Returned { value, fields } = returned;
     match value {
         Value::String(s) => Ok(Response::new(Full::new(Bytes::copy_from_slice(
             &s.as_bytes(),
         )))),
         Value::Buffer(b) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
         Value::Table(t) => {
-            let status = parse_status(t.get("status")?)?;
-            let headers = header_map(&t.get::<Value>("headers")?, "headers")?;
-            let body = match t.get::<Value>("body")? {
+            let (status, headers, body) = match fields {
+                Some(fields) => fields,
+                None => (t.get("status")?, t.get("headers")?, t.get("body")?),
+            };
+            let status = parse_status(status)?;
+            let headers = header_map(&headers, "headers")?;
+            let body = match body {
                 Value::Nil => Bytes::new(),
                 other => body_bytes(&other, "body")?,
             };

@@ -88,7 +88,7 @@ pub fn accept(
                 return;
             }
         };
-        let outcome = server.run_handler(&handler, socket).await;
+        let outcome = server.run_handler::<()>(&handler, socket).await;
         if let Err(error) = outcome {
             super::report_handler_error("handleWebSocket", "WebSocket connection", &error);
         }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use mlua::{Function, Lua, MultiValue, Thread};
+use mlua::{Function, Lua, MultiValue, Thread, Value};
 
 use super::{CallOutcome, Scheduler, create_async_function};
 
@@ -144,11 +144,11 @@ fn call_reports_immediate_and_yielding_outcomes() {
             .eval()
             .unwrap();
 
-        match scheduler.call(lua, &double, 21).unwrap() {
+        match scheduler.call::<Value>(lua, &double, 21).unwrap() {
             CallOutcome::Done(Ok(values)) => results.borrow_mut().push(format!("done {values:?}")),
             _ => panic!("a function that does not yield is done at once"),
         }
-        match scheduler.call(lua, &failing, ()).unwrap() {
+        match scheduler.call::<Value>(lua, &failing, ()).unwrap() {
             CallOutcome::Done(Err(error)) => {
                 assert!(error.to_string().contains("boom"), "{error}");
                 assert!(
@@ -158,7 +158,7 @@ fn call_reports_immediate_and_yielding_outcomes() {
             }
             _ => panic!("an error without yielding is done at once"),
         }
-        match scheduler.call(lua, &slow, 1).unwrap() {
+        match scheduler.call::<Value>(lua, &slow, 1).unwrap() {
             CallOutcome::Pending(receiver) => {
                 let results = results.clone();
                 let guard = scheduler.keep_alive();
@@ -195,7 +195,7 @@ fn a_called_thread_that_is_cancelled_reports_the_cancellation_to_its_caller() {
             .load("return function() handler = coroutine.running() sleep(60000) end")
             .eval()
             .unwrap();
-        let CallOutcome::Pending(receiver) = scheduler.call(lua, &waits, ()).unwrap() else {
+        let CallOutcome::Pending(receiver) = scheduler.call::<()>(lua, &waits, ()).unwrap() else {
             panic!("a function that yields is pending");
         };
         let thread: Thread = lua.globals().get("handler").unwrap();
