@@ -10,11 +10,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the server's per-request allocations (hyper's buffers, futures, the
-/// scheduler's bookkeeping) cost about 4% fewer instructions than with glibc malloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "lunet",
