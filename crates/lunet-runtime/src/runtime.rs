@@ -134,8 +134,8 @@ impl Runtime {
 
     /// Runs the script at `path` and everything it schedules. Returns the exit code:
     /// 0, or 1 when the script could not be loaded or any thread raised an uncaught
-    /// error. (`process.exit` ends the process directly.) Must run inside a tokio
-    /// `LocalSet`.
+    /// error. (`process.exit` ends the process directly.) Must run where
+    /// `tokio::task::spawn_local` works: a tokio `LocalRuntime` or a `LocalSet`.
     pub async fn run_file(&self, path: &Path) -> i32 {
         let source = match std::fs::read(path) {
             Ok(source) => source,
@@ -174,9 +174,13 @@ pub fn run_script(
     args: Vec<String>,
     setup: impl FnOnce(&Runtime) -> Result<()>,
 ) -> i32 {
+    // A LocalRuntime rather than a LocalSet on a current_thread runtime: both run
+    // `spawn_local` tasks, but here they share the runtime's own task queue with tasks
+    // that libraries spawn (reqwest's connection tasks), so one waking another is a
+    // push onto that queue instead of a wake of the LocalSet through the I/O driver.
     let tokio = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
+        .build_local(tokio::runtime::LocalOptions::default())
     {
         Ok(tokio) => tokio,
         Err(error) => {
@@ -184,8 +188,7 @@ pub fn run_script(
             return 1;
         }
     };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&tokio, async {
+    tokio.block_on(async {
         let runtime = match Runtime::new(args).and_then(|rt| setup(&rt).map(|_| rt)) {
             Ok(runtime) => runtime,
             Err(error) => {

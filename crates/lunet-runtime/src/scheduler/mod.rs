@@ -23,7 +23,8 @@
 //! })?;
 //! ```
 //!
-//! Everything runs on one OS thread inside a tokio `LocalSet`; nothing here is `Send`.
+//! Everything runs on one OS thread, in a tokio `LocalRuntime` (or a `LocalSet`), as
+//! `spawn_local` tasks; nothing here is `Send`.
 
 mod call;
 mod park;

@@ -12,10 +12,9 @@ use super::{CallOutcome, Scheduler, create_async_function};
 fn run(setup: impl FnOnce(&Lua, &Rc<Scheduler>) + 'static) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
+        .build_local(tokio::runtime::LocalOptions::default())
         .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    runtime.block_on(async move {
         let lua = Lua::new();
         let scheduler = Scheduler::install(&lua).unwrap();
         setup(&lua, &scheduler);
