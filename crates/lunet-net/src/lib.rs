@@ -4,7 +4,7 @@
 //! the submodules `http = { request, serve }`, `tcp = { connect }`, `ws = { connect }`;
 //! every table is read-only. Each concern has its own module:
 //!
-//! - [`client`]: `net.request`, an HTTP(S) client on a pooled, reused reqwest client;
+//! - [`client`]: `net.request`, an HTTP(S) client on hyper with its own keep-alive pool;
 //! - [`server`]: `net.serve`, a hyper HTTP/1.1 server running one Luau thread per
 //!   request, with the WebSocket upgrade;
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;

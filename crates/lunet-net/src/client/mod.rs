@@ -1,23 +1,37 @@
 //! `net.request`: the HTTP(S) client.
 //!
 //! The Luau side's argument is checked synchronously ([`params`]), then the calling
-//! thread yields while a pooled reqwest client ([`pool`]) sends the request, follows
-//! redirects, decodes the body, and reads it whole. The response becomes a
-//! `FetchResponse` table. Only transport failures (connection, DNS, TLS, I/O,
-//! too many redirects) are errors; any HTTP status is a normal response.
+//! thread yields while the request is sent over a pooled connection ([`pool`]: hyper
+//! HTTP/1.1, or HTTP/2 when a TLS server offers it), redirects are followed
+//! ([`redirect`]), and the whole response is read and decoded ([`decode`]). The
+//! response becomes a `FetchResponse` table. Only transport failures (connection,
+//! DNS, TLS, I/O, too many redirects) are errors; any HTTP status is a normal
+//! response.
 
+pub mod decode;
 pub mod params;
 pub mod pool;
+pub mod redirect;
 
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::header::{ACCEPT, ACCEPT_ENCODING, HOST, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 
 use crate::convert::header_table;
 use params::RequestParams;
-use pool::Clients;
+use pool::{Origin, Pool, RequestBody, Sender};
+use redirect::{MAX_REDIRECTS, Outgoing};
+
+/// Any error on the way to a response; shown to scripts with its causes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What `Accept-Encoding` offers while decompression is on: every coding
+/// [`decode`] undoes.
+const ACCEPTED_ENCODINGS: &str = "gzip, deflate, br, zstd";
 
 /// A response read in full, converted to a Luau table when the thread resumes.
 pub struct FetchResponse {
@@ -56,55 +70,202 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
-fn request_error(method: &http::Method, url: &url::Url, error: reqwest::Error) -> Error {
-    Error::runtime(format!(
-        "net.request failed for {method} {url}: {}",
-        error_chain(&error)
-    ))
+/// `lunet/0.1.0+...` from `_VERSION` (`Lunet 0.1.0+...`): the lower-cased first word,
+/// a slash, and the second word.
+pub fn user_agent_from_version(version: &str) -> String {
+    let mut words = version.split_whitespace();
+    let name = words.next().unwrap_or("lunet").to_ascii_lowercase();
+    match words.next() {
+        Some(ver) => format!("{name}/{ver}"),
+        None => name,
+    }
 }
 
-/// Sends one checked request and reads the whole response.
-pub async fn send(client: &reqwest::Client, params: RequestParams) -> Result<FetchResponse> {
-    let RequestParams {
-        url,
-        method,
-        headers,
-        body,
-        ..
-    } = params;
-    let mut request = client.request(method.clone(), url.clone()).headers(headers);
-    if let Some(body) = body {
-        request = request.body(body);
+/// The client behind `net.request`: the connection pool and the default headers.
+pub struct Client {
+    pool: Pool,
+    user_agent: Option<HeaderValue>,
+}
+
+impl Client {
+    pub fn new(user_agent: &str) -> Client {
+        Client {
+            pool: Pool::default(),
+            user_agent: HeaderValue::from_str(user_agent).ok(),
+        }
     }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| request_error(&method, &url, e))?;
-    let status = response.status();
-    let headers = std::mem::take(response.headers_mut());
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| request_error(&method, &url, e))?;
-    Ok(FetchResponse {
-        status,
-        headers,
-        body,
-    })
+
+    /// Sends one checked request, follows its redirects, and reads the whole response.
+    pub async fn send(&self, params: RequestParams) -> Result<FetchResponse> {
+        let RequestParams {
+            url,
+            method,
+            headers,
+            body,
+            decompress,
+        } = params;
+        let mut request = Outgoing {
+            url,
+            method,
+            headers,
+            body,
+        };
+        self.add_default_headers(&mut request.headers, decompress);
+        let failed = |request: &Outgoing, error: BoxError| {
+            Error::runtime(format!(
+                "net.request failed for {} {}: {}",
+                request.method,
+                request.url,
+                error_chain(&*error)
+            ))
+        };
+        let mut redirects = 0;
+        loop {
+            let (status, mut headers, body) = match self.exchange(&request).await {
+                Ok(response) => response,
+                Err(error) => return Err(failed(&request, error)),
+            };
+            if redirect::follow(&mut request, status, &headers) {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    let error = format!("too many redirects (the limit is {MAX_REDIRECTS})");
+                    return Err(failed(&request, error.into()));
+                }
+                continue;
+            }
+            let body = if decompress {
+                decode::decode_body(&mut headers, body).map_err(|e| {
+                    failed(
+                        &request,
+                        format!("cannot decode the response body: {e}").into(),
+                    )
+                })?
+            } else {
+                body
+            };
+            return Ok(FetchResponse {
+                status,
+                headers,
+                body,
+            });
+        }
+    }
+
+    fn add_default_headers(&self, headers: &mut HeaderMap, decompress: bool) {
+        if let Some(agent) = &self.user_agent {
+            headers.entry(USER_AGENT).or_insert_with(|| agent.clone());
+        }
+        headers
+            .entry(ACCEPT)
+            .or_insert_with(|| HeaderValue::from_static("*/*"));
+        if decompress {
+            headers
+                .entry(ACCEPT_ENCODING)
+                .or_insert_with(|| HeaderValue::from_static(ACCEPTED_ENCODINGS));
+        }
+    }
+
+    /// One request and its whole response, on a pooled connection. A request that a
+    /// reused connection could not even send (the server had closed it meanwhile) is
+    /// sent again on a new one.
+    async fn exchange(
+        &self,
+        request: &Outgoing,
+    ) -> std::result::Result<(StatusCode, HeaderMap, Bytes), BoxError> {
+        let origin = Origin::of(&request.url);
+        loop {
+            let checkout = self.pool.checkout(&origin).await?;
+            let http2 = matches!(checkout.sender, Sender::Http2(_));
+            let message = build(request, http2)?;
+            let (response, sender) = match checkout.sender {
+                Sender::Http1(mut sender) => match sender.try_send_request(message).await {
+                    Ok(response) => (response, Some(sender)),
+                    Err(mut error) => {
+                        if checkout.reused && error.take_message().is_some() {
+                            continue;
+                        }
+                        return Err(error.into_error().into());
+                    }
+                },
+                Sender::Http2(mut sender) => match sender.try_send_request(message).await {
+                    Ok(response) => (response, None),
+                    Err(mut error) => {
+                        if checkout.reused && error.take_message().is_some() {
+                            continue;
+                        }
+                        return Err(error.into_error().into());
+                    }
+                },
+            };
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            if let Some(sender) = sender {
+                self.pool.checkin(&origin, sender);
+            }
+            return Ok((parts.status, parts.headers, body));
+        }
+    }
+}
+
+/// The hyper request for `request`: origin-form with a `Host` header over HTTP/1.1,
+/// absolute-form (which becomes `:authority`) over HTTP/2.
+fn build(request: &Outgoing, http2: bool) -> std::result::Result<Request<RequestBody>, BoxError> {
+    let url = &request.url;
+    let target = if http2 {
+        &url[..url::Position::AfterQuery]
+    } else {
+        &url[url::Position::BeforePath..url::Position::AfterQuery]
+    };
+    let mut message = Request::builder()
+        .method(request.method.clone())
+        .uri(target)
+        .body(Full::new(request.body.clone().unwrap_or_default()))?;
+    let headers = message.headers_mut();
+    *headers = request.headers.clone();
+    if !http2 && !headers.contains_key(HOST) {
+        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        headers.insert(HOST, HeaderValue::from_str(host)?);
+    }
+    Ok(message)
 }
 
 /// Builds the `net.request` function.
 pub fn create_request_function(lua: &Lua) -> Result<Function> {
     let version: String = lua.globals().get("_VERSION")?;
-    let clients = Rc::new(Clients::new(pool::user_agent_from_version(&version)));
+    let client = Rc::new(Client::new(&user_agent_from_version(&version)));
     lunet_runtime::create_async_function(lua, "net.request", move |_lua, value: Value| {
-        let prepared = RequestParams::from_value(value).and_then(|params| {
-            let client = clients.get(params.decompress)?.clone();
-            Ok((client, params))
-        });
-        async move {
-            let (client, params) = prepared?;
-            send(&client, params).await
-        }
+        let params = RequestParams::from_value(value);
+        let client = client.clone();
+        async move { client.send(params?).await }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_is_derived_from_version() {
+        assert_eq!(
+            user_agent_from_version("Lunet 0.1.0+0.740"),
+            "lunet/0.1.0+0.740"
+        );
+        assert_eq!(user_agent_from_version("Lune 0.10.4"), "lune/0.10.4");
+    }
+
+    #[test]
+    fn http1_requests_are_origin_form_with_a_host_and_http2_absolute() {
+        let request = Outgoing {
+            url: url::Url::parse("http://[::1]:8080/p?q=1#frag").unwrap(),
+            method: http::Method::GET,
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        let http1 = build(&request, false).unwrap();
+        assert_eq!(http1.uri(), "/p?q=1");
+        assert_eq!(http1.headers()[HOST], "[::1]:8080");
+        let http2 = build(&request, true).unwrap();
+        assert_eq!(http2.uri(), "http://[::1]:8080/p?q=1");
+        assert!(http2.headers().get(HOST).is_none());
+    }
 }

@@ -1,91 +1,202 @@
-//! The HTTP clients behind `net.request`: built once, on first use, and reused, so
-//! connections are pooled and kept alive across requests.
+//! The connections behind `net.request`: opened on demand, kept alive, and reused.
 //!
-//! Decompression is a client setting in reqwest, so there are two clients: one that
-//! decodes gzip/deflate/br/zstd (and advertises them in `Accept-Encoding`) and one
-//! that leaves bodies as received. Both follow at most 10 redirects (reqwest drops
-//! `Authorization`/`Cookie` when a redirect changes origin) and send Lunet's
-//! `User-Agent` and `Accept: */*` unless the script sets its own.
+//! Connections are keyed by [`Origin`] (scheme, host, port). An HTTP/1.1 connection
+//! carries one request at a time: a request checks one out of the idle list (or opens
+//! a new one) and checks it back in once it has read the whole response. An HTTP/2
+//! connection (negotiated by ALPN over TLS) is shared by every request to its origin.
+//! Each connection is driven by its own `spawn_local` task, on the same thread and
+//! task queue as the Luau threads waiting on it. The TLS configuration (and with it
+//! the trust store) is built on the first HTTPS connection, so plain-HTTP scripts
+//! never read the system's certificates.
+//!
+//! This module does not build requests, follow redirects or decode bodies (see the
+//! parent module); it only hands out connections that are ready to send.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 
-use http::header::{ACCEPT, HeaderMap, HeaderValue, USER_AGENT};
-use mlua::{Error, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
 
-/// The most redirects one request follows.
-pub const MAX_REDIRECTS: usize = 10;
+use super::BoxError;
 
-pub struct Clients {
-    user_agent: String,
-    decoding: OnceCell<reqwest::Client>,
-    raw: OnceCell<reqwest::Client>,
+/// A request body as the connections take it: whole, in memory.
+pub type RequestBody = Full<Bytes>;
+
+/// The most idle HTTP/1.1 connections kept for one origin.
+const MAX_IDLE_PER_ORIGIN: usize = 64;
+
+/// Where a connection goes. Requests to the same origin share connections.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub https: bool,
+    /// The host as a name or an IP address, without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
 }
 
-impl Clients {
-    pub fn new(user_agent: String) -> Clients {
-        Clients {
-            user_agent,
-            decoding: OnceCell::new(),
-            raw: OnceCell::new(),
-        }
-    }
-
-    fn build(&self, decompress: bool) -> Result<reqwest::Client> {
-        let mut defaults = HeaderMap::new();
-        defaults.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        if let Ok(agent) = HeaderValue::from_str(&self.user_agent) {
-            defaults.insert(USER_AGENT, agent);
-        }
-        let builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::http_client_config())
-            .default_headers(defaults)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .tcp_nodelay(true)
-            .gzip(decompress)
-            .deflate(decompress)
-            .brotli(decompress)
-            .zstd(decompress);
-        builder
-            .build()
-            .map_err(|e| Error::runtime(format!("cannot build the HTTP client: {e}")))
-    }
-
-    /// The client for a request that does (or does not) decompress responses.
-    pub fn get(&self, decompress: bool) -> Result<&reqwest::Client> {
-        let cell = if decompress {
-            &self.decoding
-        } else {
-            &self.raw
+impl Origin {
+    /// The origin of an http or https URL (the caller has checked the scheme).
+    pub fn of(url: &url::Url) -> Origin {
+        let host = match url.host() {
+            Some(url::Host::Domain(name)) => name.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => String::new(),
         };
-        if let Some(client) = cell.get() {
-            return Ok(client);
+        let https = url.scheme() == "https";
+        Origin {
+            https,
+            host,
+            port: url
+                .port_or_known_default()
+                .unwrap_or(if https { 443 } else { 80 }),
         }
-        let client = self.build(decompress)?;
-        Ok(cell.get_or_init(|| client))
     }
 }
 
-/// `lunet/0.1.0+...` from `_VERSION` (`Lunet 0.1.0+...`): the lower-cased first word,
-/// a slash, and the second word.
-pub fn user_agent_from_version(version: &str) -> String {
-    let mut words = version.split_whitespace();
-    let name = words.next().unwrap_or("lunet").to_ascii_lowercase();
-    match words.next() {
-        Some(ver) => format!("{name}/{ver}"),
-        None => name,
+/// A connection ready to carry one request.
+pub enum Sender {
+    Http1(http1::SendRequest<RequestBody>),
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+/// A connection handed out by [`Pool::checkout`].
+pub struct Checkout {
+    pub sender: Sender,
+    /// Whether the connection carried an earlier request (so a request it fails to
+    /// send may be retried on a new one).
+    pub reused: bool,
+}
+
+/// Runs hyper's background futures (HTTP/2 streams) as local tasks.
+#[derive(Clone, Copy)]
+struct LocalExecutor;
+
+impl<F> hyper::rt::Executor<F> for LocalExecutor
+where
+    F: Future + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Default)]
+pub struct Pool {
+    idle_http1: RefCell<HashMap<Origin, Vec<http1::SendRequest<RequestBody>>>>,
+    http2: RefCell<HashMap<Origin, http2::SendRequest<RequestBody>>>,
+    tls: OnceCell<tokio_rustls::TlsConnector>,
+}
 
-    #[test]
-    fn user_agent_is_derived_from_version() {
-        assert_eq!(
-            user_agent_from_version("Lunet 0.1.0+0.740"),
-            "lunet/0.1.0+0.740"
-        );
-        assert_eq!(user_agent_from_version("Lune 0.10.4"), "lune/0.10.4");
+impl Pool {
+    /// A connection to `origin` that is ready to send: a live idle one, or a new one.
+    pub async fn checkout(&self, origin: &Origin) -> Result<Checkout, BoxError> {
+        if let Some(shared) = self.shared_http2(origin) {
+            return Ok(Checkout {
+                sender: Sender::Http2(shared),
+                reused: true,
+            });
+        }
+        loop {
+            let idle = self
+                .idle_http1
+                .borrow_mut()
+                .get_mut(origin)
+                .and_then(Vec::pop);
+            let Some(mut sender) = idle else { break };
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Ok(Checkout {
+                    sender: Sender::Http1(sender),
+                    reused: true,
+                });
+            }
+        }
+        // Boxed: opening a connection (TCP, TLS, handshake) is a large future, and
+        // keeping it inline would make every request's future as large, to be copied
+        // on every request, including the ones that reuse a connection.
+        Ok(Checkout {
+            sender: Box::pin(self.connect(origin)).await?,
+            reused: false,
+        })
     }
+
+    /// Returns an HTTP/1.1 connection whose response has been read in full.
+    pub fn checkin(&self, origin: &Origin, sender: http1::SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle_http1.borrow_mut();
+        let list = idle.entry(origin.clone()).or_default();
+        if list.len() < MAX_IDLE_PER_ORIGIN {
+            list.push(sender);
+        }
+    }
+
+    fn shared_http2(&self, origin: &Origin) -> Option<http2::SendRequest<RequestBody>> {
+        let mut shared = self.http2.borrow_mut();
+        match shared.get(origin) {
+            Some(sender) if !sender.is_closed() => Some(sender.clone()),
+            Some(_) => {
+                shared.remove(origin);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn tls(&self) -> &tokio_rustls::TlsConnector {
+        self.tls.get_or_init(|| {
+            tokio_rustls::TlsConnector::from(Arc::new(crate::tls::http_client_config()))
+        })
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<Sender, BoxError> {
+        let address = if origin.host.contains(':') {
+            format!("[{}]:{}", origin.host, origin.port)
+        } else {
+            format!("{}:{}", origin.host, origin.port)
+        };
+        let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        tcp.set_nodelay(true)?;
+        if !origin.https {
+            return handshake_http1(tcp).await;
+        }
+        let name = ServerName::try_from(origin.host.clone())
+            .map_err(|e| format!("'{}' is not a valid TLS server name: {e}", origin.host))?;
+        let stream = self
+            .tls()
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {address} failed: {e}"))?;
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let (sender, connection) = http2::handshake(LocalExecutor, TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP/2 handshake with {address} failed: {e}"))?;
+            tokio::task::spawn_local(connection);
+            self.http2
+                .borrow_mut()
+                .insert(origin.clone(), sender.clone());
+            Ok(Sender::Http2(sender))
+        } else {
+            handshake_http1(stream).await
+        }
+    }
+}
+
+async fn handshake_http1<S>(stream: S) -> Result<Sender, BoxError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::task::spawn_local(connection);
+    Ok(Sender::Http1(sender))
 }
