@@ -257,6 +257,45 @@ errors(function() net.request({ url = "http://127.0.0.1/", options = { decompres
 }
 
 #[test]
+fn keep_alive_connections_are_reused_and_replaced() {
+    let peer = peers::http(None);
+    let closing = peers::closing_idle(std::time::Duration::from_millis(100));
+    run_luau(
+        r#"
+local base, closing = process.args[1], process.args[2]
+local first = net.request(base .. "/client-port").body
+for i = 1, 5 do
+    eq(net.request(base .. "/client-port").body, first, "sequential request " .. i .. " reuses the connection")
+end
+eq(net.request({ url = base .. "/client-port", method = "POST", body = "x" }).body, first, "a POST reuses it too")
+
+-- Requests in flight at the same time need connections of their own.
+local ports, done = {}, 0
+for i = 1, 3 do
+    task.spawn(function()
+        ports[i] = net.request(base .. "/client-port").body
+        done += 1
+    end)
+end
+while done < 3 do task.wait(0.01) end
+check(ports[1] ~= ports[2] and ports[2] ~= ports[3] and ports[1] ~= ports[3], "concurrent requests use separate connections")
+
+-- A response with Connection: close is not reused.
+local closed = net.request(base .. "/close").body
+check(net.request(base .. "/client-port").body ~= closed, "a connection the server closed is not reused")
+
+-- A server that drops its idle keep-alive connections: the next request opens a new one.
+local before = net.request(closing).body
+task.wait(0.4)
+local after = net.request(closing)
+eq(after.statusCode, 200, "a request after the server dropped the idle connection succeeds")
+check(after.body ~= before, "it went over a new connection")
+"#,
+        &[peer.http_url(), closing.http_url()],
+    );
+}
+
+#[test]
 fn concurrent_requests_overlap() {
     let peer = peers::http(None);
     run_luau(

@@ -82,7 +82,7 @@ fn redirect(status: u16, location: &str) -> Response<Full<Bytes>> {
     response
 }
 
-async fn route(request: Request<Incoming>, port: u16) -> Response<Full<Bytes>> {
+async fn route(request: Request<Incoming>, port: u16, client: SocketAddr) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -119,6 +119,15 @@ async fn route(request: Request<Incoming>, port: u16) -> Response<Full<Bytes>> {
             response
         }
         ["raw"] => respond(200, body),
+        // Which connection carried the request: the client's port.
+        ["client-port"] => respond(200, client.port().to_string()),
+        ["close"] => {
+            let mut response = respond(200, client.port().to_string());
+            response
+                .headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+            response
+        }
         ["status", code] => {
             let code: u16 = code.parse().unwrap_or(500);
             respond(code, format!("status {code}"))
@@ -183,13 +192,13 @@ pub fn http(tls: Option<Arc<ServerConfig>>) -> Peer {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     runtime.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, client)) = listener.accept().await else {
                 continue;
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| async move {
-                    Ok::<_, Infallible>(route(request, port).await)
+                    Ok::<_, Infallible>(route(request, port, client).await)
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 match acceptor {
@@ -274,6 +283,44 @@ pub fn raw_http(response: &'static [u8]) -> Peer {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
                 let _ = stream.write_all(response).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
+}
+
+/// An HTTP/1.1 server that answers one request per connection with keep-alive (no
+/// `Connection: close`), its body the client's port, then closes the connection
+/// after `idle`, the way servers drop idle keep-alive connections.
+pub fn closing_idle(idle: Duration) -> Peer {
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, "127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        loop {
+            let Ok((mut stream, client)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = client.port().to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                tokio::time::sleep(idle).await;
                 let _ = stream.shutdown().await;
             });
         }
