@@ -175,9 +175,10 @@ pub fn run_script(
     setup: impl FnOnce(&Runtime) -> Result<()>,
 ) -> i32 {
     // A LocalRuntime rather than a LocalSet on a current_thread runtime: both run
-    // `spawn_local` tasks, but here they share the runtime's own task queue with tasks
-    // that libraries spawn (reqwest's connection tasks), so one waking another is a
-    // push onto that queue instead of a wake of the LocalSet through the I/O driver.
+    // `spawn_local` tasks, but a LocalSet is itself one task of its runtime, so an I/O
+    // event for one of its tasks first wakes the LocalSet, which costs one more turn
+    // of the I/O driver (an extra `epoll_wait` per `net.request` under strace). Here
+    // every task (Luau threads, connection tasks) is the runtime's own.
     let tokio = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build_local(tokio::runtime::LocalOptions::default())
