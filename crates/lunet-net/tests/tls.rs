@@ -30,15 +30,63 @@ eq(byIp.statusCode, 200, "an IP address in the certificate is accepted")
     );
 }
 
+/// Spawns `n` requests to `url` at once; returns the bodies once all have answered.
+const BURST: &str = r#"
+local function burst(url, n)
+    local bodies, done = {}, 0
+    for i = 1, n do
+        task.spawn(function()
+            local res = net.request(url)
+            eq(res.statusCode, 200, "request " .. i .. " of a burst")
+            bodies[i] = res.body
+            done += 1
+        end)
+    end
+    local waited = 0
+    while done < n do
+        waited += task.wait(0.01)
+        check(waited < 10, "a burst of requests finishes")
+    end
+    return bodies
+end
+"#;
+
+#[test]
+fn a_burst_of_https_requests_shares_one_http2_connection() {
+    ca();
+    let peer = peers::http(Some(server_config(Leaf::Good, &[b"h2", b"http/1.1"])));
+    run_luau(
+        &format!(
+            "{BURST}{}",
+            r#"
+local bodies = burst(process.args[1] .. "/client-port", 20)
+for i = 2, 20 do
+    eq(bodies[i], bodies[1], "request " .. i .. " of a first burst shares the one HTTP/2 connection")
+end
+eq(net.request(process.args[1] .. "/client-port").body, bodies[1], "a later request reuses it")
+"#
+        ),
+        &[https_url(&peer, "localhost")],
+    );
+}
+
 #[test]
 fn https_request_over_http1_only_server() {
     ca();
     let peer = peers::http(Some(server_config(Leaf::Good, &[b"http/1.1"])));
     run_luau(
-        r#"
+        &format!(
+            "{BURST}{}",
+            r#"
 local echo = serde.decode("json", net.request(process.args[1] .. "/echo").body)
 eq(echo.version, "HTTP/1.1", "HTTP/1.1 is used when the server offers only that")
-"#,
+local ports = {}
+for _, port in burst(process.args[1] .. "/client-port", 5) do ports[port] = true end
+local distinct = 0
+for _ in ports do distinct += 1 end
+eq(distinct, 5, "concurrent HTTPS requests over HTTP/1.1 get a connection each")
+"#
+        ),
         &[https_url(&peer, "localhost")],
     );
 }

@@ -4,6 +4,10 @@
 //! carries one request at a time: a request checks one out of the idle list (or opens
 //! a new one) and checks it back in once it has read the whole response. An HTTP/2
 //! connection (negotiated by ALPN over TLS) is shared by every request to its origin.
+//! While the first connection to an HTTPS origin is being opened, other requests to
+//! that origin wait for it rather than each opening their own: if it negotiates
+//! HTTP/2 they all share it; if not, the origin is remembered as HTTP/1.1-only and
+//! later requests open connections in parallel without waiting.
 //! Each connection is driven by its own `spawn_local` task, on the same thread and
 //! task queue as the Luau threads waiting on it. The TLS configuration (and with it
 //! the trust store) is built on the first HTTPS connection, so plain-HTTP scripts
@@ -13,8 +17,9 @@
 //! parent module); it only hands out connections that are ready to send.
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +28,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use super::BoxError;
 
@@ -92,17 +98,60 @@ where
 pub struct Pool {
     idle_http1: RefCell<HashMap<Origin, Vec<http1::SendRequest<RequestBody>>>>,
     http2: RefCell<HashMap<Origin, http2::SendRequest<RequestBody>>>,
+    /// HTTPS origins whose connection is being opened while it is not yet known
+    /// whether they speak HTTP/2; notified when that connection is ready or failed.
+    first_https: RefCell<HashMap<Origin, Rc<Notify>>>,
+    /// HTTPS origins that negotiated HTTP/1.1: no request waits on another's connect.
+    http1_only: RefCell<HashSet<Origin>>,
     tls: OnceCell<tokio_rustls::TlsConnector>,
+}
+
+/// Marks an HTTPS origin's first connection as in progress; dropping it (when the
+/// connection is ready, failed, or its request was cancelled) wakes the waiters.
+struct FirstHttps<'a> {
+    pool: &'a Pool,
+    origin: &'a Origin,
+    done: Rc<Notify>,
+}
+
+impl Drop for FirstHttps<'_> {
+    fn drop(&mut self) {
+        self.pool.first_https.borrow_mut().remove(self.origin);
+        self.done.notify_waiters();
+    }
 }
 
 impl Pool {
     /// A connection to `origin` that is ready to send: a live idle one, or a new one.
     pub async fn checkout(&self, origin: &Origin) -> Result<Checkout, BoxError> {
-        if let Some(shared) = self.shared_http2(origin) {
-            return Ok(Checkout {
-                sender: Sender::Http2(shared),
-                reused: true,
-            });
+        let mut first_https = None;
+        loop {
+            if let Some(shared) = self.shared_http2(origin) {
+                return Ok(Checkout {
+                    sender: Sender::Http2(shared),
+                    reused: true,
+                });
+            }
+            if !origin.https || self.http1_only.borrow().contains(origin) {
+                break;
+            }
+            let pending = self.first_https.borrow().get(origin).cloned();
+            match pending {
+                // Created before awaiting, so it cannot miss the wake-up.
+                Some(done) => done.notified().await,
+                None => {
+                    let done = Rc::new(Notify::new());
+                    self.first_https
+                        .borrow_mut()
+                        .insert(origin.clone(), done.clone());
+                    first_https = Some(FirstHttps {
+                        pool: self,
+                        origin,
+                        done,
+                    });
+                    break;
+                }
+            }
         }
         loop {
             let idle = self
@@ -121,8 +170,10 @@ impl Pool {
         // Boxed: opening a connection (TCP, TLS, handshake) is a large future, and
         // keeping it inline would make every request's future as large, to be copied
         // on every request, including the ones that reuse a connection.
+        let sender = Box::pin(self.connect(origin)).await;
+        drop(first_https);
         Ok(Checkout {
-            sender: Box::pin(self.connect(origin)).await?,
+            sender: sender?,
             reused: false,
         })
     }
@@ -187,6 +238,7 @@ impl Pool {
                 .insert(origin.clone(), sender.clone());
             Ok(Sender::Http2(sender))
         } else {
+            self.http1_only.borrow_mut().insert(origin.clone());
             handshake_http1(stream).await
         }
     }
