@@ -480,7 +480,7 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
         client()
             .post(format!("http://127.0.0.1:{port}/echo"))
             .header("content-encoding", "gzip")
-            .body(gz)
+            .body(gz.clone())
             .send()
             .await
             .unwrap()
@@ -492,6 +492,29 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
         decoded["body"], "zipped body",
         "a gzip request body is decoded for the handler"
     );
+    let stacked =
+        lunet_runtime::compression::compress(lunet_runtime::compression::Codec::Brotli, &gz, None)
+            .unwrap();
+    let post = |coding: &'static str, body: Vec<u8>| {
+        rt.block_on(async {
+            let response = client()
+                .post(format!("http://127.0.0.1:{port}/echo"))
+                .header("content-encoding", coding)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        })
+    };
+    let (status, body) = post("gzip, br", stacked);
+    assert_eq!(status, 200, "a body with stacked codings is accepted");
+    assert!(
+        body.contains("\"body\":\"zipped body\""),
+        "stacked codings are undone last first: {body}"
+    );
+    let (status, body) = post("compress", b"whatever".to_vec());
+    assert_eq!(status, 415, "an unknown coding is refused: {body}");
     assert_eq!(script.finish(), 0);
 }
 

@@ -9,36 +9,22 @@
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
-use lunet_runtime::compression::{Codec, decompress};
-
-/// The codings to undo, in the order they were applied, or None when the body is
-/// not encoded (or uses a coding we do not know).
-fn codings(headers: &HeaderMap) -> Option<Vec<Codec>> {
-    let mut codecs = Vec::new();
-    for value in headers.get_all(CONTENT_ENCODING) {
-        for token in value.to_str().ok()?.split(',') {
-            let token = token.trim();
-            if token.is_empty() || token.eq_ignore_ascii_case("identity") {
-                continue;
-            }
-            codecs.push(Codec::from_content_encoding(token)?);
-        }
-    }
-    (!codecs.is_empty()).then_some(codecs)
-}
+use lunet_runtime::compression::{content_codings, decompress_all};
 
 /// Decodes `body` in place of the encoded one and fixes `headers` to match.
 pub fn decode_body(headers: &mut HeaderMap, body: Bytes) -> std::io::Result<Bytes> {
     if body.is_empty() {
         return Ok(body);
     }
-    let Some(codecs) = codings(headers) else {
-        return Ok(body);
+    let values = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes());
+    let codecs = match content_codings(values) {
+        Ok(codecs) if !codecs.is_empty() => codecs,
+        _ => return Ok(body),
     };
-    let mut decoded = body.to_vec();
-    for codec in codecs.iter().rev() {
-        decoded = decompress(*codec, &decoded)?;
-    }
+    let decoded = decompress_all(&codecs, &body)?;
     headers.remove(CONTENT_ENCODING);
     headers.remove(CONTENT_LENGTH);
     Ok(Bytes::from(decoded))
@@ -47,7 +33,7 @@ pub fn decode_body(headers: &mut HeaderMap, body: Bytes) -> std::io::Result<Byte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lunet_runtime::compression::compress;
+    use lunet_runtime::compression::{Codec, compress};
 
     #[test]
     fn stacked_codings_are_undone_in_reverse_order() {

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use super::response::{self, Body};
 use super::{Server, request, upgrade};
-use lunet_runtime::compression::{Codec, decompress};
+use lunet_runtime::compression::{content_codings, decompress_all};
 
 /// The most header bytes (names and values) a request may carry.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -160,22 +160,18 @@ async fn read_body(
             ));
         }
     };
-    let coding = parts
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"));
-    let Some(coding) = coding else {
-        return Ok((parts, bytes));
+    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
+    let codecs = match content_codings(values.map(|v| v.as_bytes())) {
+        Ok(codecs) if codecs.is_empty() => return Ok((parts, bytes)),
+        Ok(codecs) => codecs,
+        Err(_) => {
+            return Err(response::plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
+            ));
+        }
     };
-    let Some(codec) = Codec::from_content_encoding(coding) else {
-        return Err(response::plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
-        ));
-    };
-    match decompress(codec, &bytes) {
+    match decompress_all(&codecs, &bytes) {
         Ok(decoded) if decoded.len() <= MAX_BODY_BYTES => Ok((parts, Bytes::from(decoded))),
         Ok(_) => Err(response::plain(
             StatusCode::PAYLOAD_TOO_LARGE,

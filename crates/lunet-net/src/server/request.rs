@@ -3,7 +3,8 @@
 //!
 //! `query` maps each key to a string, or an array when the key repeats; `headers` has
 //! lower-case names with repeated headers as arrays; `body` is a binary-safe string,
-//! already decoded when the request had a gzip/deflate/br/zstd `Content-Encoding`.
+//! already decoded when the request had a gzip/deflate/br/zstd `Content-Encoding` (or a list
+//! of them).
 //!
 //! This is the hottest path of `net.serve`. The request table itself is built by a
 //! small Luau function ([`REQUEST_BUILDER`]) that receives the handler and the

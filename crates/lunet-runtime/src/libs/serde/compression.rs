@@ -45,6 +45,35 @@ impl Codec {
     }
 }
 
+/// The codings an HTTP `Content-Encoding` header lists (all its values, each a
+/// comma-separated list), in the order they were applied, without `identity`. Empty
+/// when the body is not encoded; `Err` names the first coding we cannot decode.
+pub fn content_codings<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<Codec>, String> {
+    let mut codecs = Vec::new();
+    for value in values {
+        let value = std::str::from_utf8(value).map_err(|_| String::from_utf8_lossy(value))?;
+        for token in value.split(',').map(str::trim) {
+            if token.is_empty() || token.eq_ignore_ascii_case("identity") {
+                continue;
+            }
+            codecs.push(Codec::from_content_encoding(token).ok_or_else(|| token.to_string())?);
+        }
+    }
+    Ok(codecs)
+}
+
+/// Undoes `codecs` (as [`content_codings`] lists them: the last applied is undone
+/// first).
+pub fn decompress_all(codecs: &[Codec], data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut decoded = data.to_vec();
+    for codec in codecs.iter().rev() {
+        decoded = decompress(*codec, &decoded)?;
+    }
+    Ok(decoded)
+}
+
 /// Compresses `data`; `level` is the codec's own scale (None for its default).
 pub fn compress(codec: Codec, data: &[u8], level: Option<i32>) -> std::io::Result<Vec<u8>> {
     match codec {
@@ -123,6 +152,27 @@ pub fn decompress(codec: Codec, data: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_encoding_lists_are_parsed_in_order() {
+        let values: [&[u8]; 2] = [b"gzip, identity", b" BR ,zstd"];
+        assert_eq!(
+            content_codings(values),
+            Ok(vec![Codec::Gzip, Codec::Brotli, Codec::Zstd])
+        );
+        assert_eq!(content_codings([&b"identity"[..]]), Ok(vec![]));
+        assert_eq!(
+            content_codings([&b"gzip, compress"[..]]),
+            Err("compress".to_string())
+        );
+        let text = b"stacked codings, stacked codings";
+        let gzipped = compress(Codec::Gzip, text, None).unwrap();
+        let both = compress(Codec::Zstd, &gzipped, None).unwrap();
+        assert_eq!(
+            decompress_all(&[Codec::Gzip, Codec::Zstd], &both).unwrap(),
+            text
+        );
+    }
 
     #[test]
     fn every_codec_round_trips() {
