@@ -23,7 +23,7 @@ use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 
 use crate::convert::header_table;
 use params::RequestParams;
-use pool::{Origin, Pool, RequestBody, Sender};
+use pool::{Origin, Pool, RequestBody};
 use redirect::{MAX_REDIRECTS, Outgoing};
 
 /// Any error on the way to a response; shown to scripts with its causes.
@@ -174,34 +174,20 @@ impl Client {
     ) -> std::result::Result<(StatusCode, HeaderMap, Bytes), BoxError> {
         let origin = Origin::of(&request.url);
         loop {
-            let checkout = self.pool.checkout(&origin).await?;
-            let http2 = matches!(checkout.sender, Sender::Http2(_));
-            let message = build(request, http2)?;
-            let (response, sender) = match checkout.sender {
-                Sender::Http1(mut sender) => match sender.try_send_request(message).await {
-                    Ok(response) => (response, Some(sender)),
-                    Err(mut error) => {
-                        if checkout.reused && error.take_message().is_some() {
-                            continue;
-                        }
-                        return Err(error.into_error().into());
+            let mut checkout = self.pool.checkout(&origin).await?;
+            let message = build(request, checkout.sender.is_http2())?;
+            let response = match checkout.sender.send(message).await {
+                Ok(response) => response,
+                Err(mut error) => {
+                    if checkout.reused && error.take_message().is_some() {
+                        continue;
                     }
-                },
-                Sender::Http2(mut sender) => match sender.try_send_request(message).await {
-                    Ok(response) => (response, None),
-                    Err(mut error) => {
-                        if checkout.reused && error.take_message().is_some() {
-                            continue;
-                        }
-                        return Err(error.into_error().into());
-                    }
-                },
+                    return Err(error.into_error().into());
+                }
             };
             let (parts, body) = response.into_parts();
             let body = body.collect().await?.to_bytes();
-            if let Some(sender) = sender {
-                self.pool.checkin(&origin, sender);
-            }
+            self.pool.checkin(&origin, checkout.sender);
             return Ok((parts.status, parts.headers, body));
         }
     }

@@ -67,10 +67,42 @@ impl Origin {
     }
 }
 
+/// `host:port`, with brackets around an IPv6 address, as errors name it.
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// A connection ready to carry one request.
 pub enum Sender {
     Http1(http1::SendRequest<RequestBody>),
     Http2(http2::SendRequest<RequestBody>),
+}
+
+/// A request a connection failed to send; hyper hands the request back when it was
+/// never written, so it can go out again on another connection.
+pub type SendError = hyper::client::conn::TrySendError<http::Request<RequestBody>>;
+
+impl Sender {
+    pub fn is_http2(&self) -> bool {
+        matches!(self, Sender::Http2(_))
+    }
+
+    /// Sends `request` and waits for the response head.
+    pub async fn send(
+        &mut self,
+        request: http::Request<RequestBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+        match self {
+            Sender::Http1(sender) => sender.try_send_request(request).await,
+            Sender::Http2(sender) => sender.try_send_request(request).await,
+        }
+    }
 }
 
 /// A connection handed out by [`Pool::checkout`].
@@ -178,15 +210,22 @@ impl Pool {
         })
     }
 
-    /// Returns an HTTP/1.1 connection whose response has been read in full.
-    pub fn checkin(&self, origin: &Origin, sender: http1::SendRequest<RequestBody>) {
+    /// Returns a connection whose response has been read in full. An HTTP/1.1 one
+    /// goes back to the idle list; an HTTP/2 one stays shared and needs nothing.
+    pub fn checkin(&self, origin: &Origin, sender: Sender) {
+        let Sender::Http1(sender) = sender else {
+            return;
+        };
         if sender.is_closed() {
             return;
         }
         let mut idle = self.idle_http1.borrow_mut();
-        let list = idle.entry(origin.clone()).or_default();
-        if list.len() < MAX_IDLE_PER_ORIGIN {
-            list.push(sender);
+        match idle.get_mut(origin) {
+            Some(list) if list.len() < MAX_IDLE_PER_ORIGIN => list.push(sender),
+            Some(_) => {}
+            None => {
+                idle.insert(origin.clone(), vec![sender]);
+            }
         }
     }
 
@@ -209,14 +248,9 @@ impl Pool {
     }
 
     async fn connect(&self, origin: &Origin) -> Result<Sender, BoxError> {
-        let address = if origin.host.contains(':') {
-            format!("[{}]:{}", origin.host, origin.port)
-        } else {
-            format!("{}:{}", origin.host, origin.port)
-        };
         let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
             .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+            .map_err(|e| format!("cannot connect to {origin}: {e}"))?;
         tcp.set_nodelay(true)?;
         if !origin.https {
             return handshake_http1(tcp).await;
@@ -227,11 +261,11 @@ impl Pool {
             .tls()
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS handshake with {address} failed: {e}"))?;
+            .map_err(|e| format!("TLS handshake with {origin} failed: {e}"))?;
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             let (sender, connection) = http2::handshake(LocalExecutor, TokioIo::new(stream))
                 .await
-                .map_err(|e| format!("HTTP/2 handshake with {address} failed: {e}"))?;
+                .map_err(|e| format!("HTTP/2 handshake with {origin} failed: {e}"))?;
             tokio::task::spawn_local(connection);
             self.http2
                 .borrow_mut()
@@ -246,7 +280,7 @@ impl Pool {
 
 async fn handshake_http1<S>(stream: S) -> Result<Sender, BoxError>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::task::spawn_local(connection);
