@@ -54,6 +54,29 @@ fn bind(runtime: &tokio::runtime::Runtime, addr: &str) -> TcpListener {
         .expect("bind a loopback port")
 }
 
+/// A peer on `address` that runs `session` in its own task for each accepted
+/// connection, with the client's address.
+fn tcp_sessions<F, Fut>(address: &str, session: F) -> Peer
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = peer_runtime();
+    let listener = bind(&runtime, address);
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        loop {
+            if let Ok((stream, client)) = listener.accept().await {
+                tokio::spawn(session(stream, client));
+            }
+        }
+    });
+    Peer {
+        addr,
+        runtime: Some(runtime),
+    }
+}
+
 fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
     use lunet_runtime::compression::{Codec, compress};
     let codec = match coding {
@@ -185,62 +208,40 @@ async fn route(request: Request<Incoming>, port: u16, client: SocketAddr) -> Res
 
 /// The HTTP test server: HTTP/1.1 (and HTTP/2 over TLS when `tls` offers h2).
 pub fn http(tls: Option<Arc<ServerConfig>>) -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let port = addr.port();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    runtime.spawn(async move {
-        loop {
-            let Ok((stream, client)) = listener.accept().await else {
-                continue;
+    tcp_sessions("127.0.0.1:0", move |stream, client| {
+        let acceptor = acceptor.clone();
+        async move {
+            // The routes that redirect across origins need the server's own port.
+            let Ok(local) = stream.local_addr() else {
+                return;
             };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| async move {
-                    Ok::<_, Infallible>(route(request, port, client).await)
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                match acceptor {
-                    Some(acceptor) => {
-                        if let Ok(tls) = acceptor.accept(stream).await {
-                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-                        }
-                    }
-                    None => {
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+            let port = local.port();
+            let service = service_fn(move |request| async move {
+                Ok::<_, Infallible>(route(request, port, client).await)
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
                     }
                 }
-            });
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
         }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+    })
 }
 
 /// A server that accepts connections and resets them at once (SO_LINGER 0).
 pub fn resetting() -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let std_stream = stream.into_std().unwrap();
-            let socket = socket2_linger(std_stream);
-            drop(socket);
-        }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+    tcp_sessions("127.0.0.1:0", |stream, _| async move {
+        drop(socket2_linger(stream.into_std().unwrap()));
+    })
 }
 
 fn socket2_linger(stream: std::net::TcpStream) -> std::net::TcpStream {
@@ -271,87 +272,54 @@ unsafe fn libc_setsockopt(fd: i32, linger: [i32; 2]) {
 
 /// A server that answers every request with a fixed raw HTTP response and closes.
 pub fn raw_http(response: &'static [u8]) -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let _ = stream.write_all(response).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+    tcp_sessions("127.0.0.1:0", move |mut stream, _| async move {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let _ = stream.write_all(response).await;
+        let _ = stream.shutdown().await;
+    })
 }
 
 /// An HTTP/1.1 server that answers one request per connection with keep-alive (no
 /// `Connection: close`), its body the client's port, then closes the connection
 /// after `idle`, the way servers drop idle keep-alive connections.
 pub fn closing_idle(idle: Duration) -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        loop {
-            let Ok((mut stream, client)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = client.port().to_string();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                tokio::time::sleep(idle).await;
-                let _ = stream.shutdown().await;
-            });
+    tcp_sessions("127.0.0.1:0", move |mut stream, client| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
         }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+        let body = client.port().to_string();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        tokio::time::sleep(idle).await;
+        let _ = stream.shutdown().await;
+    })
 }
 
 /// A plain WebSocket server that hands each accepted connection to `session`, for
 /// tests that need a peer behaving in one particular way.
 pub fn websocket_with<F, Fut>(session: F) -> Peer
 where
-    F: Fn(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Fut + Send + 'static,
+    F: Fn(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+    let session = Arc::new(session);
+    tcp_sessions("127.0.0.1:0", move |stream, _| {
+        let session = session.clone();
+        async move {
             if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                tokio::spawn(session(ws));
+                session(ws).await;
             }
         }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+    })
 }
 
 /// The WebSocket test server. It echoes messages (text as text, binary as binary)
@@ -360,42 +328,30 @@ where
 /// sends n numbered text messages, `big:<n>` sends an n-byte binary message, and
 /// `ping` sends a ping and answers `pong-received` once the pong arrives.
 pub fn websocket(tls: Option<Arc<ServerConfig>>) -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    runtime.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let config = Some(lunet_net::ws::config());
-                match acceptor {
-                    Some(acceptor) => {
-                        if let Ok(tls) = acceptor.accept(stream).await
-                            && let Ok(ws) =
-                                tokio_tungstenite::accept_async_with_config(tls, config).await
-                        {
-                            ws_session(ws).await;
-                        }
-                    }
-                    None => {
-                        if let Ok(ws) =
-                            tokio_tungstenite::accept_async_with_config(stream, config).await
-                        {
-                            ws_session(ws).await;
-                        }
+    tcp_sessions("127.0.0.1:0", move |stream, _| {
+        let acceptor = acceptor.clone();
+        async move {
+            let config = Some(lunet_net::ws::config());
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await
+                        && let Ok(ws) =
+                            tokio_tungstenite::accept_async_with_config(tls, config).await
+                    {
+                        ws_session(ws).await;
                     }
                 }
-            });
+                None => {
+                    if let Ok(ws) =
+                        tokio_tungstenite::accept_async_with_config(stream, config).await
+                    {
+                        ws_session(ws).await;
+                    }
+                }
+            }
         }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+    })
 }
 
 async fn ws_session<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
@@ -459,65 +415,39 @@ where
 
 /// A TCP echo server (plain or TLS): echoes bytes until the client closes.
 pub fn tcp_echo(tls: Option<Arc<ServerConfig>>, address: &str) -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, address);
-    let addr = listener.local_addr().unwrap();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    runtime.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                match acceptor {
-                    Some(acceptor) => {
-                        if let Ok(tls) = acceptor.accept(stream).await {
-                            let (mut r, mut w) = tokio::io::split(tls);
-                            let _ = tokio::io::copy(&mut r, &mut w).await;
-                            let _ = w.shutdown().await;
-                        }
-                    }
-                    None => {
-                        let (mut r, mut w) = stream.into_split();
+    tcp_sessions(address, move |stream, _| {
+        let acceptor = acceptor.clone();
+        async move {
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let (mut r, mut w) = tokio::io::split(tls);
                         let _ = tokio::io::copy(&mut r, &mut w).await;
                         let _ = w.shutdown().await;
                     }
                 }
-            });
+                None => {
+                    let (mut r, mut w) = stream.into_split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    let _ = w.shutdown().await;
+                }
+            }
         }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+    })
 }
 
 /// A TCP server that writes `greeting` to each client in `chunks`-sized pieces with
 /// short pauses, then closes (for partial reads and end of stream).
 pub fn tcp_greeter(greeting: &'static [u8], chunk: usize) -> Peer {
-    let runtime = peer_runtime();
-    let listener = bind(&runtime, "127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                for piece in greeting.chunks(chunk) {
-                    let _ = stream.write_all(piece).await;
-                    let _ = stream.flush().await;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                let _ = stream.shutdown().await;
-            });
+    tcp_sessions("127.0.0.1:0", move |mut stream, _| async move {
+        for piece in greeting.chunks(chunk) {
+            let _ = stream.write_all(piece).await;
+            let _ = stream.flush().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    });
-    Peer {
-        addr,
-        runtime: Some(runtime),
-    }
+        let _ = stream.shutdown().await;
+    })
 }
 
 /// Writes to stdout without the test harness capturing it (for debugging peers).
