@@ -67,8 +67,12 @@ pub fn content_codings<'a>(
 /// Undoes `codecs` (as [`content_codings`] lists them: the last applied is undone
 /// first).
 pub fn decompress_all(codecs: &[Codec], data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut decoded = data.to_vec();
-    for codec in codecs.iter().rev() {
+    let mut undo = codecs.iter().rev();
+    let Some(last_applied) = undo.next() else {
+        return Ok(data.to_vec());
+    };
+    let mut decoded = decompress(*last_applied, data)?;
+    for codec in undo {
         decoded = decompress(*codec, &decoded)?;
     }
     Ok(decoded)
