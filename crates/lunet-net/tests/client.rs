@@ -67,6 +67,15 @@ eq(raw["accept-encoding"], nil, "no Accept-Encoding while decompression is off")
 local custom = headersOf(net.request({ url = base .. "/echo", headers = { ["user-agent"] = "mine/1", accept = "text/plain" } }))
 eq(custom["user-agent"], "mine/1", "a script's User-Agent wins")
 eq(custom["accept"], "text/plain", "a script's Accept wins")
+
+local withCredentials = string.gsub(base, "http://", "http://user:p%%40ss@") .. "/echo"
+local auth = headersOf(net.request(withCredentials))
+eq(auth["authorization"], "Basic dXNlcjpwQHNz", "URL credentials become Basic auth (percent-decoded)")
+eq(auth["host"], string.gsub(base, "http://", ""), "the credentials are not part of Host")
+local own = headersOf(net.request({ url = withCredentials, headers = { Authorization = "Bearer mine" } }))
+eq(own["authorization"], "Bearer mine", "a script's Authorization wins over URL credentials")
+local message = errors(function() net.request("http://user:secret@127.0.0.1:1/") end, "net.request failed", "a refused request with credentials fails")
+check(not string.find(message, "secret", 1, true), "the error does not show the password: " .. message)
 "#,
         &base(&peer),
     );

@@ -15,8 +15,9 @@ pub mod redirect;
 
 use std::rc::Rc;
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
-use http::header::{ACCEPT, ACCEPT_ENCODING, HOST, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
@@ -110,6 +111,7 @@ impl Client {
             headers,
             body,
         };
+        move_credentials_to_header(&mut request.url, &mut request.headers);
         self.add_default_headers(&mut request.headers, decompress);
         let failed = |request: &Outgoing, error: BoxError| {
             Error::runtime(format!(
@@ -191,6 +193,28 @@ impl Client {
             return Ok((parts.status, parts.headers, body));
         }
     }
+}
+
+/// Credentials in the URL (`http://user:pass@host/`) become a Basic `Authorization`
+/// header (unless the script set one) and leave the URL, so they are never sent as
+/// part of it nor shown in error messages.
+fn move_credentials_to_header(url: &mut url::Url, headers: &mut HeaderMap) {
+    if url.username().is_empty() && url.password().is_none() {
+        return;
+    }
+    if !headers.contains_key(AUTHORIZATION) {
+        let decode = |part: &str| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
+        let mut pair = decode(url.username());
+        pair.push(b':');
+        pair.extend(decode(url.password().unwrap_or("")));
+        let value = format!("Basic {}", BASE64_STANDARD.encode(pair));
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(AUTHORIZATION, value);
+        }
+    }
+    // Only URLs that cannot have credentials (no host) refuse these; ours have one.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
 }
 
 /// The hyper request for `request`: origin-form with a `Host` header over HTTP/1.1,
