@@ -25,7 +25,7 @@ use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 use crate::convert::header_table;
 use params::RequestParams;
 use pool::{Origin, Pool, RequestBody};
-use redirect::{MAX_REDIRECTS, Outgoing};
+use redirect::MAX_REDIRECTS;
 
 /// Any error on the way to a response; shown to scripts with its causes.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -82,6 +82,15 @@ pub fn user_agent_from_version(version: &str) -> String {
     }
 }
 
+/// A request as it goes out: checked by [`params`], rewritten in place by each
+/// redirect ([`redirect::follow`]).
+pub struct Outgoing {
+    pub url: url::Url,
+    pub method: http::Method,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+}
+
 /// The client behind `net.request`: the connection pool and the default headers.
 pub struct Client {
     pool: Pool,
@@ -99,18 +108,9 @@ impl Client {
     /// Sends one checked request, follows its redirects, and reads the whole response.
     pub async fn send(&self, params: RequestParams) -> Result<FetchResponse> {
         let RequestParams {
-            url,
-            method,
-            headers,
-            body,
+            mut request,
             decompress,
         } = params;
-        let mut request = Outgoing {
-            url,
-            method,
-            headers,
-            body,
-        };
         move_credentials_to_header(&mut request.url, &mut request.headers);
         self.add_default_headers(&mut request.headers, decompress);
         let failed = |request: &Outgoing, error: BoxError| {

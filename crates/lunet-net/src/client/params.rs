@@ -6,18 +6,15 @@
 //! strings), and `options.decompress` (boolean, default true). Query pairs are
 //! percent-encoded and appended to any query already in the URL.
 
-use bytes::Bytes;
 use http::{HeaderMap, Method};
 use mlua::{Error, Result, Table, Value};
 
+use super::Outgoing;
 use crate::convert::{body_bytes, header_map, sorted_entries, string_values};
 
 /// A fully checked request, ready to send.
 pub struct RequestParams {
-    pub url: url::Url,
-    pub method: Method,
-    pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+    pub request: Outgoing,
     pub decompress: bool,
 }
 
@@ -101,10 +98,12 @@ impl RequestParams {
     pub fn from_value(value: Value) -> Result<RequestParams> {
         match value {
             Value::String(s) => Ok(RequestParams {
-                url: parse_url(&s.to_string_lossy())?,
-                method: Method::GET,
-                headers: HeaderMap::new(),
-                body: None,
+                request: Outgoing {
+                    url: parse_url(&s.to_string_lossy())?,
+                    method: Method::GET,
+                    headers: HeaderMap::new(),
+                    body: None,
+                },
                 decompress: true,
             }),
             Value::Table(t) => Self::from_table(&t),
@@ -131,10 +130,12 @@ impl RequestParams {
         };
         let decompress = parse_decompress(&t.get::<Value>("options")?)?;
         Ok(RequestParams {
-            url,
-            method,
-            headers,
-            body,
+            request: Outgoing {
+                url,
+                method,
+                headers,
+                body,
+            },
             decompress,
         })
     }

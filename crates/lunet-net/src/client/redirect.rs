@@ -8,23 +8,16 @@
 //! `Proxy-Authorization`) are not sent there. The limit on the number of redirects is
 //! the caller's.
 
-use bytes::Bytes;
 use http::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION,
     PROXY_AUTHORIZATION, TRANSFER_ENCODING,
 };
 use http::{HeaderMap, Method, StatusCode};
 
+use super::Outgoing;
+
 /// The most redirects one request follows.
 pub const MAX_REDIRECTS: usize = 10;
-
-/// A request as it goes out, rewritten in place by each redirect.
-pub struct Outgoing {
-    pub url: url::Url,
-    pub method: Method,
-    pub headers: HeaderMap,
-    pub body: Option<Bytes>,
-}
 
 fn same_origin(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme()
@@ -77,6 +70,7 @@ pub fn follow(request: &mut Outgoing, status: StatusCode, headers: &HeaderMap) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn outgoing(url: &str, method: Method) -> Outgoing {
         let mut headers = HeaderMap::new();
