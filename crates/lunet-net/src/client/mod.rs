@@ -3,7 +3,8 @@
 //! The Luau side's argument is checked synchronously ([`params`]), then the calling
 //! thread yields while the request is sent over a pooled connection ([`pool`]: hyper
 //! HTTP/1.1, or HTTP/2 when a TLS server offers it), redirects are followed
-//! ([`redirect`]), and the whole response is read and decoded ([`decode`]). The
+//! ([`redirect`]), and the whole response is read and decoded ([`decode`]).
+//! Requests go through the proxy the environment names, if any ([`proxy`]). The
 //! response becomes a `FetchResponse` table. Only transport failures (connection,
 //! DNS, TLS, I/O, too many redirects) are errors; any HTTP status is a normal
 //! response.
@@ -11,13 +12,17 @@
 pub mod decode;
 pub mod params;
 pub mod pool;
+pub mod proxy;
 pub mod redirect;
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
-use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue, USER_AGENT};
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT,
+};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
@@ -25,6 +30,7 @@ use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 use crate::convert::header_table;
 use params::RequestParams;
 use pool::{Origin, Pool, RequestBody};
+use proxy::{Proxies, Proxy, Route};
 use redirect::MAX_REDIRECTS;
 
 /// Any error on the way to a response; shown to scripts with its causes.
@@ -91,17 +97,37 @@ pub struct Outgoing {
     pub body: Option<Bytes>,
 }
 
-/// The client behind `net.request`: the connection pool and the default headers.
+/// The client behind `net.request`: the connection pool, the proxies and the
+/// default headers.
 pub struct Client {
     pool: Pool,
+    /// Read from the environment on the first request (so a script may set the
+    /// variables first), or an error naming the variable that is not a proxy URL.
+    proxies: OnceCell<std::result::Result<Proxies, String>>,
     user_agent: Option<HeaderValue>,
 }
 
 impl Client {
+    /// A client whose proxies come from the environment.
     pub fn new(user_agent: &str) -> Client {
         Client {
             pool: Pool::default(),
+            proxies: OnceCell::new(),
             user_agent: HeaderValue::from_str(user_agent).ok(),
+        }
+    }
+
+    /// A client with the given proxies, whatever the environment says.
+    pub fn with_proxies(user_agent: &str, proxies: Proxies) -> Client {
+        let client = Client::new(user_agent);
+        let _ = client.proxies.set(Ok(proxies));
+        client
+    }
+
+    fn proxies(&self) -> std::result::Result<&Proxies, BoxError> {
+        match self.proxies.get_or_init(Proxies::from_env) {
+            Ok(proxies) => Ok(proxies),
+            Err(message) => Err(message.clone().into()),
         }
     }
 
@@ -175,9 +201,14 @@ impl Client {
         request: &Outgoing,
     ) -> std::result::Result<(StatusCode, HeaderMap, Bytes), BoxError> {
         let origin = Origin::of(&request.url);
+        let route = self.proxies()?.route(&origin);
+        let forward = match route {
+            Route::Forward(proxy) => Some(proxy),
+            _ => None,
+        };
         loop {
-            let mut checkout = self.pool.checkout(&origin).await?;
-            let message = build(request, checkout.sender.is_http2())?;
+            let mut checkout = self.pool.checkout(&origin, route).await?;
+            let message = build(request, checkout.sender.is_http2(), forward)?;
             let response = match checkout.sender.send(message).await {
                 Ok(response) => response,
                 Err(mut error) => {
@@ -218,10 +249,15 @@ fn move_credentials_to_header(url: &mut url::Url, headers: &mut HeaderMap) {
 }
 
 /// The hyper request for `request`: origin-form with a `Host` header over HTTP/1.1,
-/// absolute-form (which becomes `:authority`) over HTTP/2.
-fn build(request: &Outgoing, http2: bool) -> std::result::Result<Request<RequestBody>, BoxError> {
+/// absolute-form (which becomes `:authority`) over HTTP/2, and absolute-form with a
+/// `Host` header (and the proxy's credentials) to a forwarding proxy.
+fn build(
+    request: &Outgoing,
+    http2: bool,
+    forward: Option<&Proxy>,
+) -> std::result::Result<Request<RequestBody>, BoxError> {
     let url = &request.url;
-    let target = if http2 {
+    let target = if http2 || forward.is_some() {
         &url[..url::Position::AfterQuery]
     } else {
         &url[url::Position::BeforePath..url::Position::AfterQuery]
@@ -235,6 +271,9 @@ fn build(request: &Outgoing, http2: bool) -> std::result::Result<Request<Request
     if !http2 && !headers.contains_key(HOST) {
         let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
         headers.insert(HOST, HeaderValue::from_str(host)?);
+    }
+    if let Some(authorization) = forward.and_then(|proxy| proxy.authorization.as_ref()) {
+        headers.insert(PROXY_AUTHORIZATION, authorization.clone());
     }
     Ok(message)
 }
@@ -271,11 +310,46 @@ mod tests {
             headers: HeaderMap::new(),
             body: None,
         };
-        let http1 = build(&request, false).unwrap();
+        let http1 = build(&request, false, None).unwrap();
         assert_eq!(http1.uri(), "/p?q=1");
         assert_eq!(http1.headers()[HOST], "[::1]:8080");
-        let http2 = build(&request, true).unwrap();
+        let http2 = build(&request, true, None).unwrap();
         assert_eq!(http2.uri(), "http://[::1]:8080/p?q=1");
         assert!(http2.headers().get(HOST).is_none());
+    }
+
+    #[test]
+    fn an_unreachable_proxy_is_named_in_the_error() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let proxies = Proxies::from_lookup(|name| {
+            (name == "HTTP_PROXY").then(|| format!("http://127.0.0.1:{port}"))
+        })
+        .unwrap();
+        let client = Client::with_proxies("test", proxies);
+        let params = RequestParams {
+            request: Outgoing {
+                url: url::Url::parse("http://far.test/x").unwrap(),
+                method: http::Method::GET,
+                headers: HeaderMap::new(),
+                body: None,
+            },
+            decompress: true,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build_local(tokio::runtime::LocalOptions::default())
+            .unwrap();
+        let Err(error) = runtime.block_on(client.send(params)) else {
+            panic!("a request through a closed proxy port fails");
+        };
+        let message = error.to_string();
+        let expected = format!("cannot connect to the proxy 127.0.0.1:{port} (from HTTP_PROXY)");
+        assert!(message.contains(&expected), "{message}");
+        assert!(message.contains("Connection refused"), "{message}");
+        assert!(message.contains("http://far.test/x"), "{message}");
     }
 }

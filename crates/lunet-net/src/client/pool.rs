@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::BoxError;
+use super::proxy::{self, Route};
 
 /// A request body as the connections take it: whole, in memory.
 pub type RequestBody = Full<Bytes>;
@@ -154,8 +155,10 @@ impl Drop for FirstHttps<'_> {
 }
 
 impl Pool {
-    /// A connection to `origin` that is ready to send: a live idle one, or a new one.
-    pub async fn checkout(&self, origin: &Origin) -> Result<Checkout, BoxError> {
+    /// A connection to `origin` that is ready to send: a live idle one, or a new one
+    /// opened along `route`. (The route of an origin never changes while the pool
+    /// lives, so connections need not be told apart by route.)
+    pub async fn checkout(&self, origin: &Origin, route: Route<'_>) -> Result<Checkout, BoxError> {
         let mut first_https = None;
         loop {
             if let Some(shared) = self.shared_http2(origin) {
@@ -202,7 +205,7 @@ impl Pool {
         // Boxed: opening a connection (TCP, TLS, handshake) is a large future, and
         // keeping it inline would make every request's future as large, to be copied
         // on every request, including the ones that reuse a connection.
-        let sender = Box::pin(self.connect(origin)).await;
+        let sender = Box::pin(self.connect(origin, route)).await;
         drop(first_https);
         Ok(Checkout {
             sender: sender?,
@@ -247,19 +250,36 @@ impl Pool {
         })
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<Sender, BoxError> {
-        let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| format!("cannot connect to {origin}: {e}"))?;
-        tcp.set_nodelay(true)?;
-        if !origin.https {
-            return handshake_http1(tcp).await;
+    async fn connect(&self, origin: &Origin, route: Route<'_>) -> Result<Sender, BoxError> {
+        let tcp = match route {
+            Route::Direct => open_tcp(origin)
+                .await
+                .map_err(|e| format!("cannot connect to {origin}: {e}"))?,
+            Route::Forward(proxy) | Route::Tunnel(proxy) => open_tcp(&proxy.address)
+                .await
+                .map_err(|e| format!("cannot connect to {proxy}: {e}"))?,
+        };
+        match route {
+            Route::Tunnel(proxy) => {
+                let tunnel = proxy::tunnel(tcp, proxy, origin).await?;
+                self.secure(origin, TokioIo::new(tunnel)).await
+            }
+            _ if origin.https => self.secure(origin, tcp).await,
+            _ => handshake_http1(tcp).await,
         }
+    }
+
+    /// The TLS handshake with `origin` over `stream`, then HTTP/2 when the server
+    /// chose it by ALPN, HTTP/1.1 otherwise.
+    async fn secure<S>(&self, origin: &Origin, stream: S) -> Result<Sender, BoxError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
         let name = ServerName::try_from(origin.host.clone())
             .map_err(|e| format!("'{}' is not a valid TLS server name: {e}", origin.host))?;
         let stream = self
             .tls()
-            .connect(name, tcp)
+            .connect(name, stream)
             .await
             .map_err(|e| format!("TLS handshake with {origin} failed: {e}"))?;
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -276,6 +296,12 @@ impl Pool {
             handshake_http1(stream).await
         }
     }
+}
+
+async fn open_tcp(address: &Origin) -> std::io::Result<TcpStream> {
+    let tcp = TcpStream::connect((address.host.as_str(), address.port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
 async fn handshake_http1<S>(stream: S) -> Result<Sender, BoxError>

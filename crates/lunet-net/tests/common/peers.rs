@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -235,6 +235,89 @@ pub fn http(tls: Option<Arc<ServerConfig>>) -> Peer {
             }
         }
     })
+}
+
+/// What a [`proxy`] was asked, one line per request: `CONNECT <authority> <auth>`
+/// or `<METHOD> <target> <auth>`, where `<auth>` is the `Proxy-Authorization` header
+/// or `-`.
+pub type ProxyLog = Arc<Mutex<Vec<String>>>;
+
+/// An HTTP proxy. `CONNECT host:port` opens a tunnel to 127.0.0.1:port whatever the
+/// host (so names that only the proxy "resolves" work), except for `refuse.test`,
+/// which gets 407. Any other request is answered by the proxy itself with JSON
+/// describing what it received (`method`, `target`, `host`, `proxyAuthorization`,
+/// `body`), so forwarded requests are seen exactly as the proxy saw them.
+pub fn proxy() -> (Peer, ProxyLog) {
+    let log = ProxyLog::default();
+    let peer_log = log.clone();
+    let peer = tcp_sessions("127.0.0.1:0", move |stream, _client| {
+        let log = peer_log.clone();
+        async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let log = log.clone();
+                async move { Ok::<_, Infallible>(proxy_request(request, &log).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        }
+    });
+    (peer, log)
+}
+
+async fn proxy_request(request: Request<Incoming>, log: &ProxyLog) -> Response<Full<Bytes>> {
+    let auth = request
+        .headers()
+        .get("proxy-authorization")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let target = request.uri().to_string();
+    let line = format!(
+        "{} {target} {}",
+        request.method(),
+        auth.as_deref().unwrap_or("-")
+    );
+    log.lock().unwrap().push(line);
+    if request.method() == http::Method::CONNECT {
+        let authority = request.uri().authority().cloned();
+        let Some(authority) = authority else {
+            return respond(400, "CONNECT needs host:port");
+        };
+        if authority.host() == "refuse.test" {
+            return respond(407, "");
+        }
+        let port = authority.port_u16().unwrap_or(443);
+        tokio::spawn(async move {
+            let Ok(upgraded) = hyper::upgrade::on(request).await else {
+                return;
+            };
+            let Ok(mut target) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                return;
+            };
+            let mut upgraded = TokioIo::new(upgraded);
+            let _ = tokio::io::copy_bidirectional(&mut upgraded, &mut target).await;
+        });
+        return respond(200, "");
+    }
+    let host = request
+        .headers()
+        .get("host")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let method = request.method().to_string();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let json = serde_json::json!({
+        "method": method,
+        "target": target,
+        "host": host,
+        "proxyAuthorization": auth,
+        "body": String::from_utf8_lossy(&body),
+    });
+    respond(200, json.to_string())
 }
 
 /// A server that accepts connections and resets them at once (SO_LINGER 0).

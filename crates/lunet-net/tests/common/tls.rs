@@ -51,6 +51,8 @@ pub enum Leaf {
     WrongHost,
     /// Self-signed: no trusted issuer.
     SelfSigned,
+    /// Signed by the test CA for this host name (one that only a proxy can reach).
+    Named(&'static str),
 }
 
 fn server_config_from(
@@ -75,6 +77,7 @@ pub fn server_config(leaf: Leaf, alpn: &[&[u8]]) -> Arc<ServerConfig> {
     let ca = ca();
     let names = match leaf {
         Leaf::WrongHost => vec!["other.example".to_string()],
+        Leaf::Named(name) => vec![name.to_string()],
         _ => vec!["localhost".to_string(), "127.0.0.1".to_string()],
     };
     let mut params = CertificateParams::new(names).unwrap();
