@@ -3,8 +3,9 @@
 //!
 //! Limits that keep bad clients from hurting the server: request headers larger than
 //! [`MAX_HEADER_BYTES`] are answered with 431 (hyper also refuses any head beyond its
-//! read buffer of [`READ_BUFFER_BYTES`]), a head not received within
-//! [`HEAD_READ_TIMEOUT`] closes the connection, and bodies over [`MAX_BODY_BYTES`] get
+//! read buffer of [`READ_BUFFER_BYTES`]), a connection that makes no progress for
+//! [`stall::STALL_PERIOD`] (an unfinished request head, a silent keep-alive client, a
+//! client that stopped reading) is closed, and bodies over [`MAX_BODY_BYTES`] get
 //! 413. A client that vanishes mid-body just ends its connection task. When the
 //! server stops, an idle connection closes at once; one with a request in flight
 //! answers it with `Connection: close` and then closes. (hyper's own graceful
@@ -14,19 +15,19 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use mlua::LuaString;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::response::{self, Body};
+use super::stall::{self, Progress, Watched};
 use super::{Server, request, upgrade};
 use lunet_runtime::compression::{content_codings, decompress_all};
 
@@ -36,8 +37,6 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// The largest request body accepted (after which the answer is 413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-/// How long a client may take to send a request head.
-pub const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a connection knows about its peer, computed once per connection, and its
 /// state for a graceful stop.
@@ -49,6 +48,8 @@ struct Peer {
     in_flight: Cell<usize>,
     /// Set when the server stops: responses then carry `Connection: close`.
     stopping: Cell<bool>,
+    /// Writes that made progress, for [`stall::stalled`].
+    progress: Progress,
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -90,6 +91,7 @@ pub async fn serve(
         port: remote.port(),
         in_flight: Cell::new(0),
         stopping: Cell::new(false),
+        progress: Progress::default(),
     });
     let service_peer = peer.clone();
     let service = service_fn(move |request| {
@@ -106,16 +108,18 @@ pub async fn serve(
             Ok::<_, Infallible>(response)
         }
     });
+    // No timer: hyper's header-read timeout is replaced by `stall` (see there).
+    let stream = Watched::new(stream, peer.progress.clone());
     let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_READ_TIMEOUT)
         .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
+    let busy = || peer.in_flight.get() > 0;
     tokio::select! {
         _ = connection.as_mut() => {}
+        _ = stall::stalled(&peer.progress, busy, stall::STALL_PERIOD) => {}
         _ = super::stop_requested(&mut stop) => {
             peer.stopping.set(true);
             if peer.in_flight.get() > 0 {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod request;
 pub mod response;
+pub mod stall;
 pub mod upgrade;
 
 use std::cell::Cell;

@@ -56,25 +56,19 @@ fn parse_status(value: Value) -> Result<StatusCode> {
         .map_err(|e| Error::runtime(format!("Invalid status {code} - {e}")))
 }
 
-/// What a handler returned: its first return value and, when that is a plain table,
-/// the table's `status`, `headers` and `body`.
-pub struct Returned {
-    value: Value,
-    fields: Option<(Value, Value, Value)>,
-}
-
-impl Returned {
-    fn value(value: Value) -> Returned {
-        Returned {
-            value,
-            fields: None,
-        }
-    }
+/// What a handler returned (its first return value).
+pub enum Returned {
+    /// A string, its bytes already copied off the thread's stack.
+    Text(Bytes),
+    /// A table without a metatable: its `status`, `headers` and `body`, read raw.
+    Plain(Value, Value, Value),
+    /// Anything else (a table with a metatable is read with ordinary gets).
+    Other(Value),
 }
 
 impl FromLuaMulti for Returned {
     fn from_lua_multi(values: MultiValue, _lua: &Lua) -> Result<Self> {
-        Ok(Returned::value(
+        Ok(Returned::Other(
             values.into_iter().next().unwrap_or(Value::Nil),
         ))
     }
@@ -83,25 +77,34 @@ impl FromLuaMulti for Returned {
     ///
     /// SAFETY (for the Luau C API calls): the value at `-nvals` exists; room for the
     /// one value pushed at a time is made first, and each is popped again. Neither
-    /// `lua_getmetatable` nor `lua_rawgetfield` can raise an error (no metamethods;
-    /// mlua aborts on allocation failure instead of raising).
+    /// `lua_tolstring` on a string, `lua_getmetatable` nor `lua_rawgetfield` can
+    /// raise an error (no metamethods, no conversion; mlua aborts on allocation
+    /// failure instead of raising).
     unsafe fn from_stack_multi(nvals: c_int, lua: &RawLua) -> Result<Self> {
         if nvals == 0 {
-            return Ok(Returned::value(Value::Nil));
+            return Ok(Returned::Other(Value::Nil));
         }
         unsafe {
             let state = lua.state();
             let index = ffi::lua_absindex(state, -nvals);
-            let value = Value::from_stack(index, lua)?;
-            if ffi::lua_type(state, index) != ffi::LUA_TTABLE {
-                return Ok(Returned::value(value));
+            match ffi::lua_type(state, index) {
+                ffi::LUA_TSTRING => {
+                    // Copied straight into the response body: no reference to the
+                    // string is kept, so none has to be made and released.
+                    let mut len = 0;
+                    let data = ffi::lua_tolstring(state, index, &mut len);
+                    let bytes = std::slice::from_raw_parts(data as *const u8, len);
+                    return Ok(Returned::Text(Bytes::copy_from_slice(bytes)));
+                }
+                ffi::LUA_TTABLE => {}
+                _ => return Ok(Returned::Other(Value::from_stack(index, lua)?)),
             }
             if ffi::lua_checkstack(state, 1) == 0 {
                 return Err(Error::StackError);
             }
             if ffi::lua_getmetatable(state, index) != 0 {
                 ffi::lua_pop(state, 1);
-                return Ok(Returned::value(value));
+                return Ok(Returned::Other(Value::from_stack(index, lua)?));
             }
             let field = |key: &CStr| -> Result<Value> {
                 ffi::lua_rawgetfield(state, index, key.as_ptr());
@@ -109,40 +112,41 @@ impl FromLuaMulti for Returned {
                 ffi::lua_pop(state, 1);
                 field
             };
-            let fields = (field(c"status")?, field(c"headers")?, field(c"body")?);
-            Ok(Returned {
-                value,
-                fields: Some(fields),
-            })
+            Ok(Returned::Plain(
+                field(c"status")?,
+                field(c"headers")?,
+                field(c"body")?,
+            ))
         }
     }
 }
 
+fn table_response(status: Value, headers: Value, body: Value) -> Result<Response<Body>> {
+    let status = parse_status(status)?;
+    let headers = header_map(&headers, "headers")?;
+    let body = match body {
+        Value::Nil => Bytes::new(),
+        other => body_bytes(&other, "body")?,
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
 /// Converts what a handler returned into a response.
 pub fn from_handler(returned: Returned) -> Result<Response<Body>> {
-    let Returned { value, fields } = returned;
-    match value {
-        Value::String(s) => Ok(Response::new(Full::new(Bytes::copy_from_slice(
+    match returned {
+        Returned::Text(bytes) => Ok(Response::new(Full::new(bytes))),
+        Returned::Plain(status, headers, body) => table_response(status, headers, body),
+        Returned::Other(Value::String(s)) => Ok(Response::new(Full::new(Bytes::copy_from_slice(
             &s.as_bytes(),
         )))),
-        Value::Buffer(b) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
-        Value::Table(t) => {
-            let (status, headers, body) = match fields {
-                Some(fields) => fields,
-                None => (t.get("status")?, t.get("headers")?, t.get("body")?),
-            };
-            let status = parse_status(status)?;
-            let headers = header_map(&headers, "headers")?;
-            let body = match body {
-                Value::Nil => Bytes::new(),
-                other => body_bytes(&other, "body")?,
-            };
-            let mut response = Response::new(Full::new(body));
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            Ok(response)
+        Returned::Other(Value::Buffer(b)) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
+        Returned::Other(Value::Table(t)) => {
+            table_response(t.get("status")?, t.get("headers")?, t.get("body")?)
         }
-        other => Err(Error::runtime(format!(
+        Returned::Other(other) => Err(Error::runtime(format!(
             "the handler returned {}; expected a string or a table {{ status?, headers?, body? }}",
             lunet_runtime::type_name(&other)
         ))),
