@@ -454,7 +454,9 @@ handle.stop()
         stream
     };
     let mut unfinished = connect();
-    unfinished.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    unfinished
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let mut silent = connect();
     silent
         .write_all(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -466,7 +468,10 @@ handle.stop()
         std::thread::spawn(move || {
             let mut received = Vec::new();
             let _ = stream.read_to_end(&mut received);
-            (String::from_utf8_lossy(&received).into_owned(), start.elapsed())
+            (
+                String::from_utf8_lossy(&received).into_owned(),
+                start.elapsed(),
+            )
         })
     };
     let (unfinished, silent, long) = (read_all(unfinished), read_all(silent), read_all(long));

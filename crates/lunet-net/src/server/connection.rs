@@ -19,7 +19,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use mlua::LuaString;
@@ -219,9 +219,16 @@ async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
         );
         return response;
     };
-    let (parts, body) = match read_body(request).await {
-        Ok(read) => read,
-        Err(response) => return response,
+    // A request without a body (most of them) skips reading one; the body reader is
+    // boxed so that its state does not enlarge every request's future, which hyper
+    // moves around several times per request.
+    let (parts, body) = if request.body().is_end_stream() {
+        (request.into_parts().0, Bytes::new())
+    } else {
+        match Box::pin(read_body(request)).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        }
     };
     let args = request::HandlerArgs {
         handler,

@@ -49,7 +49,8 @@ impl<S> Watched<S> {
             && *n > 0
         {
             let count = self.progress.load(Ordering::Relaxed);
-            self.progress.store(count.wrapping_add(1), Ordering::Relaxed);
+            self.progress
+                .store(count.wrapping_add(1), Ordering::Relaxed);
         }
     }
 }
@@ -173,11 +174,12 @@ mod tests {
                 tokio::time::sleep(PERIOD * 10 - Duration::from_secs(5)).await;
                 flag.set(false);
             };
-            let ((), ()) = tokio::join!(
-                stalled(&progress, || busy.get(), PERIOD),
-                finisher
+            let ((), ()) = tokio::join!(stalled(&progress, || busy.get(), PERIOD), finisher);
+            assert_eq!(
+                start.elapsed(),
+                PERIOD * 10,
+                "stalls at the first check after it"
             );
-            assert_eq!(start.elapsed(), PERIOD * 10, "stalls at the first check after it");
         });
     }
 }
