@@ -15,8 +15,9 @@
 //! its own handler thread could do, would never report.)
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
 
 use mlua::thread::ThreadStatus;
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread};
@@ -41,7 +42,7 @@ type Watcher = (Thread, Deliver);
 /// hold their thread, so a thread's identity cannot be reused while it is watched.
 #[derive(Default)]
 pub(super) struct Watchers {
-    map: RefCell<HashMap<usize, Watcher>>,
+    map: RefCell<FxHashMap<usize, Watcher>>,
 }
 
 impl Watchers {

@@ -9,9 +9,10 @@
 //! (or cancelled) in the meantime is therefore never resumed by a stale future.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
 
 use mlua::{IntoLuaMulti, Lua, Result, Thread};
 use tokio::task::AbortHandle;
@@ -31,7 +32,9 @@ struct Entry {
 #[derive(Default)]
 pub(super) struct ParkTable {
     next_id: Cell<u64>,
-    entries: RefCell<HashMap<usize, Entry>>,
+    /// Keyed by thread address: not chosen by anyone outside, so the fast Fx hash
+    /// (not SipHash's flood resistance) is the right trade on this hot path.
+    entries: RefCell<FxHashMap<usize, Entry>>,
 }
 
 fn key(thread: &Thread) -> usize {
