@@ -4,11 +4,37 @@
 //! header repeats; values are raw bytes (never dropped for not being UTF-8). Scripts
 //! may give a header or query value as a string or an array of strings. Bodies are a
 //! string or a buffer. Every error names the field and what was expected, in Lune's
-//! "Invalid <field> - expected <type>, got <type>" style.
+//! "Invalid <field> - expected <type>, got <type>" style. [`LuaBytes`] hands received
+//! bytes to Luau as a string.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use mlua::{Error, Lua, Result, Table, Value};
+use mlua::state::RawLua;
+use mlua::{Error, IntoLua, Lua, Result, Table, Value, ffi};
+
+/// Bytes that become a Luau string. Returned from a library function or a resumed
+/// wait, they are pushed straight onto the Luau stack, without first becoming a
+/// `LuaString` (a Luau reference made and released again).
+pub struct LuaBytes(pub Bytes);
+
+impl IntoLua for LuaBytes {
+    fn into_lua(self, lua: &Lua) -> Result<Value> {
+        lua.create_string(&self.0).map(Value::String)
+    }
+
+    /// SAFETY (for the Luau C API calls): room for the one value is made first, and
+    /// pushing a string cannot raise (mlua aborts on allocation failure instead).
+    unsafe fn push_into_stack(self, lua: &RawLua) -> Result<()> {
+        let state = lua.state();
+        unsafe {
+            if ffi::lua_checkstack(state, 1) == 0 {
+                return Err(Error::StackError);
+            }
+            ffi::lua_pushlstring(state, self.0.as_ptr().cast(), self.0.len());
+        }
+        Ok(())
+    }
+}
 
 /// The bytes of a string or buffer value, or an error naming `field`.
 pub fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {

@@ -6,8 +6,15 @@
 //! the caller's position (`script.luau:12: Invalid body - ...`). Argument conversion
 //! happens inside, so conversion errors are strings too. [`type_name`] names value
 //! types as Luau does (`number`, never mlua's `integer`).
+//!
+//! Arguments are converted straight off the Luau stack ([`Args`]) and results pushed
+//! straight onto it behind their flag ([`Flagged`]), with no `MultiValue` in between:
+//! this glue runs on every library call, including each WebSocket `send`/`next`.
 
-use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Value};
+use std::ffi::c_int;
+
+use mlua::state::RawLua;
+use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
 use crate::report;
 
@@ -19,17 +26,103 @@ pub fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// Turns a callback result into `(true, values...)` or `(false, message)`.
-pub(crate) fn flag_result(lua: &Lua, result: Result<MultiValue>) -> Result<MultiValue> {
-    match result {
-        Ok(mut values) => {
-            values.push_front(Value::Boolean(true));
-            Ok(values)
+/// A callback's arguments as `A`, or why they could not be converted (reported to
+/// the script as a string, like any other error of the callback).
+pub(crate) struct Args<A>(pub Result<A>);
+
+impl<A: FromLuaMulti> FromLuaMulti for Args<A> {
+    fn from_lua_multi(values: MultiValue, lua: &Lua) -> Result<Self> {
+        Ok(Args(A::from_lua_multi(values, lua)))
+    }
+
+    unsafe fn from_stack_args(
+        nargs: c_int,
+        i: usize,
+        to: Option<&str>,
+        lua: &RawLua,
+    ) -> Result<Self> {
+        Ok(Args(unsafe { A::from_stack_args(nargs, i, to, lua) }))
+    }
+}
+
+/// What a callback hands its Luau wrapper: `(true, flags..., values...)` or
+/// `(false, message)`. `flags` are booleans the wrapper reads before the values
+/// (the async glue's "pending"); `Flags` has no values at all.
+pub(crate) enum Flagged<R> {
+    Ok(&'static [bool], R),
+    Flags(&'static [bool]),
+    Err(String),
+}
+
+impl<R> Flagged<R> {
+    pub(crate) fn from_result(flags: &'static [bool], result: Result<R>) -> Flagged<R> {
+        match result {
+            Ok(values) => Flagged::Ok(flags, values),
+            Err(error) => Flagged::Err(report::error_message(&error)),
         }
-        Err(error) => Ok(MultiValue::from_vec(vec![
-            Value::Boolean(false),
-            Value::String(lua.create_string(report::error_message(&error))?),
-        ])),
+    }
+}
+
+impl<R: IntoLuaMulti> IntoLuaMulti for Flagged<R> {
+    fn into_lua_multi(self, lua: &Lua) -> Result<MultiValue> {
+        match self {
+            Flagged::Flags(flags) => Flagged::Ok(flags, ()).into_lua_multi(lua),
+            Flagged::Ok(flags, values) => {
+                let mut values = values.into_lua_multi(lua)?;
+                for &flag in flags.iter().rev() {
+                    values.push_front(Value::Boolean(flag));
+                }
+                values.push_front(Value::Boolean(true));
+                Ok(values)
+            }
+            Flagged::Err(message) => Ok(MultiValue::from_vec(vec![
+                Value::Boolean(false),
+                Value::String(lua.create_string(message)?),
+            ])),
+        }
+    }
+
+    /// The fast path mlua takes for a callback's results.
+    ///
+    /// SAFETY (for the Luau C API calls): room for the flags (at most a few) and the
+    /// message is made first; pushing a boolean cannot fail, and pushing a string
+    /// cannot raise (mlua aborts on allocation failure instead). Values that fail to
+    /// convert leave what they pushed above `top`, which is dropped.
+    unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<c_int> {
+        let state = lua.state();
+        unsafe {
+            match self {
+                Flagged::Ok(flags, values) => {
+                    let count = 1 + flags.len() as c_int;
+                    if ffi::lua_checkstack(state, count) == 0 {
+                        return Err(mlua::Error::StackError);
+                    }
+                    let top = ffi::lua_gettop(state);
+                    ffi::lua_pushboolean(state, 1);
+                    for &flag in flags {
+                        ffi::lua_pushboolean(state, c_int::from(flag));
+                    }
+                    match values.push_into_stack_multi(lua) {
+                        Ok(pushed) => Ok(count + pushed),
+                        // A value that cannot be converted is the callback's error.
+                        Err(error) => {
+                            ffi::lua_settop(state, top);
+                            Flagged::<()>::Err(report::error_message(&error))
+                                .push_into_stack_multi(lua)
+                        }
+                    }
+                }
+                Flagged::Flags(flags) => Flagged::Ok(flags, ()).push_into_stack_multi(lua),
+                Flagged::Err(message) => {
+                    if ffi::lua_checkstack(state, 2) == 0 {
+                        return Err(mlua::Error::StackError);
+                    }
+                    ffi::lua_pushboolean(state, 0);
+                    ffi::lua_pushlstring(state, message.as_ptr().cast(), message.len());
+                    Ok(2)
+                }
+            }
+        }
     }
 }
 
@@ -69,11 +162,11 @@ where
     R: IntoLuaMulti,
     F: Fn(&Lua, A) -> Result<R> + 'static,
 {
-    let inner = lua.create_function(move |lua, args: MultiValue| {
-        let result = A::from_lua_multi(args, lua)
-            .and_then(|args| f(lua, args))
-            .and_then(|values| values.into_lua_multi(lua));
-        flag_result(lua, result)
+    let inner = lua.create_function(move |lua, Args(args): Args<A>| {
+        Ok(Flagged::from_result(
+            &[],
+            args.and_then(|args| f(lua, args)),
+        ))
     })?;
     wrapper(lua)?.call(inner)
 }

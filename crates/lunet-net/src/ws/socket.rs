@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::writer::{BoxSink, Inline, Writer};
+use crate::convert::LuaBytes;
 use crate::object::{self, Object};
 
 /// How many received messages wait for `next()` before the reader stops reading.
@@ -250,11 +251,12 @@ impl Inner {
     }
 }
 
-fn message_into_lua(lua: &Lua, message: Message) -> Result<Value> {
+/// What `next()` returns for a message: its text or bytes as a string.
+fn received(message: Message) -> Option<LuaBytes> {
     match message {
-        Message::Text(text) => Ok(Value::String(lua.create_string(text.as_bytes())?)),
-        Message::Binary(bytes) => Ok(Value::String(lua.create_string(&bytes)?)),
-        _ => Ok(Value::Nil),
+        Message::Text(text) => Some(LuaBytes(text.into())),
+        Message::Binary(bytes) => Some(LuaBytes(bytes)),
+        _ => None,
     }
 }
 
@@ -318,15 +320,9 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             }
         },
     )?;
-    let next = lunet_runtime::create_async_function(lua, "WebSocket:next", |lua, this: Value| {
+    let next = lunet_runtime::create_async_function(lua, "WebSocket:next", |_lua, this: Value| {
         let inner = self_arg(this, "next");
-        let lua = lua.clone();
-        async move {
-            match inner?.next().await {
-                Some(message) => message_into_lua(&lua, message),
-                None => Ok(Value::Nil),
-            }
-        }
+        async move { Ok(inner?.next().await.and_then(received)) }
     })?;
     let close = lunet_runtime::create_async_function(
         lua,

@@ -44,6 +44,7 @@ use tokio::sync::Notify;
 pub use call::CallOutcome;
 pub use park::ParkId;
 
+use crate::function::{Args, Flagged};
 use crate::report;
 
 /// What a parked or queued thread is resumed with.
@@ -164,20 +165,45 @@ impl Scheduler {
     /// Resumes `thread` and reports an uncaught error. Threads that can no longer be
     /// resumed (finished, cancelled, or resumed by someone else meanwhile) are skipped.
     pub(crate) fn resume(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
+        match resumption {
+            Resumption::Values(args) => self.resume_with(lua, thread, args),
+            Resumption::Error(error) => self.resume_with_error(lua, thread, &error),
+        }
+    }
+
+    /// [`Self::resume`] with `args` returned from the yield. Generic, so values that
+    /// push themselves straight onto the thread's stack (a received message, say)
+    /// never become a `MultiValue` first.
+    pub(crate) fn resume_with(&self, lua: &Lua, thread: Thread, args: impl IntoLuaMulti) {
         if thread.status() != ThreadStatus::Resumable {
             return;
         }
-        let result = match resumption {
-            Resumption::Values(args) => thread.resume::<MultiValue>(args),
-            Resumption::Error(error) => {
-                let message = lua.create_string(report::error_message(&error));
-                match message {
-                    Ok(message) => thread.resume_error::<MultiValue>(message),
-                    Err(e) => Err(e),
-                }
-            }
+        let result = thread.resume::<MultiValue>(args);
+        // An error with the thread still suspended means the values could not be
+        // converted, so the thread never ran: it gets the error raised instead.
+        if let Err(error) = &result
+            && thread.status() == ThreadStatus::Resumable
+        {
+            return self.resume_with_error(lua, thread, error);
+        }
+        self.resumed(thread, result);
+    }
+
+    /// [`Self::resume`] with `error` raised at the yield, as a string message.
+    fn resume_with_error(&self, lua: &Lua, thread: Thread, error: &Error) {
+        if thread.status() != ThreadStatus::Resumable {
+            return;
+        }
+        let result = match lua.create_string(report::error_message(error)) {
+            Ok(message) => thread.resume_error::<MultiValue>(message),
+            Err(e) => Err(e),
         };
-        // A thread started by `call` that has now ended reports to its caller instead.
+        self.resumed(thread, result);
+    }
+
+    /// What happens after a resume: a thread started by `call` that has now ended
+    /// reports to its caller; any other thread's error is uncaught.
+    fn resumed(&self, thread: Thread, result: Result<MultiValue>) {
         let result = if !self.watchers.is_empty() && thread.status() != ThreadStatus::Resumable {
             match self.watchers.complete(&thread, result) {
                 Some(result) => result,
@@ -241,8 +267,16 @@ impl Scheduler {
     /// then runs the threads it deferred before returning, so
     /// a completion costs no extra trip through the run loop. Only when nothing is left
     /// to wait for is the run loop woken, to end the process.
-    pub(crate) fn resume_from_task(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
-        self.resume(lua, thread, resumption);
+    pub(crate) fn resume_from_task<A: IntoLuaMulti>(
+        &self,
+        lua: &Lua,
+        thread: Thread,
+        outcome: Result<A>,
+    ) {
+        match outcome {
+            Ok(values) => self.resume_with(lua, thread, values),
+            Err(error) => self.resume_with_error(lua, thread, &error),
+        }
         self.run_queued(lua);
         if self.nothing_to_wait_for() {
             self.wake.notify_one();
@@ -282,24 +316,20 @@ where
     F: Fn(&Lua, A) -> Fut + 'static,
     Fut: Future<Output = Result<R>> + 'static,
 {
-    let start = lua.create_function(move |lua, args: MultiValue| {
-        let started = A::from_lua_multi(args, lua).and_then(|args| {
+    let start = lua.create_function(move |lua, Args(args): Args<A>| {
+        let started = args.map(|args| {
             let mut future = Box::pin(f(lua, args));
             let mut context = Context::from_waker(Waker::noop());
             match future.as_mut().poll(&mut context) {
-                Poll::Ready(result) => {
-                    let mut values = result?.into_lua_multi(lua)?;
-                    values.push_front(Value::Boolean(false));
-                    Ok(values)
-                }
+                Poll::Ready(result) => Flagged::from_result(&[false], result),
                 Poll::Pending => {
                     let scheduler = Scheduler::of(lua);
                     scheduler.park(lua, lua.current_thread(), future);
-                    Ok(MultiValue::from_vec(vec![Value::Boolean(true)]))
+                    Flagged::Flags(&[true])
                 }
             }
         });
-        crate::function::flag_result(lua, started)
+        Ok(started.unwrap_or_else(|error| Flagged::from_result(&[], Err(error))))
     })?;
     let scheduler = Scheduler::of(lua);
     let make = scheduler.with_glue(|g| g.make_async.clone());

@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 use mlua::{IntoLuaMulti, Lua, Result, Thread};
 use tokio::task::AbortHandle;
 
-use super::{Resumption, Scheduler};
+use super::Scheduler;
 
 /// Identifies one wait of one thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,12 +86,8 @@ impl Scheduler {
         let lua = lua.clone();
         let task = tokio::task::spawn_local(async move {
             let result = future.await;
-            let resumption = match result.and_then(|values| values.into_lua_multi(&lua)) {
-                Ok(values) => Resumption::Values(values),
-                Err(error) => Resumption::Error(error),
-            };
             if let Some(thread) = scheduler.parked.take(thread_key, id) {
-                scheduler.resume_from_task(&lua, thread, resumption);
+                scheduler.resume_from_task(&lua, thread, result);
             }
         });
         let entry = Entry {

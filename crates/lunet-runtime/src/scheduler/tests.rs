@@ -279,3 +279,58 @@ fn a_completion_resumes_its_thread_and_runs_what_it_deferred_before_the_next() {
         "each thread's deferred work runs right after it yields"
     );
 }
+
+/// A value whose conversion to Luau always fails.
+struct Unconvertible;
+
+impl mlua::IntoLua for Unconvertible {
+    fn into_lua(self, _lua: &Lua) -> mlua::Result<Value> {
+        Err(mlua::Error::runtime(
+            "this value cannot become a Luau value",
+        ))
+    }
+}
+
+#[test]
+fn results_that_cannot_be_converted_are_raised_in_the_caller() {
+    let log: Log = Rc::default();
+    let seen = log.clone();
+    run(move |lua, _scheduler| {
+        let now = create_async_function(lua, "now", |_, ()| async { Ok(Unconvertible) }).unwrap();
+        let later = create_async_function(lua, "later", |_, ()| async {
+            tokio::task::yield_now().await;
+            Ok(Unconvertible)
+        })
+        .unwrap();
+        let record = {
+            let log = log.clone();
+            lua.create_function(move |_, value: String| {
+                log.borrow_mut().push(value);
+                Ok(())
+            })
+            .unwrap()
+        };
+        let body: Function = lua
+            .load(
+                r#"
+                local now, later, record = ...
+                for _, f in { now, later } do
+                    local ok, err = pcall(f)
+                    record(tostring(ok) .. " " .. tostring(err))
+                end
+                "#,
+            )
+            .into_function()
+            .unwrap();
+        let thread = lua.create_thread(body).unwrap();
+        thread.resume::<()>((now, later, record)).unwrap();
+    });
+    let log = seen.borrow();
+    assert_eq!(log.len(), 2, "both calls returned to the script: {log:?}");
+    for line in log.iter() {
+        assert!(
+            line.starts_with("false ") && line.contains("cannot become a Luau value"),
+            "{line}"
+        );
+    }
+}
