@@ -304,6 +304,86 @@ fn stop_finishes_in_flight_requests_then_refuses() {
     );
 }
 
+/// Stopping the server closes a keep-alive connection that waits for its next
+/// request at once (its client sees the end of the stream), and the script ends.
+#[test]
+fn stop_closes_idle_keep_alive_connections_at_once() {
+    let script = spawn_luau(ECHO_SERVER, &[]);
+    let port: u16 = script.ready().parse().unwrap();
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /string HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !received.ends_with(b"just a string") {
+        let n = idle.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server answered before closing");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let stopped = Instant::now();
+    assert_eq!(script.finish(), 0, "the script ends after stop()");
+    let n = idle
+        .read(&mut chunk)
+        .expect("the connection is closed, not left open");
+    assert_eq!(n, 0, "nothing more arrives: the connection ends");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "closed at once, not after a timeout: {:?}",
+        stopped.elapsed()
+    );
+}
+
+/// A response that is still being written when the server stops (its handler has
+/// returned, the client reads slowly) is delivered whole before the connection closes.
+#[test]
+fn stop_delivers_a_response_still_being_written() {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let script = spawn_luau(
+        r#"
+local testkit = require("@lune/testkit")
+local handle
+handle = net.serve(0, function()
+    -- Stop once the big response is on its way.
+    task.delay(0.2, function() handle.stop() end)
+    return string.rep("x", tonumber(process.args[1]))
+end)
+testkit.ready(handle.port)
+"#,
+        &[SIZE.to_string()],
+    );
+    let port: u16 = script.ready().parse().unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Read a little, then nothing until well after the stop.
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let mut received = first[..n].to_vec();
+    received.extend(rest);
+    let text = String::from_utf8_lossy(&received[..200.min(received.len())]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let head_end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head")
+        + 4;
+    assert_eq!(
+        received.len() - head_end,
+        SIZE,
+        "the whole body arrives although the server stopped while writing it"
+    );
+    assert_eq!(script.wait(), 0, "the script ends once the response is out");
+}
+
 #[test]
 fn stop_semantics_in_luau() {
     run_luau(

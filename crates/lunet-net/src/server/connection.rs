@@ -7,9 +7,9 @@
 //! [`stall::STALL_PERIOD`] (an unfinished request head, a silent keep-alive client, a
 //! client that stopped reading) is closed, and bodies over [`MAX_BODY_BYTES`] get
 //! 413. A client that vanishes mid-body just ends its connection task. When the
-//! server stops, an idle connection closes at once; one with a request in flight
-//! answers it with `Connection: close` and then closes. (hyper's own graceful
-//! shutdown can drop a response that is still being computed, so we do not use it.)
+//! server stops, an idle connection closes at once, one whose response is being
+//! written finishes writing it, and one whose handler is still running answers with
+//! `Connection: close` and then closes.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -122,8 +122,18 @@ pub async fn serve(
         _ = stall::stalled(&peer.progress, busy, stall::STALL_PERIOD) => {}
         _ = super::stop_requested(&mut stop) => {
             peer.stopping.set(true);
-            if peer.in_flight.get() > 0 {
-                let _ = connection.await;
+            // With no handler running, hyper's graceful shutdown closes an idle
+            // connection at once and finishes a response it is still writing. (With a
+            // handler running it would drop that response, so then the response is
+            // sent with `Connection: close` instead.) Either way the response is
+            // delivered, unless its client stalls, which would otherwise keep a
+            // stopped server's process alive.
+            if peer.in_flight.get() == 0 {
+                connection.as_mut().graceful_shutdown();
+            }
+            tokio::select! {
+                _ = connection => {}
+                _ = stall::stalled(&peer.progress, busy, stall::STALL_PERIOD) => {}
             }
         }
     }
