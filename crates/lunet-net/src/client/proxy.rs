@@ -7,7 +7,7 @@
 //! `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set, because a CGI client can set
 //! it through a `Proxy:` header). `no_proxy` / `NO_PROXY` lists hosts that go direct:
 //! `*` for all, a domain (which also covers its subdomains, with or without a leading
-//! dot), an IP address, or an IP network in CIDR form. Loopback destinations
+//! dot), an IP address, or an IP network in CIDR form; a port on an entry is ignored. Loopback destinations
 //! (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`) always go direct, as in Go: a
 //! proxy's loopback is not the script's.
 //!
@@ -217,6 +217,18 @@ fn parse_no_proxy(list: &str) -> Vec<Exception> {
             if entry == "*" {
                 return Some(Exception::Everything);
             }
+            // A port on an entry (`host:8080`, `[::1]:8080`) is ignored: the entry
+            // covers the host on every port.
+            let entry = match entry.rsplit_once(':') {
+                Some((host, port))
+                    if !port.is_empty()
+                        && port.bytes().all(|b| b.is_ascii_digit())
+                        && (!host.contains(':') || host.ends_with(']')) =>
+                {
+                    host.to_string()
+                }
+                _ => entry,
+            };
             let unbracketed = entry.trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = unbracketed.parse::<IpAddr>() {
                 let ip = ip.to_canonical();
@@ -372,7 +384,7 @@ mod tests {
             ("http_proxy", "proxy:1"),
             (
                 "NO_PROXY",
-                " internal.test, .corp.test ,*.wild.test, 10.0.0.0/8, 192.168.1.7, [fd00::1], fe80::/10",
+                " internal.test, .corp.test ,*.wild.test, 10.0.0.0/8, 192.168.1.7, [fd00::1], fe80::/10, ported.test:8080, 172.16.0.9:80, [fd00::9]:443",
             ),
         ])
         .unwrap();
@@ -387,6 +399,9 @@ mod tests {
             "http://[fd00::1]/",
             "http://[fe80::1234]/",
             "http://INTERNAL.test./",
+            "http://ported.test/",
+            "http://172.16.0.9:9000/",
+            "http://[fd00::9]/",
         ] {
             assert_eq!(via(&p, direct), None, "{direct} goes direct");
         }
