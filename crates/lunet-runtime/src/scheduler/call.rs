@@ -13,8 +13,15 @@
 //! the caller's to report, not an uncaught error of the script. (A watched thread
 //! resumed by Luau code instead of the scheduler, which only a script that resumes
 //! its own handler thread could do, would never report.)
+//!
+//! A thread that finished without yielding is kept for the next call
+//! ([`SpareThreads`]) instead of being left to the GC, unless a script may hold a
+//! reference to it: the only way to get one is `coroutine.running()`, which the
+//! scheduler wraps to count its calls, and a thread is reused only when no call
+//! happened while it ran. A script can therefore never see its handler's thread
+//! running someone else's request.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
@@ -69,6 +76,59 @@ impl Watchers {
     }
 }
 
+/// The most finished threads kept for reuse.
+const MAX_SPARE_THREADS: usize = 64;
+
+/// Finished threads of [`Scheduler::call`] that no script can refer to, for reuse.
+#[derive(Default)]
+pub(super) struct SpareThreads {
+    /// Each thread is ready to run the function whose address is beside it.
+    threads: RefCell<Vec<(Thread, usize)>>,
+    /// How many times `coroutine.running()` has been called, ever.
+    escapes: Cell<u64>,
+}
+
+impl SpareThreads {
+    /// Records a `coroutine.running()` call: the thread that made it (or any thread
+    /// running meanwhile) may now be referred to by the script.
+    pub(super) fn note_escape(&self) {
+        self.escapes.set(self.escapes.get().wrapping_add(1));
+    }
+
+    #[cfg(test)]
+    pub(super) fn count(&self) -> usize {
+        self.threads.borrow().len()
+    }
+
+    /// A thread ready to run `func`: a spare one (reset to `func` unless it already
+    /// is), or a new one.
+    fn take(&self, lua: &Lua, func: &Function) -> Result<Thread> {
+        let spare = self.threads.borrow_mut().pop();
+        match spare {
+            Some((thread, ready_for)) => {
+                if ready_for != func.to_pointer() as usize {
+                    thread.reset(func.clone())?;
+                }
+                Ok(thread)
+            }
+            None => lua.create_thread(func.clone()),
+        }
+    }
+
+    /// Keeps `thread` if it finished and no script can refer to it (`escapes` is the
+    /// count from before it ran). It is reset to `func` at once, which also clears
+    /// its stack, so what it returned is not kept alive.
+    fn give_back(&self, thread: Thread, func: &Function, escapes: u64) {
+        if thread.status() != ThreadStatus::Finished || self.escapes.get() != escapes {
+            return;
+        }
+        let mut threads = self.threads.borrow_mut();
+        if threads.len() < MAX_SPARE_THREADS && thread.reset(func.clone()).is_ok() {
+            threads.push((thread, func.to_pointer() as usize));
+        }
+    }
+}
+
 impl Scheduler {
     /// Runs `func(args...)` in a new Luau thread, at once. See [`CallOutcome`].
     pub fn call<R: FromLuaMulti + 'static>(
@@ -77,11 +137,13 @@ impl Scheduler {
         func: &Function,
         args: impl IntoLuaMulti,
     ) -> Result<CallOutcome<R>> {
-        let thread = lua.create_thread(func.clone())?;
+        let escapes = self.spare_threads.escapes.get();
+        let thread = self.spare_threads.take(lua, func)?;
         // Read straight off the thread's stack. If the thread yielded, these are the
         // values it yielded, which are not used.
         let result = thread.resume::<R>(args);
         if result.is_err() || thread.status() != ThreadStatus::Resumable {
+            self.spare_threads.give_back(thread, func, escapes);
             return Ok(CallOutcome::Done(result));
         }
         let (sender, receiver) = oneshot::channel();

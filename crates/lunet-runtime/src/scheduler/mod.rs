@@ -62,6 +62,7 @@ pub struct Scheduler {
     /// Threads waiting on Rust futures, and threads waiting for a caller (see `call`).
     parked: park::ParkTable,
     watchers: call::Watchers,
+    spare_threads: call::SpareThreads,
     /// Resources (servers) that keep the process alive while they run.
     keep_alive: Cell<usize>,
     /// Wakes the run loop when work arrives from a future or another task.
@@ -101,6 +102,7 @@ impl Scheduler {
             deferred: RefCell::new(VecDeque::new()),
             parked: park::ParkTable::default(),
             watchers: call::Watchers::default(),
+            spare_threads: call::SpareThreads::default(),
             keep_alive: Cell::new(0),
             wake: Notify::new(),
             failed: Cell::new(false),
@@ -118,6 +120,18 @@ impl Scheduler {
                 .get("close")?,
         };
         *scheduler.glue.borrow_mut() = Some(glue);
+        // `coroutine.running()` is how a script gets hold of its own thread; `call`
+        // only reuses threads that nobody asked for (see `call::SpareThreads`).
+        let coroutine = lua.globals().get::<mlua::Table>("coroutine")?;
+        let note = lua.create_function(|lua, ()| {
+            Scheduler::of(lua).spare_threads.note_escape();
+            Ok(())
+        })?;
+        let running: Function = lua
+            .load("local running, note = ... return function() note() return running() end")
+            .set_name("=[lunet scheduler]")
+            .call((coroutine.get::<Function>("running")?, note))?;
+        coroutine.set("running", running)?;
         Ok(scheduler)
     }
 

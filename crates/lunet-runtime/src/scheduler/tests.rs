@@ -334,3 +334,46 @@ fn results_that_cannot_be_converted_are_raised_in_the_caller() {
         );
     }
 }
+
+#[test]
+fn finished_threads_are_reused_unless_a_script_may_hold_them() {
+    run(|lua, scheduler| {
+        let call = |func: &Function| match scheduler.call::<i64>(lua, func, ()).unwrap() {
+            CallOutcome::Done(result) => result.unwrap(),
+            CallOutcome::Pending(_) => panic!("the function does not yield"),
+        };
+        let plain: Function = lua.load("return function() return 1 end").eval().unwrap();
+        for _ in 0..3 {
+            assert_eq!(call(&plain), 1);
+        }
+        assert_eq!(
+            scheduler.spare_threads.count(),
+            1,
+            "one thread serves every call"
+        );
+        let keeper: Function = lua
+            .load("return function() kept = coroutine.running() return 2 end")
+            .eval()
+            .unwrap();
+        assert_eq!(call(&keeper), 2);
+        assert_eq!(
+            scheduler.spare_threads.count(),
+            0,
+            "a thread the script holds is not kept for reuse"
+        );
+        for _ in 0..3 {
+            assert_eq!(call(&plain), 1);
+        }
+        let status: String = lua.load("return coroutine.status(kept)").eval().unwrap();
+        assert_eq!(status, "dead", "the kept thread stays finished");
+        let other: Function = lua
+            .load("return function() return coroutine.running() ~= kept end")
+            .eval()
+            .unwrap();
+        let distinct = match scheduler.call::<bool>(lua, &other, ()).unwrap() {
+            CallOutcome::Done(result) => result.unwrap(),
+            CallOutcome::Pending(_) => panic!("the function does not yield"),
+        };
+        assert!(distinct, "later calls never run in the kept thread");
+    });
+}
