@@ -98,33 +98,59 @@ pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>
     Ok(entries)
 }
 
-/// A header map from a script's headers table.
+/// A header map from a script's headers table, in the order of the names (a Luau
+/// table has none of its own). Names and values go straight from the Luau strings
+/// into `HeaderName`s and `HeaderValue`s, with no copy in between.
 pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
-    let mut map = HeaderMap::new();
-    match value {
-        Value::Nil => return Ok(map),
-        Value::Table(table) => {
-            for (name, value) in sorted_entries(table, field)? {
-                let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    Error::runtime(format!(
-                        "Invalid {field} - '{name}' is not a valid header name"
-                    ))
-                })?;
-                for bytes in string_values(&value, field, &name)? {
-                    let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
-                        Error::runtime(format!(
-                            "Invalid {field} value for '{name}' - header values cannot contain newlines or other control characters"
-                        ))
-                    })?;
-                    map.append(header.clone(), value);
-                }
-            }
-        }
+    let table = match value {
+        Value::Nil => return Ok(HeaderMap::new()),
+        Value::Table(table) => table,
         other => {
             return Err(Error::runtime(format!(
                 "Invalid {field} - expected table, got {}",
                 lunet_runtime::type_name(other)
             )));
+        }
+    };
+    let mut entries: Vec<(HeaderName, Value)> = Vec::new();
+    // A raw iteration: `pairs()` would make a protected call per entry.
+    table.for_each(|key: Value, value: Value| {
+        let Value::String(key) = key else {
+            return Err(Error::runtime(format!(
+                "Invalid {field} - keys must be strings, got {}",
+                lunet_runtime::type_name(&key)
+            )));
+        };
+        let name = HeaderName::from_bytes(&key.as_bytes()).map_err(|_| {
+            Error::runtime(format!(
+                "Invalid {field} - '{}' is not a valid header name",
+                key.to_string_lossy()
+            ))
+        })?;
+        entries.push((name, value));
+        Ok(())
+    })?;
+    entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let mut map = HeaderMap::with_capacity(entries.len());
+    for (name, value) in entries {
+        let header_value = |bytes: &[u8]| {
+            HeaderValue::from_bytes(bytes).map_err(|_| {
+                Error::runtime(format!(
+                    "Invalid {field} value for '{name}' - header values cannot contain newlines or other control characters"
+                ))
+            })
+        };
+        match &value {
+            Value::String(s) => {
+                let value = header_value(&s.as_bytes())?;
+                map.append(name, value);
+            }
+            _ => {
+                for bytes in string_values(&value, field, name.as_str())? {
+                    let value = header_value(&bytes)?;
+                    map.append(name.clone(), value);
+                }
+            }
         }
     }
     Ok(map)
