@@ -1,7 +1,7 @@
-//! Running a Luau function in a new thread and learning how it ended.
+//! Running a Luau function in its own thread and learning how it ended.
 //!
 //! [`Scheduler::call`] is what a host (such as `net.serve`) uses to run a script
-//! callback per event. The function runs at once as the body of a fresh thread; its
+//! callback per event. The function runs at once as the body of its own thread; its
 //! outcome is its first return value, or its error with the Luau stack trace at the
 //! point of failure (mlua takes the trace from the dead thread, so no `xpcall`
 //! frame is needed). If it finishes without yielding, the outcome is returned
@@ -130,7 +130,8 @@ impl SpareThreads {
 }
 
 impl Scheduler {
-    /// Runs `func(args...)` in a new Luau thread, at once. See [`CallOutcome`].
+    /// Runs `func(args...)` in its own Luau thread (a spare one when there is one), at
+    /// once. See [`CallOutcome`].
     pub fn call<R: FromLuaMulti + 'static>(
         self: &Rc<Self>,
         lua: &Lua,

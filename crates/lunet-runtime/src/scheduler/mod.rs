@@ -12,7 +12,7 @@
 //! - [`create_async_function`]: a Luau function that yields its caller until a Rust
 //!   future resolves (this is how `task.wait` and all of `@lune/net` do I/O);
 //! - [`Scheduler::spawn`] / [`Scheduler::defer`]: run a function or thread now or later;
-//! - [`Scheduler::call`]: run a function in a new thread and get its outcome, whether
+//! - [`Scheduler::call`]: run a function in its own thread and get its outcome, whether
 //!   it finishes at once or yields first (this is how `net.serve` runs handlers);
 //! - [`Scheduler::keep_alive`]: hold the process open while a resource (a server) runs.
 //!
