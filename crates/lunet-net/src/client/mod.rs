@@ -230,22 +230,27 @@ impl Client {
 /// header (unless the script set one) and leave the URL, so they are never sent as
 /// part of it nor shown in error messages.
 fn move_credentials_to_header(url: &mut url::Url, headers: &mut HeaderMap) {
-    if url.username().is_empty() && url.password().is_none() {
+    let Some(value) = basic_credentials(url) else {
         return;
-    }
-    if !headers.contains_key(AUTHORIZATION) {
-        let decode = |part: &str| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
-        let mut pair = decode(url.username());
-        pair.push(b':');
-        pair.extend(decode(url.password().unwrap_or("")));
-        let value = format!("Basic {}", BASE64_STANDARD.encode(pair));
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(AUTHORIZATION, value);
-        }
-    }
+    };
+    headers.entry(AUTHORIZATION).or_insert(value);
     // Only URLs that cannot have credentials (no host) refuse these; ours have one.
     let _ = url.set_username("");
     let _ = url.set_password(None);
+}
+
+/// `Basic <base64(user:password)>` from the percent-decoded credentials in `url`, if
+/// it has any: for `Authorization` and, from a proxy URL, `Proxy-Authorization`.
+pub fn basic_credentials(url: &url::Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |part: &str| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
+    let mut pair = decode(url.username());
+    pair.push(b':');
+    pair.extend(decode(url.password().unwrap_or("")));
+    // Base64 is always a valid header value.
+    HeaderValue::from_str(&format!("Basic {}", BASE64_STANDARD.encode(pair))).ok()
 }
 
 /// The hyper request for `request`: origin-form with a `Host` header over HTTP/1.1,

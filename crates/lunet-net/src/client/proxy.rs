@@ -23,7 +23,6 @@
 
 use std::net::IpAddr;
 
-use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue, PROXY_AUTHORIZATION};
 use http_body_util::Empty;
@@ -180,29 +179,13 @@ fn parse_proxy(value: &str, variable: &'static str) -> Result<Proxy, String> {
             url.scheme()
         )));
     }
-    let host = match url.host() {
-        Some(url::Host::Domain(name)) => name.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(invalid("it has no host".to_string())),
-    };
-    let authorization = if url.username().is_empty() && url.password().is_none() {
-        None
-    } else {
-        let decode = |part: &str| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
-        let mut pair = decode(url.username());
-        pair.push(b':');
-        pair.extend(decode(url.password().unwrap_or("")));
-        let value = format!("Basic {}", BASE64_STANDARD.encode(pair));
-        Some(HeaderValue::from_str(&value).map_err(|e| invalid(e.to_string()))?)
-    };
+    if url.host().is_none() {
+        return Err(invalid("it has no host".to_string()));
+    }
     Ok(Proxy {
-        address: Origin {
-            https: false,
-            host,
-            port: url.port_or_known_default().unwrap_or(80),
-        },
-        authorization,
+        // An http URL: the origin is spoken to in plain HTTP, on port 80 by default.
+        address: Origin::of(&url),
+        authorization: super::basic_credentials(&url),
         variable,
     })
 }
@@ -293,6 +276,7 @@ pub async fn tunnel(tcp: TcpStream, proxy: &Proxy, origin: &Origin) -> Result<Up
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::prelude::{BASE64_STANDARD, Engine as _};
     use std::collections::HashMap;
 
     fn proxies(vars: &[(&str, &str)]) -> Result<Proxies, String> {
