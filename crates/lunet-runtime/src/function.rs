@@ -58,8 +58,12 @@ impl<R> Flagged<R> {
     pub(crate) fn from_result(flags: &'static [bool], result: Result<R>) -> Flagged<R> {
         match result {
             Ok(values) => Flagged::Ok(flags, values),
-            Err(error) => Flagged::Err(report::error_message(&error)),
+            Err(error) => Flagged::error(&error),
         }
+    }
+
+    pub(crate) fn error(error: &mlua::Error) -> Flagged<R> {
+        Flagged::Err(report::error_message(error))
     }
 }
 
@@ -107,8 +111,7 @@ impl<R: IntoLuaMulti> IntoLuaMulti for Flagged<R> {
                         // A value that cannot be converted is the callback's error.
                         Err(error) => {
                             ffi::lua_settop(state, top);
-                            Flagged::<()>::Err(report::error_message(&error))
-                                .push_into_stack_multi(lua)
+                            Flagged::<()>::error(&error).push_into_stack_multi(lua)
                         }
                     }
                 }

@@ -68,9 +68,10 @@ pub enum Returned {
 
 impl FromLuaMulti for Returned {
     fn from_lua_multi(values: MultiValue, _lua: &Lua) -> Result<Self> {
-        Ok(Returned::Other(
-            values.into_iter().next().unwrap_or(Value::Nil),
-        ))
+        Ok(match values.into_iter().next().unwrap_or(Value::Nil) {
+            Value::String(s) => Returned::Text(Bytes::copy_from_slice(&s.as_bytes())),
+            other => Returned::Other(other),
+        })
     }
 
     /// The fast path mlua takes for a thread's results.
@@ -139,9 +140,6 @@ pub fn from_handler(returned: Returned) -> Result<Response<Body>> {
     match returned {
         Returned::Text(bytes) => Ok(Response::new(Full::new(bytes))),
         Returned::Plain(status, headers, body) => table_response(status, headers, body),
-        Returned::Other(Value::String(s)) => Ok(Response::new(Full::new(Bytes::copy_from_slice(
-            &s.as_bytes(),
-        )))),
         Returned::Other(Value::Buffer(b)) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
         Returned::Other(Value::Table(t)) => {
             table_response(t.get("status")?, t.get("headers")?, t.get("body")?)

@@ -343,7 +343,7 @@ where
                 }
             }
         });
-        Ok(started.unwrap_or_else(|error| Flagged::from_result(&[], Err(error))))
+        Ok(started.unwrap_or_else(|error| Flagged::error(&error)))
     })?;
     let scheduler = Scheduler::of(lua);
     let make = scheduler.with_glue(|g| g.make_async.clone());
