@@ -64,11 +64,16 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-fn raw_exchange(port: u16, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+/// A raw client connection to the server on `port`, whose reads give up after
+/// `read_limit` (so a server that never answers fails the test instead of hanging it).
+fn connect(port: u16, read_limit: Duration) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(read_limit)).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+}
+
+fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = connect(port, Duration::from_secs(10));
     stream.write_all(request).unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
@@ -310,9 +315,7 @@ fn stop_finishes_in_flight_requests_then_refuses() {
 fn stop_closes_idle_keep_alive_connections_at_once() {
     let script = spawn_luau(ECHO_SERVER, &[]);
     let port: u16 = script.ready().parse().unwrap();
-    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut idle = connect(port, Duration::from_secs(10));
     idle.write_all(b"GET /string HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut received = Vec::new();
@@ -354,10 +357,7 @@ testkit.ready(handle.port)
         &[SIZE.to_string()],
     );
     let port: u16 = script.ready().parse().unwrap();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let mut stream = connect(port, Duration::from_secs(20));
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -526,22 +526,16 @@ handle.stop()
     );
     let port: u16 = script.ready().parse().unwrap();
     let start = Instant::now();
-    let connect = || {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(90)))
-            .unwrap();
-        stream
-    };
-    let mut unfinished = connect();
+    let limit = Duration::from_secs(90);
+    let mut unfinished = connect(port, limit);
     unfinished
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
-    let mut silent = connect();
+    let mut silent = connect(port, limit);
     silent
         .write_all(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let mut long = connect();
+    let mut long = connect(port, limit);
     long.write_all(b"GET /long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let read_all = |mut stream: TcpStream| {
@@ -601,10 +595,7 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
         "a chunked body arrives whole: {chunked}"
     );
 
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(port, Duration::from_secs(10));
     stream
         .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
         .unwrap();
