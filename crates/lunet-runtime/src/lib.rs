@@ -27,4 +27,4 @@ pub mod scheduler;
 pub use function::{create_function, type_name};
 pub use libs::serde::compression;
 pub use runtime::{LibraryLoader, Runtime, run_script, version_string};
-pub use scheduler::{CallOutcome, KeepAlive, Resumption, Scheduler, create_async_function};
+pub use scheduler::{CallOutcome, KeepAlive, Scheduler, create_async_function};

@@ -152,11 +152,7 @@ impl Runtime {
             .into_function()
             .and_then(|main| self.lua.create_thread(main));
         match main {
-            Ok(thread) => {
-                if let Err(error) = self.scheduler.spawn(&self.lua, thread, ()) {
-                    self.scheduler.report_uncaught(&error);
-                }
-            }
+            Ok(thread) => self.scheduler.spawn(&self.lua, thread, ()),
             Err(error) => {
                 self.scheduler.report_uncaught(&error);
                 return 1;

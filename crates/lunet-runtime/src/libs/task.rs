@@ -54,7 +54,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
         "spawn",
         crate::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
             let thread = to_thread(lua, target, "task.spawn")?;
-            Scheduler::of(lua).spawn(lua, thread.clone(), args)?;
+            Scheduler::of(lua).spawn(lua, thread.clone(), args);
             Ok(thread)
         })?,
     )?;

@@ -47,14 +47,6 @@ pub use park::ParkId;
 use crate::function::{Args, Flagged};
 use crate::report;
 
-/// What a parked or queued thread is resumed with.
-pub enum Resumption {
-    /// Resume normally, with these values returned from the yield.
-    Values(MultiValue),
-    /// Resume by raising this error at the yield point.
-    Error(Error),
-}
-
 /// The scheduler state, one per Luau VM, stored in the VM's app data.
 pub struct Scheduler {
     /// Threads deferred with `task.defer`: run once the running thread yields.
@@ -145,10 +137,8 @@ impl Scheduler {
 
     /// Runs `thread` (or a new thread running a function) now, until it first yields,
     /// with `args`. This is `task.spawn`. An uncaught error is reported, not returned.
-    pub fn spawn(&self, lua: &Lua, thread: Thread, args: impl IntoLuaMulti) -> Result<()> {
-        let args = args.into_lua_multi(lua)?;
-        self.resume(lua, thread, Resumption::Values(args));
-        Ok(())
+    pub fn spawn(&self, lua: &Lua, thread: Thread, args: impl IntoLuaMulti) {
+        self.resume(lua, thread, args);
     }
 
     /// Queues `thread` to run after the currently running threads yield (`task.defer`).
@@ -176,19 +166,12 @@ impl Scheduler {
         report::print_error(error);
     }
 
-    /// Resumes `thread` and reports an uncaught error. Threads that can no longer be
-    /// resumed (finished, cancelled, or resumed by someone else meanwhile) are skipped.
-    pub(crate) fn resume(&self, lua: &Lua, thread: Thread, resumption: Resumption) {
-        match resumption {
-            Resumption::Values(args) => self.resume_with(lua, thread, args),
-            Resumption::Error(error) => self.resume_with_error(lua, thread, &error),
-        }
-    }
-
-    /// [`Self::resume`] with `args` returned from the yield. Generic, so values that
-    /// push themselves straight onto the thread's stack (a received message, say)
-    /// never become a `MultiValue` first.
-    pub(crate) fn resume_with(&self, lua: &Lua, thread: Thread, args: impl IntoLuaMulti) {
+    /// Resumes `thread` with `args` returned from its yield, and reports an uncaught
+    /// error. Threads that can no longer be resumed (finished, cancelled, or resumed
+    /// by someone else meanwhile) are skipped. Generic, so values that push
+    /// themselves straight onto the thread's stack (a received message, say) never
+    /// become a `MultiValue` first.
+    pub(crate) fn resume(&self, lua: &Lua, thread: Thread, args: impl IntoLuaMulti) {
         if thread.status() != ThreadStatus::Resumable {
             return;
         }
@@ -203,7 +186,7 @@ impl Scheduler {
         self.resumed(thread, result);
     }
 
-    /// [`Self::resume`] with `error` raised at the yield, as a string message.
+    /// Resumes `thread` with `error` raised at its yield, as a string message.
     fn resume_with_error(&self, lua: &Lua, thread: Thread, error: &Error) {
         if thread.status() != ThreadStatus::Resumable {
             return;
@@ -288,7 +271,7 @@ impl Scheduler {
         outcome: Result<A>,
     ) {
         match outcome {
-            Ok(values) => self.resume_with(lua, thread, values),
+            Ok(values) => self.resume(lua, thread, values),
             Err(error) => self.resume_with_error(lua, thread, &error),
         }
         self.run_queued(lua);
@@ -306,7 +289,7 @@ impl Scheduler {
                 break;
             }
             for (thread, args) in batch {
-                self.resume(lua, thread, Resumption::Values(args));
+                self.resume(lua, thread, args);
             }
         }
     }

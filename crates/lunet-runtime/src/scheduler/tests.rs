@@ -72,7 +72,7 @@ fn spawn_runs_at_once_and_defer_after_the_ready_work() {
         let deferred = recorder(lua, &log);
         let spawned = recorder(lua, &log);
         scheduler.defer(deferred, lua.pack_multi("deferred").unwrap());
-        scheduler.spawn(lua, spawned, "spawned").unwrap();
+        scheduler.spawn(lua, spawned, "spawned");
         assert_eq!(
             *log.borrow(),
             vec!["spawned".to_string()],
@@ -260,7 +260,7 @@ fn a_completion_resumes_its_thread_and_runs_what_it_deferred_before_the_next() {
         for name in ["A", "B"] {
             let thread = lua.create_thread(body.clone()).unwrap();
             let args = (wait_event.clone(), record.clone(), defer.clone(), name);
-            scheduler.spawn(lua, thread, args).unwrap();
+            scheduler.spawn(lua, thread, args);
         }
         // Both waits end in the same turn of the event loop.
         tokio::task::spawn_local(async move {
