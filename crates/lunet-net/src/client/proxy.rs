@@ -99,16 +99,8 @@ impl Proxies {
             }
             Ok(None)
         };
-        let all = ["all_proxy", "ALL_PROXY"];
-        let http = first(&["http_proxy", "HTTP_PROXY"])?;
-        let http = match http {
-            Some(proxy) => Some(proxy),
-            None => first(&all)?,
-        };
-        let https = match first(&["https_proxy", "HTTPS_PROXY"])? {
-            Some(proxy) => Some(proxy),
-            None => first(&all)?,
-        };
+        let http = first(&["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"])?;
+        let https = first(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"])?;
         let no_proxy = get("no_proxy")
             .or_else(|| get("NO_PROXY"))
             .map(|list| parse_no_proxy(&list))
