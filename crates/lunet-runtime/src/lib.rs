@@ -27,4 +27,7 @@ pub mod scheduler;
 pub use function::{create_function, type_name};
 pub use libs::serde::compression;
 pub use runtime::{LibraryLoader, Runtime, run_script, version_string};
-pub use scheduler::{CallOutcome, KeepAlive, Scheduler, create_async_function};
+pub use scheduler::{
+    CallOutcome, KeepAlive, Reply, Scheduler, Waiter, create_async_function,
+    create_waiting_function,
+};

@@ -1,8 +1,10 @@
 //! The `WebSocket` object scripts hold: `send`, `next`, `close`, `closeCode`.
 //!
 //! A background reader serves each connection: it reads continuously, so pings are
-//! answered even while no thread waits in `next()`, and hands data messages to
-//! `next()` through a bounded channel (in order, with backpressure). The sending side
+//! answered even while no thread waits in `next()`. It hands each data message
+//! straight to the first thread waiting in `next()` (resuming it there, with no
+//! channel or task in between), or queues it for the next call; while
+//! [`INCOMING_BUFFER`] messages wait unread it stops reading (backpressure). The sending side
 //! is [`Writer`]: `send` writes at once when it can and otherwise queues (waiting
 //! only while 1 MiB is already queued, and failing if the connection ends meanwhile);
 //! `close` queues the close frame behind everything sent before it. One thread may
@@ -16,19 +18,20 @@
 //! locally returns nil at once, and after a peer close returns what had already
 //! arrived, then nil.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use lunet_runtime::{KeepAlive, Scheduler};
+use lunet_runtime::{KeepAlive, Reply, Scheduler, Waiter};
 use mlua::{
     AnyUserData, Error, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
     Value,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Mutex, Notify, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -39,7 +42,7 @@ use super::writer::{BoxSink, Inline, Writer};
 use crate::convert::LuaBytes;
 use crate::object::{self, Object};
 
-/// How many received messages wait for `next()` before the reader stops reading.
+/// How many received messages may wait for `next()` before the reader stops reading.
 const INCOMING_BUFFER: usize = 256;
 /// How many bytes of sent messages may wait for the writer before `send` waits.
 /// This bounds memory when the peer reads slowly; it is also the largest batch the
@@ -62,6 +65,15 @@ struct State {
     /// The byte budget for queued messages (see [`OUTGOING_BYTES`]); closed when the
     /// connection ends, which wakes any `send` waiting for room with an error.
     room: Arc<Semaphore>,
+    /// Received messages (text or binary, as the strings `next()` returns) no
+    /// thread has taken yet, oldest first.
+    received: RefCell<VecDeque<LuaBytes>>,
+    /// Threads waiting in `next()`, first come first served; there are only any
+    /// while `received` is empty.
+    waiting: RefCell<VecDeque<Waiter>>,
+    /// Signalled when `next()` takes a queued message (the reader may be waiting
+    /// for room).
+    taken: Notify,
 }
 
 impl State {
@@ -72,17 +84,41 @@ impl State {
     }
 
     /// The read side is gone: stops the writer (dropping the write half, so the
-    /// connection closes), fails any `send` waiting for room, and wakes `close()`.
+    /// connection closes), fails any `send` waiting for room, wakes `close()`, and
+    /// resumes the threads waiting in `next()` with nil, as nothing more will arrive.
     fn connection_ended(&self) {
         self.writer.end();
         self.room.close();
         self.reader_done.set(true);
         self.reader_finished.notify_waiters();
+        let waiting = self.waiting.take();
+        for waiter in waiting {
+            let _ = waiter.complete(Value::Nil);
+        }
+    }
+
+    /// Hands a received message to the first thread still waiting in `next()`
+    /// (resuming it), or queues it; while the queue is full, waits for `next()` to
+    /// take from it, so the reader stops reading.
+    async fn receive(&self, message: LuaBytes) {
+        let mut message = message;
+        loop {
+            let waiter = self.waiting.borrow_mut().pop_front();
+            let Some(waiter) = waiter else { break };
+            match waiter.complete(message) {
+                Ok(()) => return,
+                // That thread was cancelled: the message goes to the next one.
+                Err(unwanted) => message = unwanted,
+            }
+        }
+        self.received.borrow_mut().push_back(message);
+        while self.received.borrow().len() >= INCOMING_BUFFER {
+            self.taken.notified().await;
+        }
     }
 }
 
 struct Inner {
-    incoming: Mutex<mpsc::Receiver<Message>>,
     state: Rc<State>,
     /// True once `close()` was called here.
     closed_locally: Cell<bool>,
@@ -102,16 +138,12 @@ pub struct WebSocket {
 
 async fn read_loop(
     mut stream: impl Stream<Item = std::result::Result<Message, WsError>> + Unpin,
-    sender: mpsc::Sender<Message>,
     state: Rc<State>,
 ) {
     while let Some(item) = stream.next().await {
         match item {
-            Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                if sender.send(message).await.is_err() {
-                    break;
-                }
-            }
+            Ok(Message::Text(text)) => state.receive(LuaBytes(text.into())).await,
+            Ok(Message::Binary(bytes)) => state.receive(LuaBytes(bytes)).await,
             Ok(Message::Close(frame)) => {
                 state.set_close_code(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
             }
@@ -133,7 +165,6 @@ impl WebSocket {
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let (sink, stream) = stream.split();
-        let (incoming_sender, incoming) = mpsc::channel(INCOMING_BUFFER);
         let sink: BoxSink = Box::pin(sink);
         let state = Rc::new(State {
             close_code: Cell::new(None),
@@ -141,11 +172,13 @@ impl WebSocket {
             reader_finished: Notify::new(),
             writer: Writer::start(sink),
             room: Arc::new(Semaphore::new(OUTGOING_BYTES)),
+            received: RefCell::new(VecDeque::new()),
+            waiting: RefCell::new(VecDeque::new()),
+            taken: Notify::new(),
         });
-        let reader = tokio::task::spawn_local(read_loop(stream, incoming_sender, state.clone()));
+        let reader = tokio::task::spawn_local(read_loop(stream, state.clone()));
         WebSocket {
             inner: Rc::new(Inner {
-                incoming: Mutex::new(incoming),
                 state,
                 closed_locally: Cell::new(false),
                 reader: reader.abort_handle(),
@@ -202,12 +235,24 @@ impl Inner {
         }
     }
 
-    async fn next(&self) -> Option<Message> {
+    /// The next received message at once, nil at once once closed here or once
+    /// the connection has ended and everything received was taken, or else the
+    /// calling thread waits for the reader to hand it the next message.
+    fn next(&self, lua: &Lua) -> Reply<Option<LuaBytes>> {
         if self.closed_locally.get() {
-            return None;
+            return Reply::Now(None);
         }
-        let mut incoming = self.incoming.lock().await;
-        incoming.recv().await
+        let state = &self.state;
+        if let Some(message) = state.received.borrow_mut().pop_front() {
+            state.taken.notify_one();
+            return Reply::Now(Some(message));
+        }
+        if state.reader_done.get() {
+            return Reply::Now(None);
+        }
+        let (waiter, parked) = Scheduler::of(lua).park_waiter(lua);
+        state.waiting.borrow_mut().push_back(waiter);
+        Reply::Wait(parked)
     }
 
     /// Ends both tasks, which drops the connection (and any unwritten messages).
@@ -248,15 +293,6 @@ impl Inner {
             self.drop_connection();
         }
         Ok(())
-    }
-}
-
-/// What `next()` returns for a message: its text or bytes as a string.
-fn received(message: Message) -> Option<LuaBytes> {
-    match message {
-        Message::Text(text) => Some(LuaBytes(text.into())),
-        Message::Binary(bytes) => Some(LuaBytes(bytes)),
-        _ => None,
     }
 }
 
@@ -320,10 +356,10 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             }
         },
     )?;
-    let next = lunet_runtime::create_async_function(lua, "WebSocket:next", |_lua, this: Value| {
-        let inner = self_arg(this, "next");
-        async move { Ok(inner?.next().await.and_then(received)) }
-    })?;
+    let next =
+        lunet_runtime::create_waiting_function(lua, "WebSocket:next", |lua, this: Value| {
+            Ok(self_arg(this, "next")?.next(lua))
+        })?;
     let close = lunet_runtime::create_async_function(
         lua,
         "WebSocket:close",

@@ -10,7 +10,9 @@
 //! use the public interface here:
 //!
 //! - [`create_async_function`]: a Luau function that yields its caller until a Rust
-//!   future resolves (this is how `task.wait` and all of `@lune/net` do I/O);
+//!   future resolves (this is how `task.wait` and most of `@lune/net` do I/O);
+//! - [`create_waiting_function`]: a Luau function that answers at once or parks its
+//!   caller as a [`Waiter`] for other Rust code to complete (a WebSocket's `next()`);
 //! - [`Scheduler::spawn`] / [`Scheduler::defer`]: run a function or thread now or later;
 //! - [`Scheduler::call`]: run a function in its own thread and get its outcome, whether
 //!   it finishes at once or yields first (this is how `net.serve` runs handlers);
@@ -42,7 +44,7 @@ use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value
 use tokio::sync::Notify;
 
 pub use call::CallOutcome;
-pub use park::ParkId;
+pub use park::{ParkId, Parked, Waiter};
 
 use crate::function::{Args, Flagged};
 use crate::report;
@@ -313,20 +315,45 @@ where
     F: Fn(&Lua, A) -> Fut + 'static,
     Fut: Future<Output = Result<R>> + 'static,
 {
-    let start = lua.create_function(move |lua, Args(args): Args<A>| {
-        let started = args.map(|args| {
-            let mut future = Box::pin(f(lua, args));
-            let mut context = Context::from_waker(Waker::noop());
-            match future.as_mut().poll(&mut context) {
-                Poll::Ready(result) => Flagged::from_result(&[false], result),
-                Poll::Pending => {
-                    let scheduler = Scheduler::of(lua);
-                    scheduler.park(lua, lua.current_thread(), future);
-                    Flagged::Flags(&[true])
-                }
+    create_waiting_function(lua, name, move |lua, args| {
+        let mut future = Box::pin(f(lua, args));
+        let mut context = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(result) => result.map(Reply::Now),
+            Poll::Pending => {
+                Scheduler::of(lua).park(lua, lua.current_thread(), future);
+                Ok(Reply::Wait(Parked(())))
             }
-        });
-        Ok(started.unwrap_or_else(|error| Flagged::error(&error)))
+        }
+    })
+}
+
+/// What the body of a function made with [`create_waiting_function`] answers.
+pub enum Reply<R> {
+    /// The function's values, returned at once.
+    Now(R),
+    /// The caller yields until the [`Waiter`] this proof came with is completed.
+    Wait(Parked),
+}
+
+/// Creates a Luau function named `name` whose body `f` either answers at once or
+/// parks its caller with [`Scheduler::park_waiter`] and hands the [`Waiter`] to
+/// whatever will produce the values (which then resumes the thread directly, with no
+/// task or channel in between). Errors are raised in the caller as string messages,
+/// and calling it where the thread cannot yield is an error naming `name`, as for
+/// [`create_async_function`] (which is built on this).
+pub fn create_waiting_function<A, R, F>(lua: &Lua, name: &str, f: F) -> Result<Function>
+where
+    A: mlua::FromLuaMulti,
+    R: IntoLuaMulti,
+    F: Fn(&Lua, A) -> Result<Reply<R>> + 'static,
+{
+    let start = lua.create_function(move |lua, Args(args): Args<A>| {
+        Ok(match args.and_then(|args| f(lua, args)) {
+            Ok(Reply::Now(values)) => Flagged::Ok(&[false], values),
+            Ok(Reply::Wait(_)) => Flagged::Flags(&[true]),
+            Err(error) => Flagged::error(&error),
+        })
     })?;
     let scheduler = Scheduler::of(lua);
     let make = scheduler.with_glue(|g| g.make_async.clone());

@@ -7,6 +7,11 @@
 //! thread) while the entry exists; and a completion only resumes the thread when the
 //! entry still carries the completion's own park id. A thread that was parked again
 //! (or cancelled) in the meantime is therefore never resumed by a stale future.
+//!
+//! A wait is either a future (a task awaits it, then resumes the thread: [`Scheduler::park`])
+//! or a [`Waiter`]: no task at all, just the entry, completed by whichever Rust code
+//! comes by the thread's values (a WebSocket's reader hands a message straight to
+//! the thread waiting in `next()`, with no channel or task in between).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -14,7 +19,7 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
-use mlua::{IntoLuaMulti, Lua, Result, Thread};
+use mlua::{IntoLuaMulti, Lua, Result, Thread, WeakLua};
 use tokio::task::AbortHandle;
 
 use super::Scheduler;
@@ -26,7 +31,8 @@ pub struct ParkId(u64);
 struct Entry {
     id: ParkId,
     thread: Thread,
-    task: AbortHandle,
+    /// The task awaiting the thread's future; none for a [`Waiter`].
+    task: Option<AbortHandle>,
 }
 
 #[derive(Default)]
@@ -61,10 +67,65 @@ impl ParkTable {
         }
     }
 
+    /// Records the wait `id` of `thread`, replacing (and stopping) an older one.
+    fn insert(&self, thread: Thread, id: ParkId, task: Option<AbortHandle>) {
+        let entry = Entry { id, thread, task };
+        if let Some(old) = self.entries.borrow_mut().insert(entry.key(), entry)
+            && let Some(task) = old.task
+        {
+            task.abort();
+        }
+    }
+
     /// Drops the current wait of `thread`, if any, and stops its future.
     pub(super) fn unpark_thread(&self, thread: &Thread) {
-        if let Some(entry) = self.entries.borrow_mut().remove(&key(thread)) {
-            entry.task.abort();
+        if let Some(entry) = self.entries.borrow_mut().remove(&key(thread))
+            && let Some(task) = entry.task
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Entry {
+    fn key(&self) -> usize {
+        key(&self.thread)
+    }
+}
+
+/// Proof that the calling thread was parked as a [`Waiter`]; what a function made
+/// with [`create_waiting_function`](super::create_waiting_function) returns to make
+/// its caller wait.
+pub struct Parked(pub(super) ());
+
+/// A thread parked until Rust code hands it its values with [`Waiter::complete`]
+/// (see [`Scheduler::park_waiter`]). A waiter that is dropped uncompleted leaves
+/// its thread waiting (and the process alive): whoever holds one must complete it
+/// once its values exist, or when they never will (a closed connection).
+pub struct Waiter {
+    lua: WeakLua,
+    key: usize,
+    id: ParkId,
+}
+
+impl Waiter {
+    /// Resumes the thread with `values` returned from its call, then runs what it
+    /// deferred, as a completed future would. When the thread no longer waits for
+    /// this waiter (it was cancelled with `task.cancel`, or the VM is gone), the
+    /// values are handed back, so a message can go to another waiter instead. Must
+    /// be called from a task, never from inside a Luau call: the thread must have
+    /// yielded.
+    pub fn complete<A: IntoLuaMulti>(self, values: A) -> std::result::Result<(), A> {
+        let Some(lua) = self.lua.try_upgrade() else {
+            return Err(values);
+        };
+        let scheduler = Scheduler::of(&lua);
+        match scheduler.parked.take(self.key, self.id) {
+            Some(thread) => {
+                scheduler.resume_from_task(&lua, thread, Ok(values));
+                Ok(())
+            }
+            None => Err(values),
         }
     }
 }
@@ -90,14 +151,22 @@ impl Scheduler {
                 scheduler.resume_from_task(&lua, thread, result);
             }
         });
-        let entry = Entry {
-            id,
-            thread,
-            task: task.abort_handle(),
-        };
-        if let Some(old) = self.parked.entries.borrow_mut().insert(thread_key, entry) {
-            old.task.abort();
-        }
+        self.parked.insert(thread, id, Some(task.abort_handle()));
         id
+    }
+
+    /// Parks the thread calling a Luau function (from inside that function's Rust
+    /// body) until the returned [`Waiter`] is completed. The function returns the
+    /// [`Parked`] proof, and its caller yields.
+    pub fn park_waiter(&self, lua: &Lua) -> (Waiter, Parked) {
+        let thread = lua.current_thread();
+        let id = self.parked.next_id();
+        let waiter = Waiter {
+            lua: lua.weak(),
+            key: key(&thread),
+            id,
+        };
+        self.parked.insert(thread, id, None);
+        (waiter, Parked(()))
     }
 }

@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 
 use mlua::{Function, Lua, MultiValue, Thread, Value};
 
-use super::{CallOutcome, Scheduler, create_async_function};
+use super::{
+    CallOutcome, Reply, Scheduler, Waiter, create_async_function, create_waiting_function,
+};
 
-/// Runs `setup` inside a fresh VM and scheduler, then drives the scheduler to the end.
+/// Runs `setup` inside a fresh VM and scheduler, then drives the scheduler to the end
+/// (failing if that takes over 10 s).
 fn run(setup: impl FnOnce(&Lua, &Rc<Scheduler>) + 'static) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -18,7 +21,9 @@ fn run(setup: impl FnOnce(&Lua, &Rc<Scheduler>) + 'static) {
         let lua = Lua::new();
         let scheduler = Scheduler::install(&lua).unwrap();
         setup(&lua, &scheduler);
-        scheduler.clone().run(lua.clone()).await;
+        tokio::time::timeout(Duration::from_secs(10), scheduler.clone().run(lua.clone()))
+            .await
+            .expect("the run ends within 10 s (a thread was left waiting)");
         assert!(
             !scheduler.has_failed(),
             "no thread raised an uncaught error"
@@ -376,4 +381,73 @@ fn finished_threads_are_reused_unless_a_script_may_hold_them() {
         };
         assert!(distinct, "later calls never run in the kept thread");
     });
+}
+
+#[test]
+fn a_waiter_resumes_its_thread_and_hands_values_back_once_its_thread_is_cancelled() {
+    let log: Log = Rc::default();
+    let seen = log.clone();
+    run(move |lua, scheduler| {
+        // `take()` answers at once with a queued value, or parks its caller.
+        let queued: Rc<RefCell<Vec<&'static str>>> = Rc::new(RefCell::new(vec!["queued"]));
+        let waiters: Rc<RefCell<Vec<Waiter>>> = Rc::default();
+        let take = {
+            let (queued, waiters) = (queued.clone(), waiters.clone());
+            create_waiting_function(lua, "take", move |lua, ()| {
+                if let Some(value) = queued.borrow_mut().pop() {
+                    return Ok(Reply::Now(value));
+                }
+                let (waiter, parked) = Scheduler::of(lua).park_waiter(lua);
+                waiters.borrow_mut().push(waiter);
+                Ok(Reply::Wait(parked))
+            })
+            .unwrap()
+        };
+        let record = {
+            let log = log.clone();
+            lua.create_function(move |_, entry: String| {
+                log.borrow_mut().push(entry);
+                Ok(())
+            })
+            .unwrap()
+        };
+        let body: Function = lua
+            .load("local take, record, name = ... record(name .. \" got \" .. take())")
+            .into_function()
+            .unwrap();
+        // The first caller takes the queued value; the next two wait, and the first
+        // of those is cancelled before anything arrives.
+        let first = lua.create_thread(body.clone()).unwrap();
+        scheduler.spawn(lua, first, (take.clone(), record.clone(), "first"));
+        let again = lua
+            .create_thread(
+                lua.load("local take = ... take() error('resumed after cancel')")
+                    .into_function()
+                    .unwrap(),
+            )
+            .unwrap();
+        scheduler.spawn(lua, again.clone(), take.clone());
+        let waiting = lua.create_thread(body).unwrap();
+        scheduler.spawn(lua, waiting, (take, record, "waiting"));
+        assert_eq!(waiters.borrow().len(), 2, "both later callers wait");
+        scheduler.cancel(&again).unwrap();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let mut value = "handed over";
+            for waiter in waiters.take() {
+                match waiter.complete(value) {
+                    Ok(()) => break,
+                    Err(unwanted) => value = unwanted,
+                }
+            }
+        });
+    });
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            "first got queued".to_string(),
+            "waiting got handed over".to_string()
+        ],
+        "a waiter answers at once when it can, and a value refused by a cancelled thread reaches the next waiter"
+    );
 }
