@@ -5,12 +5,15 @@
 //! may give a header or query value as a string or an array of strings. Bodies are a
 //! string or a buffer. Every error names the field and what was expected, in Lune's
 //! "Invalid <field> - expected <type>, got <type>" style. [`LuaBytes`] hands received
-//! bytes to Luau as a string.
+//! bytes to Luau as a string; [`StringOrBuffer`] takes a string or buffer argument
+//! straight off the Luau stack.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use mlua::state::RawLua;
-use mlua::{Error, IntoLua, Lua, Result, Table, Value, ffi};
+use std::ffi::c_int;
+
+use mlua::{Error, FromLua, IntoLua, Lua, Result, Table, Value, ffi};
 
 /// Bytes that become a Luau string. Returned from a library function or a resumed
 /// wait, they are pushed straight onto the Luau stack, without first becoming a
@@ -33,6 +36,55 @@ impl IntoLua for LuaBytes {
             ffi::lua_pushlstring(state, self.0.as_ptr().cast(), self.0.len());
         }
         Ok(())
+    }
+}
+
+/// A string or buffer argument, its bytes copied straight off the Luau stack (with no
+/// Luau reference made and released for it). Any other value keeps its type name,
+/// for the caller's error message, so conversion itself never fails.
+pub enum StringOrBuffer {
+    String(Bytes),
+    Buffer(Bytes),
+    Other(&'static str),
+}
+
+impl FromLua for StringOrBuffer {
+    fn from_lua(value: Value, _lua: &Lua) -> Result<Self> {
+        Ok(match value {
+            Value::String(s) => StringOrBuffer::String(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Buffer(b) => StringOrBuffer::Buffer(Bytes::from(b.to_vec())),
+            other => StringOrBuffer::Other(lunet_runtime::type_name(&other)),
+        })
+    }
+
+    /// SAFETY (for the Luau C API calls): `idx` is a valid stack index (mlua only
+    /// calls this for arguments that are present), and the pointers Luau returns
+    /// stay valid while the value is on the stack, which is longer than the copy.
+    unsafe fn from_stack(idx: c_int, lua: &RawLua) -> Result<Self> {
+        let state = lua.state();
+        let mut len = 0;
+        unsafe {
+            Ok(match ffi::lua_type(state, idx) {
+                ffi::LUA_TSTRING => {
+                    let data = ffi::lua_tolstring(state, idx, &mut len);
+                    let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
+                    StringOrBuffer::String(Bytes::copy_from_slice(bytes))
+                }
+                ffi::LUA_TBUFFER => {
+                    let data = ffi::lua_tobuffer(state, idx, &mut len);
+                    let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
+                    StringOrBuffer::Buffer(Bytes::copy_from_slice(bytes))
+                }
+                ffi::LUA_TNIL | ffi::LUA_TNONE => StringOrBuffer::Other("nil"),
+                ffi::LUA_TBOOLEAN => StringOrBuffer::Other("boolean"),
+                ffi::LUA_TNUMBER => StringOrBuffer::Other("number"),
+                ffi::LUA_TVECTOR => StringOrBuffer::Other("vector"),
+                ffi::LUA_TTABLE => StringOrBuffer::Other("table"),
+                ffi::LUA_TFUNCTION => StringOrBuffer::Other("function"),
+                ffi::LUA_TTHREAD => StringOrBuffer::Other("thread"),
+                _ => StringOrBuffer::Other("userdata"),
+            })
+        }
     }
 }
 

@@ -5,15 +5,34 @@
 //! Looking a method up (`socket:send`) happens on every call in a script's I/O loop,
 //! so a type's `__index` is a small Luau function that finds methods in the table
 //! without calling into Rust; only property reads (`socket.closeCode`) reach the
-//! type's [`Object::property`]. This module owns that lookup and the method-table
-//! cache; what the methods and properties are is each type's business.
+//! type's [`Object::property`]. A method's `self` argument is taken straight off the
+//! Luau stack as [`This`] (a borrow of the userdata, no registry reference). This
+//! module owns that lookup, the method-table cache and `This`; what the methods and
+//! properties are is each type's business.
 
 use std::marker::PhantomData;
 
-use mlua::{AnyUserData, Function, Lua, MetaMethod, Result, Table, UserData, Value};
+use std::ffi::c_int;
+
+use mlua::state::RawLua;
+use mlua::{
+    AnyUserData, Error, FromLua, Function, Lua, MetaMethod, Result, Table, UserData, UserDataRef,
+    Value,
+};
 
 /// A userdata type with a shared method table and Rust-computed properties.
 pub trait Object: UserData + Sized + 'static {
+    /// The type's name in Luau (`WebSocket`).
+    const NAME: &'static str;
+    /// What scripts usually call an object of the type (`socket`), for error messages.
+    const VARIABLE: &'static str;
+
+    /// What a method works on: the object's shared state, cheap to clone.
+    type Shared: Clone;
+
+    /// This object's shared state.
+    fn shared(&self) -> Self::Shared;
+
     /// Builds the (read-only) method table. Called once per VM, through [`methods`].
     fn build_methods(lua: &Lua) -> Result<Table>;
 
@@ -63,4 +82,37 @@ fn index_function<T: Object>(lua: &Lua) -> Result<Function> {
     )
     .set_name("=[lunet object]")
     .call((methods::<T>(lua)?, property))
+}
+
+/// A method's `self` argument: the object's shared state when the argument is a `T`
+/// (taken straight off the Luau stack, with no registry reference), or nothing,
+/// which [`This::get`] reports with the method's name.
+pub struct This<T: Object>(Option<T::Shared>);
+
+impl<T: Object> This<T> {
+    /// The object's shared state, or an error telling the script to call `method`
+    /// with `:` on a `T`.
+    pub fn get(self, method: &str) -> Result<T::Shared> {
+        self.0.ok_or_else(|| {
+            Error::runtime(format!(
+                "{name}:{method} must be called on a {name} (use {variable}:{method}(...))",
+                name = T::NAME,
+                variable = T::VARIABLE,
+            ))
+        })
+    }
+}
+
+impl<T: Object> FromLua for This<T> {
+    fn from_lua(value: Value, _lua: &Lua) -> Result<Self> {
+        Ok(This(match value {
+            Value::UserData(ud) => ud.borrow::<T>().ok().map(|this| this.shared()),
+            _ => None,
+        }))
+    }
+
+    unsafe fn from_stack(idx: c_int, lua: &RawLua) -> Result<Self> {
+        let this = unsafe { <UserDataRef<T> as FromLua>::from_stack(idx, lua) };
+        Ok(This(this.ok().map(|this| this.shared())))
+    }
 }

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use crate::client::error_chain;
-use crate::object::{self, Object};
+use crate::object::{self, Object, This};
 
 /// How many bytes `read()` returns at most when no size is given.
 pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
@@ -39,7 +39,8 @@ struct ReadHalf {
     buffer: BytesMut,
 }
 
-struct Inner {
+/// A stream's state, shared by its userdata and the futures of its calls in progress.
+pub struct Inner {
     reader: Mutex<ReadHalf>,
     writer: Mutex<Writer>,
     closed: Cell<bool>,
@@ -191,21 +192,6 @@ async fn connect(host: String, port: u16, options: ConnectOptions) -> Result<Str
     })
 }
 
-fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
-    let wrong = || {
-        Error::runtime(format!(
-            "TcpStream:{method} must be called on a TcpStream (use stream:{method}(...))"
-        ))
-    };
-    match value {
-        Value::UserData(ud) => ud
-            .borrow::<Stream>()
-            .map(|s| s.inner.clone())
-            .map_err(|_| wrong()),
-        _ => Err(wrong()),
-    }
-}
-
 /// What `write` sends: a Luau string as is, or a copy of a buffer.
 enum Data {
     String(LuaString),
@@ -218,10 +204,10 @@ fn build_methods(lua: &Lua) -> Result<Table> {
     let read = lunet_runtime::create_async_function(
         lua,
         "TcpStream:read",
-        |lua, (this, size): (Value, Value)| {
+        |lua, (this, size): (This<Stream>, Value)| {
             let lua = lua.clone();
             let prepared = (|| {
-                let inner = self_arg(this, "read")?;
+                let inner = this.get("read")?;
                 let size = match size {
                     Value::Nil => DEFAULT_READ_SIZE,
                     Value::Integer(i) if i >= 1 => i as usize,
@@ -270,8 +256,8 @@ fn build_methods(lua: &Lua) -> Result<Table> {
     let write = lunet_runtime::create_async_function(
         lua,
         "TcpStream:write",
-        |_lua, (this, data): (Value, Value)| {
-            let prepared = self_arg(this, "write").and_then(|inner| {
+        |_lua, (this, data): (This<Stream>, Value)| {
+            let prepared = this.get("write").and_then(|inner| {
                 let data = match data {
                     // Strings are immutable: write straight from Luau's copy (the
                     // handle keeps it alive). Anything else is a buffer, which may
@@ -300,9 +286,11 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             }
         },
     )?;
-    let close =
-        lunet_runtime::create_async_function(lua, "TcpStream:close", |_lua, this: Value| {
-            let inner = self_arg(this, "close");
+    let close = lunet_runtime::create_async_function(
+        lua,
+        "TcpStream:close",
+        |_lua, this: This<Stream>| {
+            let inner = this.get("close");
             async move {
                 let inner = inner?;
                 if inner.closed.replace(true) {
@@ -312,7 +300,8 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 let _ = writer.shutdown().await;
                 Ok(())
             }
-        })?;
+        },
+    )?;
     table.raw_set("read", read)?;
     table.raw_set("write", write)?;
     table.raw_set("close", close)?;
@@ -320,6 +309,14 @@ fn build_methods(lua: &Lua) -> Result<Table> {
 }
 
 impl Object for Stream {
+    const NAME: &'static str = "TcpStream";
+    const VARIABLE: &'static str = "stream";
+    type Shared = Rc<Inner>;
+
+    fn shared(&self) -> Rc<Inner> {
+        self.inner.clone()
+    }
+
     fn build_methods(lua: &Lua) -> Result<Table> {
         build_methods(lua)
     }

@@ -27,8 +27,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use lunet_runtime::{KeepAlive, Reply, Scheduler, Waiter};
 use mlua::{
-    AnyUserData, Error, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
-    Value,
+    Error, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods, Value,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
@@ -36,11 +35,11 @@ use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::writer::{BoxSink, Inline, Writer};
-use crate::convert::LuaBytes;
-use crate::object::{self, Object};
+use crate::convert::{LuaBytes, StringOrBuffer};
+use crate::object::{self, Object, This};
 
 /// How many received messages may wait for `next()` before the reader stops reading.
 const INCOMING_BUFFER: usize = 256;
@@ -118,7 +117,8 @@ impl State {
     }
 }
 
-struct Inner {
+/// A socket's state, shared by its userdata and the futures of its calls in progress.
+pub struct Inner {
     state: Rc<State>,
     /// True once `close()` was called here.
     closed_locally: Cell<bool>,
@@ -296,55 +296,38 @@ impl Inner {
     }
 }
 
-fn this(value: &AnyUserData, method: &str) -> Result<Rc<Inner>> {
-    value
-        .borrow::<WebSocket>()
-        .map(|ws| ws.inner.clone())
-        .map_err(|_| {
-            Error::runtime(format!(
-                "WebSocket:{method} must be called on a WebSocket (use socket:{method}(...))"
-            ))
-        })
-}
-
-fn self_arg(value: Value, method: &str) -> Result<Rc<Inner>> {
-    match value {
-        Value::UserData(ud) => this(&ud, method),
-        _ => Err(Error::runtime(format!(
-            "WebSocket:{method} must be called on a WebSocket (use socket:{method}(...))"
-        ))),
-    }
-}
-
 /// The method functions, created once per VM and shared by every socket.
 fn build_methods(lua: &Lua) -> Result<Table> {
     let table = lua.create_table()?;
     let send = lunet_runtime::create_async_function(
         lua,
         "WebSocket:send",
-        |lua, (this, message, as_binary): (Value, Value, Option<bool>)| {
+        |lua, (this, message, as_binary): (This<WebSocket>, StringOrBuffer, Option<bool>)| {
             let scheduler = Scheduler::of(lua);
             let prepared = (|| {
-                let inner = self_arg(this, "send")?;
-                let message = match (&message, as_binary.unwrap_or(false)) {
-                    (Value::String(s), false) => match std::str::from_utf8(&s.as_bytes()) {
-                        Ok(text) => Message::text(text),
+                let inner = this.get("send")?;
+                let message = match (message, as_binary.unwrap_or(false)) {
+                    (StringOrBuffer::String(bytes), false) => match Utf8Bytes::try_from(bytes) {
+                        Ok(text) => Message::Text(text),
                         Err(_) => {
                             return Err(Error::runtime(
                                 "WebSocket:send - the message is not valid UTF-8; pass asBinary = true to send it as a binary frame",
                             ));
                         }
                     },
-                    (Value::String(s), true) => Message::binary(s.as_bytes().to_vec()),
-                    (Value::Buffer(b), false) => match String::from_utf8(b.to_vec()) {
-                        Ok(text) => Message::text(text),
-                        Err(e) => Message::binary(e.into_bytes()),
-                    },
-                    (Value::Buffer(b), true) => Message::binary(b.to_vec()),
-                    (other, _) => {
+                    (StringOrBuffer::String(bytes) | StringOrBuffer::Buffer(bytes), true) => {
+                        Message::Binary(bytes)
+                    }
+                    // A buffer without asBinary is text when it can be.
+                    (StringOrBuffer::Buffer(bytes), false) => {
+                        match Utf8Bytes::try_from(bytes.clone()) {
+                            Ok(text) => Message::Text(text),
+                            Err(_) => Message::Binary(bytes),
+                        }
+                    }
+                    (StringOrBuffer::Other(type_name), _) => {
                         return Err(Error::runtime(format!(
-                            "Invalid message - expected string or buffer, got {}",
-                            lunet_runtime::type_name(other)
+                            "Invalid message - expected string or buffer, got {type_name}"
                         )));
                     }
                 };
@@ -356,17 +339,18 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             }
         },
     )?;
-    let next =
-        lunet_runtime::create_waiting_function(lua, "WebSocket:next", |lua, this: Value| {
-            Ok(self_arg(this, "next")?.next(lua))
-        })?;
+    let next = lunet_runtime::create_waiting_function(
+        lua,
+        "WebSocket:next",
+        |lua, this: This<WebSocket>| Ok(this.get("next")?.next(lua)),
+    )?;
     let close = lunet_runtime::create_async_function(
         lua,
         "WebSocket:close",
-        |lua, (this, code): (Value, Value)| {
+        |lua, (this, code): (This<WebSocket>, Value)| {
             let keep_alive = Scheduler::of(lua).keep_alive();
             let prepared = (|| {
-                let inner = self_arg(this, "close")?;
+                let inner = this.get("close")?;
                 let code = match code {
                     Value::Nil => 1000,
                     Value::Integer(i) if (1000..=4999).contains(&i) => i as u16,
@@ -400,6 +384,14 @@ fn build_methods(lua: &Lua) -> Result<Table> {
 }
 
 impl Object for WebSocket {
+    const NAME: &'static str = "WebSocket";
+    const VARIABLE: &'static str = "socket";
+    type Shared = Rc<Inner>;
+
+    fn shared(&self) -> Rc<Inner> {
+        self.inner.clone()
+    }
+
     fn build_methods(lua: &Lua) -> Result<Table> {
         build_methods(lua)
     }

@@ -408,8 +408,10 @@ where
 /// The WebSocket test server. It echoes messages (text as text, binary as binary)
 /// and obeys text commands: `close:<code>` closes with that code, `close-none` closes
 /// without a code, `drop` drops the connection without a close frame, `flood:<n>`
-/// sends n numbered text messages, `big:<n>` sends an n-byte binary message, and
-/// `ping` sends a ping and answers `pong-received` once the pong arrives.
+/// sends n numbered text messages, `big:<n>` sends an n-byte binary message,
+/// `ping` sends a ping and answers `pong-received` once the pong arrives, and `kind?`
+/// answers the next message with its frame type (`text` or `binary`) instead of
+/// echoing it.
 pub fn websocket(tls: Option<Arc<ServerConfig>>) -> Peer {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tcp_sessions("127.0.0.1:0", move |stream, _| {
@@ -441,11 +443,23 @@ async fn ws_session<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let mut report_kind = false;
     while let Some(Ok(message)) = ws.next().await {
+        if std::mem::take(&mut report_kind) {
+            let kind = match message {
+                Message::Text(_) => "text",
+                Message::Binary(_) => "binary",
+                _ => "other",
+            };
+            let _ = ws.send(Message::text(kind)).await;
+            continue;
+        }
         match message {
             Message::Text(text) => {
                 let text = text.as_str();
-                if let Some(code) = text.strip_prefix("close:") {
+                if text == "kind?" {
+                    report_kind = true;
+                } else if let Some(code) = text.strip_prefix("close:") {
                     let code: u16 = code.parse().unwrap();
                     let _ = ws
                         .close(Some(CloseFrame {
