@@ -33,15 +33,19 @@ fn run(setup: impl FnOnce(&Lua, &Rc<Scheduler>) + 'static) {
 
 type Log = Rc<RefCell<Vec<String>>>;
 
+/// A Luau function `record(entry)` that appends `entry` to `log`.
+fn record_function(lua: &Lua, log: &Log) -> Function {
+    let log = log.clone();
+    lua.create_function(move |_, entry: String| {
+        log.borrow_mut().push(entry);
+        Ok(())
+    })
+    .unwrap()
+}
+
 /// A thread that records every value it is resumed with, forever.
 fn recorder(lua: &Lua, log: &Log) -> Thread {
-    let log = log.clone();
-    let record = lua
-        .create_function(move |_, value: String| {
-            log.borrow_mut().push(value);
-            Ok(())
-        })
-        .unwrap();
+    let record = record_function(lua, log);
     let body: Function = lua
         .load("local record = ... while true do record(tostring(coroutine.yield())) end")
         .into_function()
@@ -236,14 +240,7 @@ fn a_completion_resumes_its_thread_and_runs_what_it_deferred_before_the_next() {
             })
             .unwrap()
         };
-        let record = {
-            let log = log.clone();
-            lua.create_function(move |_, entry: String| {
-                log.borrow_mut().push(entry);
-                Ok(())
-            })
-            .unwrap()
-        };
+        let record = record_function(lua, &log);
         let defer = lua
             .create_function(|lua, f: Function| {
                 let thread = lua.create_thread(f)?;
@@ -307,14 +304,7 @@ fn results_that_cannot_be_converted_are_raised_in_the_caller() {
             Ok(Unconvertible)
         })
         .unwrap();
-        let record = {
-            let log = log.clone();
-            lua.create_function(move |_, value: String| {
-                log.borrow_mut().push(value);
-                Ok(())
-            })
-            .unwrap()
-        };
+        let record = record_function(lua, &log);
         let body: Function = lua
             .load(
                 r#"
@@ -403,14 +393,7 @@ fn a_waiter_resumes_its_thread_and_hands_values_back_once_its_thread_is_cancelle
             })
             .unwrap()
         };
-        let record = {
-            let log = log.clone();
-            lua.create_function(move |_, entry: String| {
-                log.borrow_mut().push(entry);
-                Ok(())
-            })
-            .unwrap()
-        };
+        let record = record_function(lua, &log);
         let body: Function = lua
             .load("local take, record, name = ... record(name .. \" got \" .. take())")
             .into_function()
