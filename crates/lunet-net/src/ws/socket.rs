@@ -15,8 +15,9 @@
 //! becomes the peer's close code, 1005 when the peer's close frame had no code, or
 //! 1006 when the connection ended without a closing handshake. The first value set
 //! wins. `send` and `close` on a closed socket are errors; `next` on a socket closed
-//! locally returns nil at once, and after a peer close returns what had already
-//! arrived, then nil.
+//! locally returns nil at once (what was received and not taken is dropped, so the
+//! reader goes on to the peer's close reply), and after a peer close returns what
+//! had already arrived, then nil.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -56,6 +57,9 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct State {
     close_code: Cell<Option<u16>>,
+    /// True once `close()` was called here: `next()` returns nil from then on, so
+    /// nothing is queued for it any more.
+    closed_locally: Cell<bool>,
     /// Set when the read side has ended (closing handshake done or connection lost).
     reader_done: Cell<bool>,
     reader_finished: Notify,
@@ -97,8 +101,9 @@ impl State {
     }
 
     /// Hands a received message to the first thread still waiting in `next()`
-    /// (resuming it), or queues it; while the queue is full, waits for `next()` to
-    /// take from it, so the reader stops reading.
+    /// (resuming it), or queues it (unless the socket was closed here, when no
+    /// `next()` can take it); while the queue is full, waits for `next()` to take
+    /// from it, so the reader stops reading.
     async fn receive(&self, message: LuaBytes) {
         let mut message = message;
         loop {
@@ -110,6 +115,9 @@ impl State {
                 Err(unwanted) => message = unwanted,
             }
         }
+        if self.closed_locally.get() {
+            return;
+        }
         self.received.borrow_mut().push_back(message);
         while self.received.borrow().len() >= INCOMING_BUFFER {
             self.taken.notified().await;
@@ -120,8 +128,6 @@ impl State {
 /// A socket's state, shared by its userdata and the futures of its calls in progress.
 pub struct Inner {
     state: Rc<State>,
-    /// True once `close()` was called here.
-    closed_locally: Cell<bool>,
     reader: AbortHandle,
 }
 
@@ -168,6 +174,7 @@ impl WebSocket {
         let sink: BoxSink = Box::pin(sink);
         let state = Rc::new(State {
             close_code: Cell::new(None),
+            closed_locally: Cell::new(false),
             reader_done: Cell::new(false),
             reader_finished: Notify::new(),
             writer: Writer::start(sink),
@@ -180,7 +187,6 @@ impl WebSocket {
         WebSocket {
             inner: Rc::new(Inner {
                 state,
-                closed_locally: Cell::new(false),
                 reader: reader.abort_handle(),
             }),
         }
@@ -239,7 +245,7 @@ impl Inner {
     /// the connection has ended and everything received was taken, or else the
     /// calling thread waits for the reader to hand it the next message.
     fn next(&self, lua: &Lua) -> Reply<Option<LuaBytes>> {
-        if self.closed_locally.get() {
+        if self.state.closed_locally.get() {
             return Reply::Now(None);
         }
         let state = &self.state;
@@ -262,10 +268,14 @@ impl Inner {
     }
 
     async fn close(&self, code: u16, keep_alive: KeepAlive) -> Result<()> {
-        if self.closed_locally.get() || self.state.close_code.get().is_some() {
+        if self.state.closed_locally.get() || self.state.close_code.get().is_some() {
             return Err(closed_error("close", self.state.close_code.get()));
         }
-        self.closed_locally.set(true);
+        self.state.closed_locally.set(true);
+        // What was received and not taken can never be taken now; dropping it also
+        // lets a reader that stopped for a full queue go on to the peer's close reply.
+        self.state.received.borrow_mut().clear();
+        self.state.taken.notify_one();
         self.state.set_close_code(code);
         let frame = CloseFrame {
             code: CloseCode::from(code),
