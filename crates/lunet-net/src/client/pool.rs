@@ -8,6 +8,10 @@
 //! that origin wait for it rather than each opening their own: if it negotiates
 //! HTTP/2 they all share it; if not, the origin is remembered as HTTP/1.1-only and
 //! later requests open connections in parallel without waiting.
+//! An idle HTTP/1.1 connection is closed after [`IDLE_TIMEOUT`] (reqwest's and
+//! hyper-util's default), so a long-running script that talks to many origins does
+//! not collect sockets: a sweeper task runs while any connection is idle, sleeping
+//! until the oldest one expires.
 //! Each connection is driven by its own `spawn_local` task, on the same thread and
 //! task queue as the Luau threads waiting on it. The TLS configuration (and with it
 //! the trust store) is built on the first HTTPS connection, so plain-HTTP scripts
@@ -16,11 +20,12 @@
 //! This module does not build requests, follow redirects or decode bodies (see the
 //! parent module); it only hands out connections that are ready to send.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -29,6 +34,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::BoxError;
 use super::proxy::{self, Route};
@@ -38,6 +44,9 @@ pub type RequestBody = Full<Bytes>;
 
 /// The most idle HTTP/1.1 connections kept for one origin.
 const MAX_IDLE_PER_ORIGIN: usize = 64;
+
+/// How long an HTTP/1.1 connection is kept idle before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Where a connection goes. Requests to the same origin share connections.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -127,9 +136,74 @@ where
     }
 }
 
-#[derive(Default)]
+/// An idle HTTP/1.1 connection and the moment it went idle.
+type IdleSince = (http1::SendRequest<RequestBody>, Instant);
+
+/// The idle HTTP/1.1 connections, per origin, each with the moment it went idle
+/// (oldest first), and the sweeper that closes them once they have been idle for
+/// `timeout`.
+struct Idle {
+    lists: RefCell<HashMap<Origin, Vec<IdleSince>>>,
+    timeout: Duration,
+    sweeping: Cell<bool>,
+}
+
+impl Idle {
+    /// The most recently idle live connection to `origin`, if any has not expired.
+    fn take(&self, origin: &Origin) -> Option<http1::SendRequest<RequestBody>> {
+        let mut lists = self.lists.borrow_mut();
+        let list = lists.get_mut(origin)?;
+        let (sender, since) = list.pop()?;
+        if since.elapsed() < self.timeout {
+            return Some(sender);
+        }
+        // This was the newest, so all of them have expired.
+        lists.remove(origin);
+        None
+    }
+
+    fn put(self: &Rc<Self>, origin: &Origin, sender: http1::SendRequest<RequestBody>) {
+        let mut lists = self.lists.borrow_mut();
+        let entry = (sender, Instant::now());
+        match lists.get_mut(origin) {
+            Some(list) if list.len() < MAX_IDLE_PER_ORIGIN => list.push(entry),
+            Some(_) => return,
+            None => {
+                lists.insert(origin.clone(), vec![entry]);
+            }
+        }
+        if !self.sweeping.replace(true) {
+            tokio::task::spawn_local(Idle::sweep(Rc::downgrade(self)));
+        }
+    }
+
+    /// Closes connections as they expire (dropping a sender ends its connection
+    /// task, which closes the socket), until none is idle; then ends, to be started
+    /// again by the next `put`. Holds the pool weakly, so a dropped pool stops it.
+    async fn sweep(idle: Weak<Idle>) {
+        loop {
+            let deadline = {
+                let Some(idle) = idle.upgrade() else { return };
+                let timeout = idle.timeout;
+                let mut lists = idle.lists.borrow_mut();
+                lists.retain(|_, list| {
+                    list.retain(|(sender, since)| since.elapsed() < timeout && !sender.is_closed());
+                    !list.is_empty()
+                });
+                let oldest = lists.values().map(|list| list[0].1).min();
+                let Some(oldest) = oldest else {
+                    idle.sweeping.set(false);
+                    return;
+                };
+                oldest + timeout
+            };
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
 pub struct Pool {
-    idle_http1: RefCell<HashMap<Origin, Vec<http1::SendRequest<RequestBody>>>>,
+    idle_http1: Rc<Idle>,
     http2: RefCell<HashMap<Origin, http2::SendRequest<RequestBody>>>,
     /// HTTPS origins whose connection is being opened while it is not yet known
     /// whether they speak HTTP/2; notified when that connection is ready or failed.
@@ -154,7 +228,28 @@ impl Drop for FirstHttps<'_> {
     }
 }
 
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool::with_idle_timeout(IDLE_TIMEOUT)
+    }
+}
+
 impl Pool {
+    /// A pool that closes HTTP/1.1 connections idle for `timeout`.
+    pub fn with_idle_timeout(timeout: Duration) -> Pool {
+        Pool {
+            idle_http1: Rc::new(Idle {
+                lists: RefCell::default(),
+                timeout,
+                sweeping: Cell::new(false),
+            }),
+            http2: RefCell::default(),
+            first_https: RefCell::default(),
+            http1_only: RefCell::default(),
+            tls: OnceCell::new(),
+        }
+    }
+
     /// A connection to `origin` that is ready to send: a live idle one, or a new one
     /// opened along `route`. (The route of an origin never changes while the pool
     /// lives, so connections need not be told apart by route.)
@@ -189,11 +284,7 @@ impl Pool {
             }
         }
         loop {
-            let idle = self
-                .idle_http1
-                .borrow_mut()
-                .get_mut(origin)
-                .and_then(Vec::pop);
+            let idle = self.idle_http1.take(origin);
             let Some(mut sender) = idle else { break };
             if !sender.is_closed() && sender.ready().await.is_ok() {
                 return Ok(Checkout {
@@ -219,16 +310,8 @@ impl Pool {
         let Sender::Http1(sender) = sender else {
             return;
         };
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle_http1.borrow_mut();
-        match idle.get_mut(origin) {
-            Some(list) if list.len() < MAX_IDLE_PER_ORIGIN => list.push(sender),
-            Some(_) => {}
-            None => {
-                idle.insert(origin.clone(), vec![sender]);
-            }
+        if !sender.is_closed() {
+            self.idle_http1.put(origin, sender);
         }
     }
 
@@ -311,4 +394,96 @@ where
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::task::spawn_local(connection);
     Ok(Sender::Http1(sender))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A keep-alive HTTP/1.1 server on loopback; counts connections opened and closed.
+    async fn server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counters = (opened.clone(), closed.clone());
+        tokio::task::spawn_local(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counters.0.fetch_add(1, Ordering::SeqCst);
+                let closed = counters.1.clone();
+                tokio::task::spawn_local(async move {
+                    let service = hyper::service::service_fn(|_request| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from_static(b"hello"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (port, opened, closed)
+    }
+
+    /// Sends one GET over a connection from the pool and checks it back in; returns
+    /// whether the connection was reused.
+    async fn get(pool: &Pool, origin: &Origin) -> bool {
+        let mut checkout = pool.checkout(origin, Route::Direct).await.unwrap();
+        let request = http::Request::get("/")
+            .header(http::header::HOST, format!("127.0.0.1:{}", origin.port))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = checkout.sender.send(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        pool.checkin(origin, checkout.sender);
+        checkout.reused
+    }
+
+    #[test]
+    fn idle_connections_are_reused_then_closed_once_idle_for_the_timeout() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build_local(tokio::runtime::LocalOptions::default())
+            .unwrap();
+        runtime.block_on(async {
+            let (port, opened, closed) = server().await;
+            let origin = Origin {
+                https: false,
+                host: "127.0.0.1".to_string(),
+                port,
+            };
+            let timeout = Duration::from_millis(300);
+            let pool = Pool::with_idle_timeout(timeout);
+            assert!(
+                !get(&pool, &origin).await,
+                "the first request opens a connection"
+            );
+            tokio::time::sleep(timeout / 3).await;
+            assert!(
+                get(&pool, &origin).await,
+                "a connection idle for less than the timeout is reused"
+            );
+            assert_eq!(closed.load(Ordering::SeqCst), 0);
+            // Idle for the timeout: the sweeper closes it without any request coming.
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while closed.load(Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the idle connection is closed within 10 s");
+            assert!(
+                !get(&pool, &origin).await,
+                "after the timeout a new connection is opened"
+            );
+            assert_eq!(opened.load(Ordering::SeqCst), 2);
+        });
+    }
 }
