@@ -8,11 +8,11 @@
 //! bytes to Luau as a string; [`StringOrBuffer`] takes a string or buffer argument
 //! straight off the Luau stack.
 
+use std::ffi::c_int;
+
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use mlua::state::RawLua;
-use std::ffi::c_int;
-
 use mlua::{Error, FromLua, IntoLua, Lua, Result, Table, Value, ffi};
 
 /// Bytes that become a Luau string. Returned from a library function or a resumed

@@ -10,9 +10,8 @@
 //! module owns that lookup, the method-table cache and `This`; what the methods and
 //! properties are is each type's business.
 
-use std::marker::PhantomData;
-
 use std::ffi::c_int;
+use std::marker::PhantomData;
 
 use mlua::state::RawLua;
 use mlua::{
