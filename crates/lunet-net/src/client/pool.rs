@@ -162,6 +162,8 @@ impl Idle {
         None
     }
 
+    /// Keeps `sender` as idle from now (unless `origin` already has the most idle
+    /// connections), and starts the sweeper if it is not running.
     fn put(self: &Rc<Self>, origin: &Origin, sender: http1::SendRequest<RequestBody>) {
         let mut lists = self.lists.borrow_mut();
         let entry = (sender, Instant::now());
