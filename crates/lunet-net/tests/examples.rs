@@ -1,0 +1,148 @@
+//! The server examples under `examples/`, started as a user would start them (the
+//! script file as it is, with a port argument), do what their comments promise: the
+//! HTTP echo server echoes, and the WebSocket chat serves its page and relays messages
+//! between clients. (The self-contained client examples run in the `lunet` crate's
+//! CLI tests.)
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use common::peer_runtime;
+
+/// Starts `examples/<relative>` with `port` as its argument in a fresh runtime on its
+/// own thread (the example serves until the test process ends), and waits until it
+/// listens.
+fn start_example(relative: &str, port: u16) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(relative);
+    std::thread::spawn(move || {
+        lunet_runtime::run_script(&path, vec![port.to_string()], |runtime| {
+            runtime.register_library("net", Box::new(lunet_net::create))
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{relative} did not listen within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port()
+}
+
+fn client() -> reqwest::Client {
+    lunet_net::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next message on `ws`, which must be text and arrive within 10 s.
+async fn next_text(ws: &mut Ws) -> String {
+    let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a chat message within 10 s")
+        .expect("the connection is open")
+        .expect("a valid message");
+    message.into_text().unwrap().to_string()
+}
+
+#[test]
+fn the_echo_server_example_echoes_requests() {
+    let port = free_port();
+    start_example("echo_server.luau", port);
+    let rt = peer_runtime();
+    rt.block_on(async {
+        let client = client();
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/some/path?x=1&x=2&y=z"))
+            .header("x-test", "yes")
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let echo: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(echo["method"], "POST");
+        assert_eq!(echo["path"], "/some/path");
+        assert_eq!(echo["query"]["x"], serde_json::json!(["1", "2"]));
+        assert_eq!(echo["query"]["y"], "z");
+        assert_eq!(echo["headers"]["x-test"], "yes");
+        assert_eq!(echo["body"], "hello");
+        assert!(
+            echo["from"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{echo}"
+        );
+        let health = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.text().await.unwrap(), "ok");
+    });
+}
+
+#[test]
+fn the_chat_example_serves_its_page_and_relays_messages() {
+    let port = free_port();
+    start_example("chat/server.luau", port);
+    let rt = peer_runtime();
+    rt.block_on(async {
+        let page = client()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains("new WebSocket"), "the page opens a WebSocket");
+
+        let url = format!("ws://127.0.0.1:{port}/");
+        let connect = || async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio_tungstenite::connect_async(url.as_str()),
+            )
+            .await
+            .expect("the WebSocket handshake within 10 s")
+            .expect("the chat accepts a WebSocket")
+            .0
+        };
+        let mut alice = connect().await;
+        assert_eq!(next_text(&mut alice).await, "* someone joined (1 online)");
+        let mut bob = connect().await;
+        assert_eq!(next_text(&mut alice).await, "* someone joined (2 online)");
+        assert_eq!(next_text(&mut bob).await, "* someone joined (2 online)");
+        alice.send(Message::text("hi, bob")).await.unwrap();
+        assert_eq!(next_text(&mut bob).await, "hi, bob");
+        assert_eq!(next_text(&mut alice).await, "hi, bob");
+        bob.close(None).await.unwrap();
+        assert_eq!(next_text(&mut alice).await, "* someone left (1 online)");
+    });
+}
