@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
+use mlua::thread::ThreadStatus;
 use mlua::{IntoLuaMulti, Lua, Result, Thread, WeakLua};
 use tokio::task::AbortHandle;
 
@@ -111,21 +112,22 @@ pub struct Waiter {
 impl Waiter {
     /// Resumes the thread with `values` returned from its call, then runs what it
     /// deferred, as a completed future would. When the thread no longer waits for
-    /// this waiter (it was cancelled with `task.cancel`, or the VM is gone), the
-    /// values are handed back, so a message can go to another waiter instead. Must
-    /// be called from a task, never from inside a Luau call: the thread must have
-    /// yielded.
+    /// this waiter (it was cancelled with `task.cancel` or closed with
+    /// `coroutine.close`, or the VM is gone), the values are handed back, so a
+    /// message can go to another waiter instead. Must be called from a task, never
+    /// from inside a Luau call: the thread must have yielded.
     pub fn complete<A: IntoLuaMulti>(self, values: A) -> std::result::Result<(), A> {
         let Some(lua) = self.lua.try_upgrade() else {
             return Err(values);
         };
         let scheduler = Scheduler::of(&lua);
         match scheduler.parked.take(self.key, self.id) {
-            Some(thread) => {
+            // A thread closed by `coroutine.close` cannot take them either.
+            Some(thread) if thread.status() == ThreadStatus::Resumable => {
                 scheduler.resume_from_task(&lua, thread, Ok(values));
                 Ok(())
             }
-            None => Err(values),
+            _ => Err(values),
         }
     }
 }
