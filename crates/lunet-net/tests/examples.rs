@@ -14,26 +14,37 @@ use tokio_tungstenite::tungstenite::Message;
 
 use common::peer_runtime;
 
-/// Starts `examples/<relative>` with `port` as its argument in a fresh runtime on its
-/// own thread (the example serves until the test process ends), and waits until it
-/// listens.
-fn start_example(relative: &str, port: u16) {
+/// Starts `examples/<relative>` with a free port as its argument in a fresh runtime
+/// on its own thread (the example serves until the test process ends), waits until it
+/// listens, and returns the port. A port taken by someone else between being found
+/// free and being bound makes the example fail at once; then another port is tried.
+fn start_example(relative: &str) -> u16 {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(relative);
-    std::thread::spawn(move || {
-        lunet_runtime::run_script(&path, vec![port.to_string()], |runtime| {
-            runtime.register_library("net", Box::new(lunet_net::create))
-        })
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{relative} did not listen within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..5 {
+        let port = free_port();
+        let script = path.clone();
+        let example = std::thread::spawn(move || {
+            lunet_runtime::run_script(&script, vec![port.to_string()], |runtime| {
+                runtime.register_library("net", Box::new(lunet_net::create))
+            })
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !example.is_finished() && std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{relative} did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // An example that could not bind ends at once, with its error on stderr.
+        std::thread::sleep(Duration::from_millis(50));
+        if !example.is_finished() {
+            return port;
+        }
     }
+    panic!("{relative} could not bind a free port in five attempts (see stderr)");
 }
 
 /// A port that was free a moment ago.
@@ -68,8 +79,7 @@ async fn next_text(ws: &mut Ws) -> String {
 
 #[test]
 fn the_echo_server_example_echoes_requests() {
-    let port = free_port();
-    start_example("echo_server.luau", port);
+    let port = start_example("echo_server.luau");
     let rt = peer_runtime();
     rt.block_on(async {
         let client = client();
@@ -104,8 +114,7 @@ fn the_echo_server_example_echoes_requests() {
 
 #[test]
 fn the_chat_example_serves_its_page_and_relays_messages() {
-    let port = free_port();
-    start_example("chat/server.luau", port);
+    let port = start_example("chat/server.luau");
     let rt = peer_runtime();
     rt.block_on(async {
         let page = client()
