@@ -8,11 +8,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{peer_runtime, run_luau, spawn_luau};
+use common::{peer_runtime, run_luau, spawn_luau, spawn_server};
 
-const ECHO_SERVER: &str = r#"
-local testkit = require("@lune/testkit")
-local handle = net.serve(0, function(request)
+/// The handler most tests serve: a route per response form, else a JSON echo.
+const ECHO_HANDLER: &str = r#"
+function(request)
     if request.path == "/slow" then
         task.wait(0.5)
         return "slow done"
@@ -53,10 +53,7 @@ local handle = net.serve(0, function(request)
         ip = request.ip,
         port = request.port,
     })
-end)
-testkit.ready(handle.port)
-testkit.finished()
-handle.stop()
+end
 "#;
 
 fn client() -> reqwest::Client {
@@ -82,8 +79,7 @@ fn raw_exchange(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn request_fields_reach_the_handler() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let rt = peer_runtime();
     let body: Vec<u8> = (0..=255u8).collect();
     let response = rt
@@ -139,8 +135,7 @@ fn request_fields_reach_the_handler() {
 
 #[test]
 fn response_forms() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let rt = peer_runtime();
     let client = client();
     let get = |path: &str| {
@@ -233,8 +228,7 @@ fn response_forms() {
 
 #[test]
 fn yielding_handlers_run_concurrently() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let rt = peer_runtime();
     let client = client();
     let start = Instant::now();
@@ -283,8 +277,7 @@ fn yielding_handlers_run_concurrently() {
 
 #[test]
 fn stop_finishes_in_flight_requests_then_refuses() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let in_flight = std::thread::spawn(move || {
         raw_exchange(
             port,
@@ -313,8 +306,7 @@ fn stop_finishes_in_flight_requests_then_refuses() {
 /// request at once (its client sees the end of the stream), and the script ends.
 #[test]
 fn stop_closes_idle_keep_alive_connections_at_once() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let mut idle = connect(port, Duration::from_secs(10));
     idle.write_all(b"GET /string HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -445,8 +437,7 @@ errors(function() net.serve(0, 42) end, "expected function or table, got number"
 
 #[test]
 fn malformed_oversized_and_vanishing_clients() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let garbage = raw_exchange(port, b"THIS IS NOT HTTP\r\n\r\n");
     assert!(
         garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
@@ -508,23 +499,15 @@ fn malformed_oversized_and_vanishing_clients() {
 /// longer than that is answered. This test takes about a minute of real time.
 #[test]
 fn stalled_connections_are_closed_but_slow_handlers_are_not() {
-    let script = spawn_luau(
-        r#"
-local testkit = require("@lune/testkit")
-local handle = net.serve(0, function(request)
+    let (script, port) = spawn_server(
+        r#"function(request)
     if request.path == "/long" then
         task.wait(35)
         return "long done"
     end
     return "quick"
-end)
-testkit.ready(handle.port)
-testkit.finished()
-handle.stop()
-"#,
-        &[],
+end"#,
     );
-    let port: u16 = script.ready().parse().unwrap();
     let start = Instant::now();
     let limit = Duration::from_secs(90);
     let mut unfinished = connect(port, limit);
@@ -571,8 +554,7 @@ handle.stop()
 
 #[test]
 fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
-    let script = spawn_luau(ECHO_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(ECHO_HANDLER);
     let pipelined = raw_exchange(
         port,
         b"GET /string HTTP/1.1\r\nHost: x\r\n\r\nGET /no-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -664,17 +646,7 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
 
 #[test]
 fn websocket_only_server_answers_426() {
-    let script = spawn_luau(
-        r#"
-local testkit = require("@lune/testkit")
-local handle = net.serve(0, { handleWebSocket = function(socket) socket:close() end })
-testkit.ready(handle.port)
-testkit.finished()
-handle.stop()
-"#,
-        &[],
-    );
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server("{ handleWebSocket = function(socket) socket:close() end }");
     let answer = raw_exchange(
         port,
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use common::{peer_runtime, peers, run_luau, spawn_luau};
+use common::{peer_runtime, peers, run_luau, spawn_server};
 
 #[test]
 fn socket_client_messages_close_codes_and_errors() {
@@ -136,9 +136,9 @@ errors(function() net.socket(5) end, "expected string, got number", "the url mus
     );
 }
 
-const WS_SERVER: &str = r#"
-local testkit = require("@lune/testkit")
-local handle = net.serve(0, {
+/// A WebSocket echo server's config: `close-me` makes it close with 4100 and report
+/// what a later send says; every socket reports its close code when it ends.
+const WS_SERVER: &str = r#"{
     handleRequest = function() return "plain http too" end,
     handleWebSocket = function(socket)
         while true do
@@ -154,16 +154,11 @@ local handle = net.serve(0, {
         end
         testkit.ready("closeCode " .. tostring(socket.closeCode))
     end,
-})
-testkit.ready(handle.port)
-testkit.finished()
-handle.stop()
-"#;
+}"#;
 
 #[test]
 fn serve_websocket_echo_and_close_codes() {
-    let script = spawn_luau(WS_SERVER, &[]);
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(WS_SERVER);
     let url = format!("ws://127.0.0.1:{port}");
     let rt = peer_runtime();
     let config = Some(lunet_net::ws::config());

@@ -142,6 +142,27 @@ pub fn spawn_luau(source: &str, args: &[String]) -> RunningScript {
     }
 }
 
+/// Starts a script serving `net.serve(0, <handler>)` (`handler` is the second
+/// argument, a function or a config table; it may use `testkit`) until the test
+/// finishes it, then stops the server; returns the script and the server's port.
+pub fn spawn_server(handler: &str) -> (RunningScript, u16) {
+    let script = spawn_luau(
+        &format!(
+            "local testkit = require(\"@lune/testkit\")\n\
+             local handle = net.serve(0, {handler})\n\
+             testkit.ready(handle.port)\n\
+             testkit.finished()\n\
+             handle.stop()\n"
+        ),
+        &[],
+    );
+    let port = script
+        .ready()
+        .parse()
+        .expect("the script hands over its port");
+    (script, port)
+}
+
 /// Runs `source` to completion and asserts that it succeeded.
 pub fn run_luau(source: &str, args: &[String]) {
     let code = spawn_luau(source, args).wait();
