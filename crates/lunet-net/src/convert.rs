@@ -65,11 +65,7 @@ impl FromLua for StringOrBuffer {
         let mut len = 0;
         unsafe {
             Ok(match ffi::lua_type(state, idx) {
-                ffi::LUA_TSTRING => {
-                    let data = ffi::lua_tolstring(state, idx, &mut len);
-                    let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
-                    StringOrBuffer::String(Bytes::copy_from_slice(bytes))
-                }
+                ffi::LUA_TSTRING => StringOrBuffer::String(string_bytes(state, idx)),
                 ffi::LUA_TBUFFER => {
                     let data = ffi::lua_tobuffer(state, idx, &mut len);
                     let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
@@ -85,6 +81,19 @@ impl FromLua for StringOrBuffer {
                 _ => StringOrBuffer::Other("userdata"),
             })
         }
+    }
+}
+
+/// A copy of the string at `index` of the Luau stack.
+///
+/// # Safety
+/// The value at `index` must be a string (so `lua_tolstring` neither converts nor
+/// raises); its bytes stay valid while it is on the stack, longer than the copy.
+pub unsafe fn string_bytes(state: *mut ffi::lua_State, index: c_int) -> Bytes {
+    let mut len = 0;
+    unsafe {
+        let data = ffi::lua_tolstring(state, index, &mut len);
+        Bytes::copy_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len))
     }
 }
 

@@ -20,7 +20,7 @@ use std::ffi::{CStr, c_int};
 use mlua::state::RawLua;
 use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
-use crate::convert::{body_bytes, header_map};
+use crate::convert::{body_bytes, header_map, string_bytes};
 
 pub type Body = Full<Bytes>;
 
@@ -89,14 +89,9 @@ impl FromLuaMulti for Returned {
             let state = lua.state();
             let index = ffi::lua_absindex(state, -nvals);
             match ffi::lua_type(state, index) {
-                ffi::LUA_TSTRING => {
-                    // Copied straight into the response body: no reference to the
-                    // string is kept, so none has to be made and released.
-                    let mut len = 0;
-                    let data = ffi::lua_tolstring(state, index, &mut len);
-                    let bytes = std::slice::from_raw_parts(data as *const u8, len);
-                    return Ok(Returned::Text(Bytes::copy_from_slice(bytes)));
-                }
+                // Copied straight into the response body: no reference to the
+                // string is kept, so none has to be made and released.
+                ffi::LUA_TSTRING => return Ok(Returned::Text(string_bytes(state, index))),
                 ffi::LUA_TTABLE => {}
                 _ => return Ok(Returned::Other(Value::from_stack(index, lua)?)),
             }
