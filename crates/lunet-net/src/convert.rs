@@ -119,9 +119,7 @@ pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8
     match value {
         Value::String(s) => Ok(vec![s.as_bytes().to_vec()]),
         Value::Integer(i) => Ok(vec![i.to_string().into_bytes()]),
-        Value::Number(n) => Ok(vec![
-            lunet_runtime::libs::stdio::format::format_number(*n).into_bytes(),
-        ]),
+        Value::Number(n) => Ok(vec![lunet_runtime::format_number(*n).into_bytes()]),
         Value::Table(t) => {
             let mut out = Vec::with_capacity(t.raw_len());
             for item in t.sequence_values::<Value>() {

@@ -28,6 +28,10 @@ pub mod ws;
 
 use mlua::{Lua, Result, Table, Value};
 
+/// The Luau type definitions of `@lune/net`, as `(file name, text)`, for
+/// `lunet setup`.
+pub const TYPES: &[(&str, &str)] = &[("net.luau", include_str!("../types/net.luau"))];
+
 fn frozen(lua: &Lua, entries: Vec<(&str, Value)>) -> Result<Table> {
     let table = lua.create_table_with_capacity(0, entries.len())?;
     for (name, value) in entries {

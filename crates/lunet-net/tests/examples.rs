@@ -27,7 +27,9 @@ fn start_example(relative: &str) -> u16 {
         let script = path.clone();
         let example = std::thread::spawn(move || {
             lunet_runtime::run_script(&script, vec![port.to_string()], |runtime| {
-                runtime.register_library("net", Box::new(lunet_net::create))
+                lunet_std::install(runtime)?;
+                runtime.register_library("net", Box::new(lunet_net::create));
+                Ok(())
             })
         });
         let deadline = Instant::now() + Duration::from_secs(10);

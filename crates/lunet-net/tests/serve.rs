@@ -595,8 +595,8 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
         "the body after 100 Continue arrives: {rest}"
     );
 
-    let gz = lunet_runtime::compression::compress(
-        lunet_runtime::compression::Codec::Gzip,
+    let gz = lunet_runtime::codec::compression::compress(
+        lunet_runtime::codec::compression::Codec::Gzip,
         b"zipped body",
         None,
     )
@@ -618,9 +618,12 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
         decoded["body"], "zipped body",
         "a gzip request body is decoded for the handler"
     );
-    let stacked =
-        lunet_runtime::compression::compress(lunet_runtime::compression::Codec::Brotli, &gz, None)
-            .unwrap();
+    let stacked = lunet_runtime::codec::compression::compress(
+        lunet_runtime::codec::compression::Codec::Brotli,
+        &gz,
+        None,
+    )
+    .unwrap();
     let post = |coding: &'static str, body: Vec<u8>| {
         rt.block_on(async {
             let response = client()

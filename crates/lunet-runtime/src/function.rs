@@ -4,8 +4,7 @@
 //! and friends reject. Library functions made with [`create_function`] instead report
 //! failure to a tiny Luau wrapper that raises the message as a string, prefixed with
 //! the caller's position (`script.luau:12: Invalid body - ...`). Argument conversion
-//! happens inside, so conversion errors are strings too. [`type_name`] names value
-//! types as Luau does (`number`, never mlua's `integer`).
+//! happens inside, so conversion errors are strings too.
 //!
 //! Arguments are converted straight off the Luau stack ([`Args`]) and results pushed
 //! straight onto it behind their flag ([`Flagged`]), with no `MultiValue` in between:
@@ -17,14 +16,6 @@ use mlua::state::RawLua;
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
 use crate::report;
-
-/// The Luau name of a value's type (`number` for integers as well).
-pub fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Integer(_) | Value::Number(_) => "number",
-        other => other.type_name(),
-    }
-}
 
 /// A callback's arguments as `A`, or why they could not be converted (reported to
 /// the script as a string, like any other error of the callback).

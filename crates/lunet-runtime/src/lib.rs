@@ -1,8 +1,9 @@
-//! The Lunet runtime: a Luau VM with Lune's scheduler, `require`, and the everyday
-//! libraries (`@lune/task`, `@lune/process`, `@lune/stdio`, `@lune/serde`).
+//! The Lunet runtime core: a Luau VM with Lune's scheduler, `require`, error
+//! reports, argument checks and the codecs more than one library needs.
 //!
-//! Hosts build a [`Runtime`], register extra libraries (the `lunet` binary registers
-//! `@lune/net` from the `lunet-net` crate), and run a script:
+//! The libraries live in their own crates (`lunet-std` for task, process, stdio and
+//! serde, `lunet-net` for net) and use only this crate's public interface. Hosts
+//! build a [`Runtime`], register libraries, and run a script:
 //!
 //! ```no_run
 //! let code = lunet_runtime::run_script(
@@ -15,19 +16,23 @@
 //!
 //! Libraries that do I/O build on the [`scheduler`] module's public interface:
 //! [`create_async_function`] to make a Luau function that awaits a Rust future, and
-//! [`Scheduler::call`] to run a Luau callback in its own thread.
+//! [`Scheduler::call`] to run a Luau callback in its own thread. Every library checks
+//! its arguments with [`args`], so every bad value is reported in one shape.
 
+pub mod args;
+pub mod codec;
 mod function;
-pub mod libs;
 pub mod report;
 mod require;
 mod runtime;
 pub mod scheduler;
+mod value;
 
-pub use function::{create_function, type_name};
-pub use libs::serde::compression;
-pub use runtime::{LibraryLoader, Runtime, run_script, version_string};
+pub use function::create_function;
+pub use require::LibraryLoader;
+pub use runtime::{Runtime, run_script, version_string};
 pub use scheduler::{
     CallOutcome, KeepAlive, Reply, Scheduler, Waiter, create_async_function,
-    create_waiting_function,
+    create_checked_async_function, create_waiting_function,
 };
+pub use value::{format_number, type_name};

@@ -1,56 +1,20 @@
 //! Building the VM and running a script file to completion.
 //!
-//! [`Runtime`] owns the Luau VM: it installs the scheduler, the global functions
-//! (`print`, `warn`, `require`), `_VERSION`, and the builtin libraries, then runs a
-//! script's main chunk as a scheduled thread and drives the scheduler until nothing is
-//! left to do. [`run_script`] wraps that in the single-threaded tokio runtime every
+//! [`Runtime`] owns the Luau VM: it installs the scheduler, `require` and
+//! `_VERSION`, keeps the libraries hosts register (the `lunet` binary registers
+//! `lunet-std`'s and `lunet-net`'s), then runs a script's main chunk as a scheduled
+//! thread and drives the scheduler until nothing is left to do. [`run_script`] wraps that in the single-threaded tokio runtime every
 //! Lunet process uses.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
 use mlua::chunk::Compiler;
 use mlua::state::{GcIncParams, GcMode};
-use mlua::{Lua, LuaOptions, Result, StdLib, Value};
+use mlua::{Lua, LuaOptions, Result, StdLib};
 
-use crate::libs;
-use crate::require;
+use crate::require::{self, Libraries, LibraryLoader};
 use crate::scheduler::Scheduler;
-
-/// Builds a library's value the first time a script requires it.
-pub type LibraryLoader = Box<dyn Fn(&Lua) -> Result<Value>>;
-
-/// The libraries `require("@lune/<name>")` can load, and the ones already loaded.
-#[derive(Default)]
-pub(crate) struct Libraries {
-    loaders: RefCell<HashMap<String, LibraryLoader>>,
-    loaded: RefCell<HashMap<String, Value>>,
-}
-
-impl Libraries {
-    pub(crate) fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.loaders.borrow().keys().cloned().collect();
-        names.sort();
-        names
-    }
-
-    /// The library `name` (without the `@lune/` prefix), built on first use.
-    pub(crate) fn get(&self, lua: &Lua, name: &str) -> Result<Option<Value>> {
-        if let Some(value) = self.loaded.borrow().get(name) {
-            return Ok(Some(value.clone()));
-        }
-        let value = match self.loaders.borrow().get(name) {
-            Some(loader) => loader(lua)?,
-            None => return Ok(None),
-        };
-        self.loaded
-            .borrow_mut()
-            .insert(name.to_string(), value.clone());
-        Ok(Some(value))
-    }
-}
 
 /// `Lunet <version>+<luau version>`, the value of `_VERSION`.
 pub fn version_string(lua: &Lua) -> String {
@@ -76,10 +40,11 @@ pub struct Runtime {
     lua: Lua,
     scheduler: Rc<Scheduler>,
     libraries: Rc<Libraries>,
+    args: Vec<String>,
 }
 
 impl Runtime {
-    /// Builds the VM. `args` become `process.args`.
+    /// Builds the VM. `args` are the script's arguments (`process.args`).
     pub fn new(args: Vec<String>) -> Result<Runtime> {
         let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::new().thread_pool_size(256))?;
         lua.set_compiler(Compiler::new().set_optimization_level(1).set_debug_level(1));
@@ -89,23 +54,14 @@ impl Runtime {
         let scheduler = Scheduler::install(&lua)?;
         let version = version_string(&lua);
         lua.globals().set("_VERSION", version)?;
-        libs::install_globals(&lua)?;
         let libraries = Rc::new(Libraries::default());
-        let runtime = Runtime {
+        require::install(&lua, libraries.clone())?;
+        Ok(Runtime {
             lua,
             scheduler,
             libraries,
-        };
-        runtime.register_library("task", Box::new(libs::task::create))?;
-        let process_args = args;
-        runtime.register_library(
-            "process",
-            Box::new(move |lua| libs::process::create(lua, &process_args)),
-        )?;
-        runtime.register_library("stdio", Box::new(libs::stdio::create))?;
-        runtime.register_library("serde", Box::new(libs::serde::create))?;
-        require::install(&runtime.lua, runtime.libraries.clone())?;
-        Ok(runtime)
+            args,
+        })
     }
 
     /// The Luau VM.
@@ -118,18 +74,14 @@ impl Runtime {
         &self.scheduler
     }
 
-    /// Makes `require("@lune/<name>")` return the value `loader` builds (once).
-    pub fn register_library(&self, name: &str, loader: LibraryLoader) -> Result<()> {
-        self.libraries
-            .loaders
-            .borrow_mut()
-            .insert(name.to_string(), loader);
-        Ok(())
+    /// The script's arguments, as given to [`Runtime::new`].
+    pub fn args(&self) -> &[String] {
+        &self.args
     }
 
-    /// The names of every registered library, for `lunet setup`.
-    pub fn library_names(&self) -> Vec<String> {
-        self.libraries.names()
+    /// Makes `require("@lune/<name>")` return the value `loader` builds (once).
+    pub fn register_library(&self, name: &str, loader: LibraryLoader) {
+        self.libraries.register(name, loader);
     }
 
     /// Runs the script at `path` and everything it schedules. Returns the exit code:

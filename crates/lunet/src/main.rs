@@ -48,7 +48,9 @@ enum Command {
 fn run(script: PathBuf, args: Vec<String>) -> i32 {
     let script = resolve_script(script);
     lunet_runtime::run_script(&script, args, |runtime| {
-        runtime.register_library("net", Box::new(lunet_net::create))
+        lunet_std::install(runtime)?;
+        runtime.register_library("net", Box::new(lunet_net::create));
+        Ok(())
     })
 }
 

@@ -4,14 +4,11 @@
 
 use std::path::PathBuf;
 
-/// The definition files, compiled into the binary from the repository's `types/`.
-const TYPEDEFS: &[(&str, &str)] = &[
-    ("net.luau", include_str!("../../../types/net.luau")),
-    ("task.luau", include_str!("../../../types/task.luau")),
-    ("process.luau", include_str!("../../../types/process.luau")),
-    ("stdio.luau", include_str!("../../../types/stdio.luau")),
-    ("serde.luau", include_str!("../../../types/serde.luau")),
-];
+/// The definition files of every library crate, as `(file name, text)`: each crate
+/// owns its libraries' definitions (in its `types/` folder) and lists them.
+fn typedefs() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    lunet_std::TYPES.iter().chain(lunet_net::TYPES)
+}
 
 fn default_dir() -> PathBuf {
     let home = std::env::var_os("HOME")
@@ -26,7 +23,7 @@ fn default_dir() -> PathBuf {
 fn write_luaurc(dir: &std::path::Path) -> std::io::Result<()> {
     let path = PathBuf::from(".luaurc");
     let mut config = match std::fs::read_to_string(&path) {
-        Ok(text) => lunet_runtime::libs::serde::jsonc::from_str(&text).map_err(|e| {
+        Ok(text) => lunet_runtime::codec::jsonc::from_str(&text).map_err(|e| {
             std::io::Error::other(format!("existing .luaurc is not valid JSON: {e}"))
         })?,
         Err(_) => serde_json_object(),
@@ -55,7 +52,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
     let dir = dir.unwrap_or_else(default_dir);
     let result = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
-        for (name, text) in TYPEDEFS {
+        for (name, text) in typedefs() {
             std::fs::write(dir.join(name), text)?;
         }
         write_luaurc(&dir)
@@ -64,7 +61,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         Ok(()) => {
             println!(
                 "Wrote type definitions for {} libraries to {} and the alias \"@lune\" to ./.luaurc",
-                TYPEDEFS.len(),
+                typedefs().count(),
                 dir.display()
             );
             0

@@ -4,12 +4,12 @@
 //! A body is decoded only when every listed coding is one we know; otherwise it is
 //! left exactly as received. Once decoded, `Content-Encoding` and `Content-Length`
 //! no longer describe the body and are removed. The codecs themselves live in
-//! `lunet_runtime::compression`, shared with `serde` and the server.
+//! `lunet_runtime::codec::compression`, shared with `serde` and the server.
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
-use lunet_runtime::compression::{content_codings, decompress_all};
+use lunet_runtime::codec::compression::{content_codings, decompress_all};
 
 /// Decodes `body` in place of the encoded one and fixes `headers` to match.
 pub fn decode_body(headers: &mut HeaderMap, body: Bytes) -> std::io::Result<Bytes> {
@@ -33,7 +33,7 @@ pub fn decode_body(headers: &mut HeaderMap, body: Bytes) -> std::io::Result<Byte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lunet_runtime::compression::{Codec, compress};
+    use lunet_runtime::codec::compression::{Codec, compress};
 
     #[test]
     fn stacked_codings_are_undone_in_reverse_order() {

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use super::response::{self, Body};
 use super::stall::{self, Progress, Watched};
 use super::{Server, request, upgrade};
-use lunet_runtime::compression::{content_codings, decompress_all};
+use lunet_runtime::codec::compression::{content_codings, decompress_all};
 
 /// The most header bytes (names and values) a request may carry.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;

@@ -121,7 +121,8 @@ pub fn spawn_luau(source: &str, args: &[String]) -> RunningScript {
     std::thread::spawn(move || {
         let finish = RefCell::new(Some(finish_rx));
         let code = lunet_runtime::run_script(&path, args, |runtime| {
-            runtime.register_library("net", Box::new(lunet_net::create))?;
+            lunet_std::install(runtime)?;
+            runtime.register_library("net", Box::new(lunet_net::create));
             let ready = ready_tx.clone();
             let finish = RefCell::new(finish.borrow_mut().take());
             runtime.register_library(
@@ -130,7 +131,8 @@ pub fn spawn_luau(source: &str, args: &[String]) -> RunningScript {
                     let receiver = finish.borrow_mut().take().expect("testkit loaded once");
                     testkit(lua, ready.clone(), receiver)
                 }),
-            )
+            );
+            Ok(())
         });
         drop(dir);
         let _ = done_tx.send(code);

@@ -78,7 +78,7 @@ where
 }
 
 fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
-    use lunet_runtime::compression::{Codec, compress};
+    use lunet_runtime::codec::compression::{Codec, compress};
     let codec = match coding {
         "gzip" => Codec::Gzip,
         "deflate" => Codec::Zlib,

@@ -7,8 +7,9 @@
 //! loads), and `finish` caches its result. Modules are cached by canonical file path.
 //! Requiring a module that is still loading in the same thread is a cycle and an
 //! error naming the chain; another thread asking for it waits for the first load.
-//! Path rules live in [`resolve`].
+//! Path rules live in [`resolve`], the builtin libraries in [`libraries`].
 
+mod libraries;
 mod resolve;
 
 use std::cell::RefCell;
@@ -19,8 +20,10 @@ use std::rc::Rc;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 use tokio::sync::Notify;
 
-use crate::runtime::Libraries;
 use crate::scheduler::create_async_function;
+
+pub(crate) use libraries::Libraries;
+pub use libraries::LibraryLoader;
 
 /// How a path is shown in chunk names, errors and tracebacks: relative to the current
 /// directory when the file lies below it.

@@ -10,7 +10,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::libs::serde::jsonc;
+use crate::codec::jsonc;
 
 /// Where a `require` call comes from: the requiring file, when it is one.
 pub(super) fn requirer_dir(requirer: Option<&Path>) -> PathBuf {

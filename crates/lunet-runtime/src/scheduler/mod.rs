@@ -315,8 +315,21 @@ where
     F: Fn(&Lua, A) -> Fut + 'static,
     Fut: Future<Output = Result<R>> + 'static,
 {
+    create_checked_async_function(lua, name, move |lua, args| Ok(f(lua, args)))
+}
+
+/// [`create_async_function`] for a body that checks its arguments before it makes
+/// its future: an error `f` returns is raised in the caller at once, without any
+/// future being made or polled.
+pub fn create_checked_async_function<A, R, F, Fut>(lua: &Lua, name: &str, f: F) -> Result<Function>
+where
+    A: mlua::FromLuaMulti,
+    R: IntoLuaMulti + 'static,
+    F: Fn(&Lua, A) -> Result<Fut> + 'static,
+    Fut: Future<Output = Result<R>> + 'static,
+{
     create_waiting_function(lua, name, move |lua, args| {
-        let mut future = Box::pin(f(lua, args));
+        let mut future = Box::pin(f(lua, args)?);
         let mut context = Context::from_waker(Waker::noop());
         match future.as_mut().poll(&mut context) {
             Poll::Ready(result) => result.map(Reply::Now),

@@ -12,7 +12,7 @@ use std::io::{BufRead, Read, Write};
 
 use mlua::{Error, Lua, MultiValue, Result, Value};
 
-use crate::scheduler::create_async_function;
+use lunet_runtime::create_async_function;
 
 const COLORS: &[(&str, &str)] = &[
     ("reset", "\x1b[0m"),
@@ -53,7 +53,7 @@ pub fn bytes_arg(value: &Value, what: &str) -> Result<Vec<u8>> {
         Value::Buffer(b) => Ok(b.to_vec()),
         other => Err(Error::runtime(format!(
             "{what} - expected string or buffer, got {}",
-            crate::type_name(other)
+            lunet_runtime::type_name(other)
         ))),
     }
 }
@@ -62,7 +62,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     let stdio = lua.create_table()?;
     stdio.set(
         "write",
-        crate::create_function(lua, |_, value: Value| {
+        lunet_runtime::create_function(lua, |_, value: Value| {
             let bytes = bytes_arg(&value, "Invalid argument #1 to 'stdio.write'")?;
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
@@ -72,7 +72,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     stdio.set(
         "ewrite",
-        crate::create_function(lua, |_, value: Value| {
+        lunet_runtime::create_function(lua, |_, value: Value| {
             let bytes = bytes_arg(&value, "Invalid argument #1 to 'stdio.ewrite'")?;
             let mut err = std::io::stderr().lock();
             err.write_all(&bytes)?;
@@ -82,17 +82,17 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     stdio.set(
         "format",
-        crate::create_function(lua, |_, values: MultiValue| {
+        lunet_runtime::create_function(lua, |_, values: MultiValue| {
             Ok(format::format_values(&values, false))
         })?,
     )?;
     stdio.set(
         "color",
-        crate::create_function(lua, |_, name: String| lookup(COLORS, &name, "color"))?,
+        lunet_runtime::create_function(lua, |_, name: String| lookup(COLORS, &name, "color"))?,
     )?;
     stdio.set(
         "style",
-        crate::create_function(lua, |_, name: String| lookup(STYLES, &name, "style"))?,
+        lunet_runtime::create_function(lua, |_, name: String| lookup(STYLES, &name, "style"))?,
     )?;
     stdio.set(
         "readLine",

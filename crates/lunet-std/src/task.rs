@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mlua::{Error, Lua, MultiValue, Result, Thread, Value};
 
-use crate::scheduler::{Scheduler, create_async_function};
+use lunet_runtime::{Scheduler, create_async_function};
 
 /// The longest wait accepted: longer ones are clamped (about 30 years).
 const MAX_WAIT_SECS: f64 = 1.0e9;
@@ -30,7 +30,7 @@ fn to_thread(lua: &Lua, value: Value, fname: &str) -> Result<Thread> {
         Value::Thread(t) => Ok(t),
         other => Err(Error::runtime(format!(
             "bad argument #1 to '{fname}' (function or thread expected, got {})",
-            crate::type_name(&other)
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
@@ -42,7 +42,7 @@ fn seconds_arg(value: Value, fname: &str) -> Result<Option<f64>> {
         Value::Number(n) => Ok(Some(n)),
         other => Err(Error::runtime(format!(
             "bad argument #1 to '{fname}' (number expected, got {})",
-            crate::type_name(&other)
+            lunet_runtime::type_name(&other)
         ))),
     }
 }
@@ -52,7 +52,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "spawn",
-        crate::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
+        lunet_runtime::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
             let thread = to_thread(lua, target, "task.spawn")?;
             Scheduler::of(lua).spawn(lua, thread.clone(), args);
             Ok(thread)
@@ -61,7 +61,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "defer",
-        crate::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
+        lunet_runtime::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
             let thread = to_thread(lua, target, "task.defer")?;
             Scheduler::of(lua).defer(thread.clone(), args);
             Ok(thread)
@@ -70,7 +70,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "delay",
-        crate::create_function(
+        lunet_runtime::create_function(
             lua,
             |lua, (secs, target, args): (Value, Value, MultiValue)| {
                 let duration = duration_from_secs(seconds_arg(secs, "task.delay")?);
@@ -101,11 +101,11 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "cancel",
-        crate::create_function(lua, |lua, thread: Value| {
+        lunet_runtime::create_function(lua, |lua, thread: Value| {
             let Value::Thread(thread) = thread else {
                 return Err(Error::runtime(format!(
                     "bad argument #1 to 'task.cancel' (thread expected, got {})",
-                    crate::type_name(&thread)
+                    lunet_runtime::type_name(&thread)
                 )));
             };
             Scheduler::of(lua).cancel(&thread)

@@ -15,7 +15,7 @@ fn run(script: &str, args: &[&str]) {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        let code = lunet_runtime::run_script(&path, args, |_| Ok(()));
+        let code = lunet_runtime::run_script(&path, args, lunet_std::install);
         let _ = sender.send(code);
     });
     match receiver.recv_timeout(TIME_LIMIT) {

@@ -6,21 +6,20 @@
 //! `hash(algorithm, message)` / `hmac(algorithm, message, secret)` ([`hashing`]).
 //! Every bad argument is a Luau error naming what was expected.
 
-pub mod compression;
-pub mod encoding;
-pub mod hashing;
-pub mod jsonc;
+mod encoding;
+mod hashing;
 
+use lunet_runtime::codec::compression;
 use mlua::{Error, Lua, Result, Value};
 
-use crate::libs::stdio::bytes_arg;
+use crate::stdio::bytes_arg;
 
 fn string_arg(value: &Value, what: &str) -> Result<String> {
     match value {
         Value::String(s) => Ok(s.to_string_lossy()),
         other => Err(Error::runtime(format!(
             "{what} - expected string, got {}",
-            crate::type_name(other)
+            lunet_runtime::type_name(other)
         ))),
     }
 }
@@ -29,7 +28,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     let serde = lua.create_table()?;
     serde.set(
         "encode",
-        crate::create_function(
+        lunet_runtime::create_function(
             lua,
             |_, (format, value, pretty): (Value, Value, Option<bool>)| {
                 let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
@@ -39,7 +38,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "decode",
-        crate::create_function(lua, |lua, (format, data): (Value, Value)| {
+        lunet_runtime::create_function(lua, |lua, (format, data): (Value, Value)| {
             let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
             let bytes = bytes_arg(&data, "Invalid encoded data")?;
             encoding::decode(lua, format, &bytes)
@@ -47,7 +46,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "compress",
-        crate::create_function(
+        lunet_runtime::create_function(
             lua,
             |lua, (format, data, level): (Value, Value, Option<i32>)| {
                 let name = string_arg(&format, "Invalid compression format")?;
@@ -61,7 +60,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "decompress",
-        crate::create_function(lua, |lua, (format, data): (Value, Value)| {
+        lunet_runtime::create_function(lua, |lua, (format, data): (Value, Value)| {
             let name = string_arg(&format, "Invalid compression format")?;
             let codec = compression::Codec::parse(&name).map_err(Error::runtime)?;
             let bytes = bytes_arg(&data, "Invalid data to decompress")?;
@@ -72,7 +71,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "hash",
-        crate::create_function(lua, |_, (algorithm, message): (Value, Value)| {
+        lunet_runtime::create_function(lua, |_, (algorithm, message): (Value, Value)| {
             let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;
             let message = bytes_arg(&message, "Invalid message to hash")?;
             hashing::hash(&algorithm, &message).map_err(Error::runtime)
@@ -80,7 +79,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     )?;
     serde.set(
         "hmac",
-        crate::create_function(
+        lunet_runtime::create_function(
             lua,
             |_, (algorithm, message, secret): (Value, Value, Value)| {
                 let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;

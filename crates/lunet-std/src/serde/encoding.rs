@@ -8,7 +8,7 @@
 use mlua::serde::SerializeOptions;
 use mlua::{Error, Lua, LuaSerdeExt, Result, Value};
 
-use super::jsonc;
+use lunet_runtime::codec::jsonc;
 
 /// A text format `serde.encode`/`serde.decode` understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,14 +23,14 @@ fn create_env(lua: &Lua) -> Result<Table> {
     let meta = lua.create_table()?;
     meta.set(
         MetaMethod::Index.name(),
-        crate::create_function(lua, |_, (_, key): (Table, String)| {
+        lunet_runtime::create_function(lua, |_, (_, key): (Table, String)| {
             check_env_key(&key)?;
             Ok(std::env::var_os(&key).map(|v| v.to_string_lossy().into_owned()))
         })?,
     )?;
     meta.set(
         MetaMethod::NewIndex.name(),
-        crate::create_function(
+        lunet_runtime::create_function(
             lua,
             |_, (_, key, value): (Table, String, Option<String>)| {
                 check_env_key(&key)?;
@@ -54,7 +54,7 @@ fn create_env(lua: &Lua) -> Result<Table> {
     )?;
     meta.set(
         MetaMethod::Iter.name(),
-        crate::create_function(lua, |lua, _: Table| {
+        lunet_runtime::create_function(lua, |lua, _: Table| {
             let snapshot = lua.create_table()?;
             for (key, value) in std::env::vars_os() {
                 snapshot.set(
@@ -105,7 +105,7 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
     process.set("cwd", cwd)?;
     process.set(
         "exit",
-        crate::create_function(lua, |_, code: Option<Value>| -> Result<()> {
+        lunet_runtime::create_function(lua, |_, code: Option<Value>| -> Result<()> {
             let code = match code {
                 None | Some(Value::Nil) => 0,
                 Some(Value::Integer(i)) => i as i32,
@@ -114,7 +114,7 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
                 Some(other) => {
                     return Err(Error::runtime(format!(
                         "bad argument #1 to 'process.exit' (integer exit code expected, got {})",
-                        crate::type_name(&other)
+                        lunet_runtime::type_name(&other)
                     )));
                 }
             };

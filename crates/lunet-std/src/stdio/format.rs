@@ -11,6 +11,7 @@ use std::fmt::Write;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
+use lunet_runtime::format_number;
 use mlua::{MultiValue, Table, Value};
 
 /// How deep nested tables are expanded.
@@ -58,21 +59,6 @@ pub fn format_values(values: &MultiValue, color: bool) -> String {
         }
     }
     out
-}
-
-/// A Luau number as Luau's `tostring` would show it, for the common cases.
-pub fn format_number(n: f64) -> String {
-    if n.is_nan() {
-        "nan".to_string()
-    } else if n.is_infinite() {
-        if n > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else if n.fract() == 0.0 && n.abs() < 1e16 {
-        format!("{}", n as i64)
-    } else if n.abs() >= 1e16 || n.abs() < 1e-5 {
-        format!("{n:e}")
-    } else {
-        format!("{n}")
-    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -156,9 +142,9 @@ impl Formatter<'_> {
                     self.colored(DIM, &text)
                 }
             },
-            Value::Error(e) => self.out.push_str(&crate::report::error_message(e)),
+            Value::Error(e) => self.out.push_str(&lunet_runtime::report::error_message(e)),
             other => {
-                let text = format!("<{}>", crate::type_name(other));
+                let text = format!("<{}>", lunet_runtime::type_name(other));
                 self.colored(DIM, &text)
             }
         }
