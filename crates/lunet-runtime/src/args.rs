@@ -203,7 +203,7 @@ mod tests {
             (Value::Number(1.5), "got 1.5"),
             (Value::Number(f64::NAN), "got nan"),
             (Value::Number(f64::INFINITY), "got inf"),
-            (Value::Number(1e300), "got 1e+300"),
+            (Value::Number(1e300), "got 1e300"),
             (Value::Boolean(true), "got boolean"),
             (Value::Nil, "got nil"),
         ];

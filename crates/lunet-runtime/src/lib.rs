@@ -21,6 +21,7 @@
 
 pub mod args;
 pub mod codec;
+pub mod env;
 mod function;
 pub mod report;
 mod require;

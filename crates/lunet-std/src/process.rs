@@ -1,12 +1,16 @@
 //! `@lune/process`: the script's arguments, environment, platform, and `exit`.
 //!
-//! `env` is a live view of the process environment: reading a key reads the variable,
-//! assigning sets it, assigning `nil` removes it, and iterating it walks a snapshot.
+//! `env` is a live view of the environment as scripts see it
+//! (`lunet_runtime::env`): reading a key reads the variable, assigning sets it,
+//! assigning `nil` removes it, and iterating it walks a snapshot. Writes never call
+//! `setenv` (other threads may be reading the C environment); they go to the
+//! runtime's overlay, which everything in Lunet that reads variables consults.
 //! `exit(code)` flushes standard output and ends the process at once with `code`.
 //! Spawning child processes is not part of this module (yet).
 
 use std::io::Write;
 
+use lunet_runtime::{args, env};
 use mlua::{Error, Lua, MetaMethod, Result, Table, Value};
 
 fn check_env_key(key: &str) -> Result<()> {
@@ -25,7 +29,7 @@ fn create_env(lua: &Lua) -> Result<Table> {
         MetaMethod::Index.name(),
         lunet_runtime::create_function(lua, |_, (_, key): (Table, String)| {
             check_env_key(&key)?;
-            Ok(std::env::var_os(&key).map(|v| v.to_string_lossy().into_owned()))
+            Ok(env::var(&key).map(|v| v.to_string_lossy().into_owned()))
         })?,
     )?;
     meta.set(
@@ -35,18 +39,13 @@ fn create_env(lua: &Lua) -> Result<Table> {
             |_, (_, key, value): (Table, String, Option<String>)| {
                 check_env_key(&key)?;
                 match value {
-                    // SAFETY: Luau runs on one thread; Lunet starts no threads of its own
-                    // that read the environment while a script assigns to it.
-                    Some(value) if !value.contains('\0') => unsafe {
-                        std::env::set_var(&key, value)
-                    },
+                    Some(value) if !value.contains('\0') => env::set(key, Some(value.into())),
                     Some(_) => {
                         return Err(Error::runtime(format!(
                             "invalid value for environment variable {key:?}: it contains NUL"
                         )));
                     }
-                    // SAFETY: as above.
-                    None => unsafe { std::env::remove_var(&key) },
+                    None => env::set(key, None),
                 }
                 Ok(())
             },
@@ -56,7 +55,7 @@ fn create_env(lua: &Lua) -> Result<Table> {
         MetaMethod::Iter.name(),
         lunet_runtime::create_function(lua, |lua, _: Table| {
             let snapshot = lua.create_table()?;
-            for (key, value) in std::env::vars_os() {
+            for (key, value) in env::vars() {
                 snapshot.set(
                     key.to_string_lossy().into_owned(),
                     value.to_string_lossy().into_owned(),
@@ -112,10 +111,11 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
                 Some(Value::Number(n)) if n.fract() == 0.0 => n as i32,
                 Some(Value::Boolean(ok)) => i32::from(!ok),
                 Some(other) => {
-                    return Err(Error::runtime(format!(
-                        "bad argument #1 to 'process.exit' (integer exit code expected, got {})",
-                        lunet_runtime::type_name(&other)
-                    )));
+                    return Err(args::wrong(
+                        "argument #1 to 'process.exit'",
+                        "an integer exit code or a boolean",
+                        &other,
+                    ));
                 }
             };
             let _ = std::io::stdout().flush();

@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use mlua::{Error, Lua, MultiValue, Result, Thread, Value};
+use mlua::{Lua, MultiValue, Result, Thread, Value};
 
-use lunet_runtime::{Scheduler, create_async_function};
+use lunet_runtime::{Scheduler, args, create_checked_async_function};
 
 /// The longest wait accepted: longer ones are clamped (about 30 years).
 const MAX_WAIT_SECS: f64 = 1.0e9;
@@ -24,26 +24,11 @@ pub fn duration_from_secs(secs: Option<f64>) -> Duration {
 }
 
 /// A function or thread argument, as `task.spawn` and friends take.
-fn to_thread(lua: &Lua, value: Value, fname: &str) -> Result<Thread> {
+fn to_thread(lua: &Lua, value: Value, field: &str) -> Result<Thread> {
     match value {
         Value::Function(f) => lua.create_thread(f),
         Value::Thread(t) => Ok(t),
-        other => Err(Error::runtime(format!(
-            "bad argument #1 to '{fname}' (function or thread expected, got {})",
-            lunet_runtime::type_name(&other)
-        ))),
-    }
-}
-
-fn seconds_arg(value: Value, fname: &str) -> Result<Option<f64>> {
-    match value {
-        Value::Nil => Ok(None),
-        Value::Integer(i) => Ok(Some(i as f64)),
-        Value::Number(n) => Ok(Some(n)),
-        other => Err(Error::runtime(format!(
-            "bad argument #1 to '{fname}' (number expected, got {})",
-            lunet_runtime::type_name(&other)
-        ))),
+        other => Err(args::wrong(field, "function or thread", &other)),
     }
 }
 
@@ -53,7 +38,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     task.set(
         "spawn",
         lunet_runtime::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
-            let thread = to_thread(lua, target, "task.spawn")?;
+            let thread = to_thread(lua, target, "argument #1 to 'task.spawn'")?;
             Scheduler::of(lua).spawn(lua, thread.clone(), args);
             Ok(thread)
         })?,
@@ -62,7 +47,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     task.set(
         "defer",
         lunet_runtime::create_function(lua, |lua, (target, args): (Value, MultiValue)| {
-            let thread = to_thread(lua, target, "task.defer")?;
+            let thread = to_thread(lua, target, "argument #1 to 'task.defer'")?;
             Scheduler::of(lua).defer(thread.clone(), args);
             Ok(thread)
         })?,
@@ -73,8 +58,11 @@ pub fn create(lua: &Lua) -> Result<Value> {
         lunet_runtime::create_function(
             lua,
             |lua, (secs, target, args): (Value, Value, MultiValue)| {
-                let duration = duration_from_secs(seconds_arg(secs, "task.delay")?);
-                let thread = to_thread(lua, target, "task.delay")?;
+                let duration = duration_from_secs(args::optional_number(
+                    &secs,
+                    "argument #1 to 'task.delay'",
+                )?);
+                let thread = to_thread(lua, target, "argument #2 to 'task.delay'")?;
                 Scheduler::of(lua).park(lua, thread.clone(), async move {
                     tokio::time::sleep(duration).await;
                     Ok(args)
@@ -86,16 +74,16 @@ pub fn create(lua: &Lua) -> Result<Value> {
 
     task.set(
         "wait",
-        create_async_function(lua, "task.wait", |_lua, secs: Value| {
-            let duration = seconds_arg(secs, "task.wait").map(duration_from_secs);
-            async move {
-                let duration = duration?;
+        create_checked_async_function(lua, "task.wait", |_lua, secs: Value| {
+            let duration =
+                duration_from_secs(args::optional_number(&secs, "argument #1 to 'task.wait'")?);
+            Ok(async move {
                 let start = Instant::now();
                 // task.wait always yields, even for a zero duration.
                 tokio::task::yield_now().await;
                 tokio::time::sleep(duration).await;
                 Ok(start.elapsed().as_secs_f64())
-            }
+            })
         })?,
     )?;
 
@@ -103,10 +91,11 @@ pub fn create(lua: &Lua) -> Result<Value> {
         "cancel",
         lunet_runtime::create_function(lua, |lua, thread: Value| {
             let Value::Thread(thread) = thread else {
-                return Err(Error::runtime(format!(
-                    "bad argument #1 to 'task.cancel' (thread expected, got {})",
-                    lunet_runtime::type_name(&thread)
-                )));
+                return Err(args::wrong(
+                    "argument #1 to 'task.cancel'",
+                    "thread",
+                    &thread,
+                ));
             };
             Scheduler::of(lua).cancel(&thread)
         })?,

@@ -9,19 +9,17 @@
 mod encoding;
 mod hashing;
 
+use bytes::Bytes;
+use lunet_runtime::args;
 use lunet_runtime::codec::compression;
 use mlua::{Error, Lua, Result, Value};
 
-use crate::stdio::bytes_arg;
+fn string_arg(value: &Value, field: &str) -> Result<String> {
+    args::string(value, field).map(|s| s.to_string_lossy())
+}
 
-fn string_arg(value: &Value, what: &str) -> Result<String> {
-    match value {
-        Value::String(s) => Ok(s.to_string_lossy()),
-        other => Err(Error::runtime(format!(
-            "{what} - expected string, got {}",
-            lunet_runtime::type_name(other)
-        ))),
-    }
+fn bytes_arg(value: &Value, field: &str) -> Result<Bytes> {
+    args::bytes(value, field)
 }
 
 pub fn create(lua: &Lua) -> Result<Value> {
@@ -31,7 +29,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
         lunet_runtime::create_function(
             lua,
             |_, (format, value, pretty): (Value, Value, Option<bool>)| {
-                let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
+                let format = encoding::Format::parse(&string_arg(&format, "format")?)?;
                 encoding::encode(format, &value, pretty.unwrap_or(false))
             },
         )?,
@@ -39,8 +37,8 @@ pub fn create(lua: &Lua) -> Result<Value> {
     serde.set(
         "decode",
         lunet_runtime::create_function(lua, |lua, (format, data): (Value, Value)| {
-            let format = encoding::Format::parse(&string_arg(&format, "Invalid format")?)?;
-            let bytes = bytes_arg(&data, "Invalid encoded data")?;
+            let format = encoding::Format::parse(&string_arg(&format, "format")?)?;
+            let bytes = bytes_arg(&data, "encoded data")?;
             encoding::decode(lua, format, &bytes)
         })?,
     )?;
@@ -49,9 +47,9 @@ pub fn create(lua: &Lua) -> Result<Value> {
         lunet_runtime::create_function(
             lua,
             |lua, (format, data, level): (Value, Value, Option<i32>)| {
-                let name = string_arg(&format, "Invalid compression format")?;
+                let name = string_arg(&format, "compression format")?;
                 let codec = compression::Codec::parse(&name).map_err(Error::runtime)?;
-                let bytes = bytes_arg(&data, "Invalid data to compress")?;
+                let bytes = bytes_arg(&data, "data to compress")?;
                 let packed = compression::compress(codec, &bytes, level)
                     .map_err(|e| Error::runtime(format!("failed to compress with {name}: {e}")))?;
                 lua.create_string(packed)
@@ -61,9 +59,9 @@ pub fn create(lua: &Lua) -> Result<Value> {
     serde.set(
         "decompress",
         lunet_runtime::create_function(lua, |lua, (format, data): (Value, Value)| {
-            let name = string_arg(&format, "Invalid compression format")?;
+            let name = string_arg(&format, "compression format")?;
             let codec = compression::Codec::parse(&name).map_err(Error::runtime)?;
-            let bytes = bytes_arg(&data, "Invalid data to decompress")?;
+            let bytes = bytes_arg(&data, "data to decompress")?;
             let plain = compression::decompress(codec, &bytes)
                 .map_err(|e| Error::runtime(format!("failed to decompress {name} data: {e}")))?;
             lua.create_string(plain)
@@ -72,8 +70,8 @@ pub fn create(lua: &Lua) -> Result<Value> {
     serde.set(
         "hash",
         lunet_runtime::create_function(lua, |_, (algorithm, message): (Value, Value)| {
-            let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;
-            let message = bytes_arg(&message, "Invalid message to hash")?;
+            let algorithm = string_arg(&algorithm, "hash algorithm")?;
+            let message = bytes_arg(&message, "message to hash")?;
             hashing::hash(&algorithm, &message).map_err(Error::runtime)
         })?,
     )?;
@@ -82,9 +80,9 @@ pub fn create(lua: &Lua) -> Result<Value> {
         lunet_runtime::create_function(
             lua,
             |_, (algorithm, message, secret): (Value, Value, Value)| {
-                let algorithm = string_arg(&algorithm, "Invalid hash algorithm")?;
-                let message = bytes_arg(&message, "Invalid message to hash")?;
-                let secret = bytes_arg(&secret, "Invalid secret")?;
+                let algorithm = string_arg(&algorithm, "hash algorithm")?;
+                let message = bytes_arg(&message, "message to hash")?;
+                let secret = bytes_arg(&secret, "secret")?;
                 hashing::hmac(&algorithm, &message, &secret).map_err(Error::runtime)
             },
         )?,

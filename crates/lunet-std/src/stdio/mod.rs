@@ -12,7 +12,7 @@ use std::io::{BufRead, Read, Write};
 
 use mlua::{Error, Lua, MultiValue, Result, Value};
 
-use lunet_runtime::create_async_function;
+use lunet_runtime::{args, create_async_function};
 
 const COLORS: &[(&str, &str)] = &[
     ("reset", "\x1b[0m"),
@@ -39,23 +39,12 @@ fn lookup(table: &[(&str, &'static str)], name: &str, what: &str) -> Result<&'st
         .map(|(_, code)| *code)
         .ok_or_else(|| {
             let valid: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            Error::runtime(format!(
-                "invalid {what} '{name}': expected one of {}",
-                valid.join(", ")
-            ))
+            args::invalid(
+                what,
+                &format!("one of {}", valid.join(", ")),
+                format!("'{name}'"),
+            )
         })
-}
-
-/// The bytes of a string or buffer argument, or an error naming `what`.
-pub fn bytes_arg(value: &Value, what: &str) -> Result<Vec<u8>> {
-    match value {
-        Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Buffer(b) => Ok(b.to_vec()),
-        other => Err(Error::runtime(format!(
-            "{what} - expected string or buffer, got {}",
-            lunet_runtime::type_name(other)
-        ))),
-    }
 }
 
 pub fn create(lua: &Lua) -> Result<Value> {
@@ -63,7 +52,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     stdio.set(
         "write",
         lunet_runtime::create_function(lua, |_, value: Value| {
-            let bytes = bytes_arg(&value, "Invalid argument #1 to 'stdio.write'")?;
+            let bytes = args::bytes(&value, "argument #1 to 'stdio.write'")?;
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
             out.flush()?;
@@ -73,7 +62,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     stdio.set(
         "ewrite",
         lunet_runtime::create_function(lua, |_, value: Value| {
-            let bytes = bytes_arg(&value, "Invalid argument #1 to 'stdio.ewrite'")?;
+            let bytes = args::bytes(&value, "argument #1 to 'stdio.ewrite'")?;
             let mut err = std::io::stderr().lock();
             err.write_all(&bytes)?;
             err.flush()?;
