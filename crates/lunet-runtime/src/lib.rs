@@ -27,6 +27,7 @@ pub mod report;
 mod require;
 mod runtime;
 pub mod scheduler;
+pub mod shutdown;
 mod value;
 
 pub use function::create_function;
