@@ -19,6 +19,7 @@
 
 pub mod client;
 mod convert;
+mod error;
 mod object;
 pub mod server;
 pub mod tcp;

@@ -1,24 +1,30 @@
 //! `net.request`: the HTTP(S) client.
 //!
-//! The Luau side's argument is checked synchronously ([`params`]), then the calling
-//! thread yields while the request is sent over a pooled connection ([`pool`]: hyper
-//! HTTP/1.1, or HTTP/2 when a TLS server offers it), redirects are followed
-//! ([`redirect`]), and the whole response is read and decoded ([`decode`]).
-//! Requests go through the proxy the environment names, if any ([`proxy`]). The
-//! response becomes a `FetchResponse` table. Only transport failures (connection,
-//! DNS, TLS, I/O, too many redirects) are errors; any HTTP status is a normal
-//! response.
+//! The Luau side's argument is checked synchronously ([`params`]) into an
+//! [`Outgoing`] request, then the calling thread yields while the request is sent
+//! over a pooled connection and the whole response is read. Redirects are followed
+//! ([`redirect`]) and the body decoded ([`decode`]); the response becomes a
+//! `FetchResponse` table. Only transport failures (connection, DNS, TLS, I/O, too
+//! many redirects) are errors; any HTTP status is a normal response.
+//!
+//! The layers below, each depending only on the ones after it:
+//! [`pool`] checks connections out and in and keeps them idle (hyper HTTP/1.1, or
+//! one shared HTTP/2 connection when a TLS server offers it); [`connect`] opens them
+//! (TCP, proxy tunnel, TLS, handshake); [`proxy`] decides each origin's route from
+//! the environment; [`origin`] is the plain data they share (the request, its
+//! origin, URL credentials).
 
-pub mod decode;
-pub mod params;
-pub mod pool;
-pub mod proxy;
-pub mod redirect;
+mod connect;
+mod decode;
+mod origin;
+mod params;
+mod pool;
+mod proxy;
+mod redirect;
 
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT,
@@ -28,13 +34,13 @@ use http_body_util::{BodyExt, Full};
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 
 use crate::convert::header_table;
+use crate::error::{BoxError, error_chain};
+use connect::RequestBody;
+use origin::{Origin, Outgoing, basic_credentials};
 use params::RequestParams;
-use pool::{Origin, Pool, RequestBody};
+use pool::Pool;
 use proxy::{Proxies, Proxy, Route};
 use redirect::MAX_REDIRECTS;
-
-/// Any error on the way to a response; shown to scripts with its causes.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What `Accept-Encoding` offers while decompression is on: every coding
 /// [`decode`] undoes.
@@ -62,21 +68,6 @@ impl IntoLua for FetchResponse {
     }
 }
 
-/// An error's message followed by each of its causes, without repeats.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
 /// `lunet/0.1.0+...` from `_VERSION` (`Lunet 0.1.0+...`): the lower-cased first word,
 /// a slash, and the second word.
 pub fn user_agent_from_version(version: &str) -> String {
@@ -86,15 +77,6 @@ pub fn user_agent_from_version(version: &str) -> String {
         Some(ver) => format!("{name}/{ver}"),
         None => name,
     }
-}
-
-/// A request as it goes out: checked by [`params`], rewritten in place by each
-/// redirect ([`redirect::follow`]).
-pub struct Outgoing {
-    pub url: url::Url,
-    pub method: http::Method,
-    pub headers: HeaderMap,
-    pub body: Option<Bytes>,
 }
 
 /// The client behind `net.request`: the connection pool, the proxies and the
@@ -237,20 +219,6 @@ fn move_credentials_to_header(url: &mut url::Url, headers: &mut HeaderMap) {
     // Only URLs that cannot have credentials (no host) refuse these; ours have one.
     let _ = url.set_username("");
     let _ = url.set_password(None);
-}
-
-/// `Basic <base64(user:password)>` from the percent-decoded credentials in `url`, if
-/// it has any: for `Authorization` and, from a proxy URL, `Proxy-Authorization`.
-pub fn basic_credentials(url: &url::Url) -> Option<HeaderValue> {
-    if url.username().is_empty() && url.password().is_none() {
-        return None;
-    }
-    let decode = |part: &str| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
-    let mut pair = decode(url.username());
-    pair.push(b':');
-    pair.extend(decode(url.password().unwrap_or("")));
-    // Base64 is always a valid header value.
-    HeaderValue::from_str(&format!("Basic {}", BASE64_STANDARD.encode(pair))).ok()
 }
 
 /// The hyper request for `request`: origin-form with a `Host` header over HTTP/1.1,

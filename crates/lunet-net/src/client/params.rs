@@ -9,7 +9,7 @@
 use http::{HeaderMap, Method};
 use mlua::{Error, Result, Table, Value};
 
-use super::Outgoing;
+use super::origin::Outgoing;
 use crate::convert::{body_bytes, header_map, sorted_entries, string_values};
 
 /// A fully checked request, ready to send.

@@ -12,35 +12,24 @@
 //! hyper-util's default), so a long-running script that talks to many origins does
 //! not collect sockets: a sweeper task runs while any connection is idle, sleeping
 //! until the oldest one expires.
-//! Each connection is driven by its own `spawn_local` task, on the same thread and
-//! task queue as the Luau threads waiting on it. The TLS configuration (and with it
-//! the trust store) is built on the first HTTPS connection, so plain-HTTP scripts
-//! never read the system's certificates.
 //!
-//! This module does not build requests, follow redirects or decode bodies (see the
-//! parent module); it only hands out connections that are ready to send.
+//! This module only checks connections out, back in, and keeps them idle. It does
+//! not open them (see [`super::connect`]), choose their route ([`super::proxy`]),
+//! build requests, follow redirects or decode bodies (the parent module).
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::BoxError;
-use super::proxy::{self, Route};
-
-/// A request body as the connections take it: whole, in memory.
-pub type RequestBody = Full<Bytes>;
+use super::connect::{Connector, RequestBody, Sender};
+use super::origin::Origin;
+use super::proxy::Route;
+use crate::error::BoxError;
 
 /// The most idle HTTP/1.1 connections kept for one origin.
 const MAX_IDLE_PER_ORIGIN: usize = 64;
@@ -48,92 +37,12 @@ const MAX_IDLE_PER_ORIGIN: usize = 64;
 /// How long an HTTP/1.1 connection is kept idle before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Where a connection goes. Requests to the same origin share connections.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Origin {
-    pub https: bool,
-    /// The host as a name or an IP address, without IPv6 brackets.
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    /// The origin of an http or https URL (the caller has checked the scheme).
-    pub fn of(url: &url::Url) -> Origin {
-        let host = match url.host() {
-            Some(url::Host::Domain(name)) => name.to_string(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => String::new(),
-        };
-        let https = url.scheme() == "https";
-        Origin {
-            https,
-            host,
-            port: url
-                .port_or_known_default()
-                .unwrap_or(if https { 443 } else { 80 }),
-        }
-    }
-}
-
-/// `host:port`, with brackets around an IPv6 address, as errors name it.
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// A connection ready to carry one request.
-pub enum Sender {
-    Http1(http1::SendRequest<RequestBody>),
-    Http2(http2::SendRequest<RequestBody>),
-}
-
-/// A request a connection failed to send; hyper hands the request back when it was
-/// never written, so it can go out again on another connection.
-pub type SendError = hyper::client::conn::TrySendError<http::Request<RequestBody>>;
-
-impl Sender {
-    pub fn is_http2(&self) -> bool {
-        matches!(self, Sender::Http2(_))
-    }
-
-    /// Sends `request` and waits for the response head.
-    pub async fn send(
-        &mut self,
-        request: http::Request<RequestBody>,
-    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
-        match self {
-            Sender::Http1(sender) => sender.try_send_request(request).await,
-            Sender::Http2(sender) => sender.try_send_request(request).await,
-        }
-    }
-}
-
 /// A connection handed out by [`Pool::checkout`].
 pub struct Checkout {
     pub sender: Sender,
     /// Whether the connection carried an earlier request (so a request it fails to
     /// send may be retried on a new one).
     pub reused: bool,
-}
-
-/// Runs hyper's background futures (HTTP/2 streams) as local tasks.
-#[derive(Clone, Copy)]
-struct LocalExecutor;
-
-impl<F> hyper::rt::Executor<F> for LocalExecutor
-where
-    F: Future + 'static,
-{
-    fn execute(&self, future: F) {
-        tokio::task::spawn_local(future);
-    }
 }
 
 /// An idle HTTP/1.1 connection and the moment it went idle.
@@ -212,7 +121,7 @@ pub struct Pool {
     first_https: RefCell<HashMap<Origin, Rc<Notify>>>,
     /// HTTPS origins that negotiated HTTP/1.1: no request waits on another's connect.
     http1_only: RefCell<HashSet<Origin>>,
-    tls: OnceCell<tokio_rustls::TlsConnector>,
+    connector: Connector,
 }
 
 /// Marks an HTTPS origin's first connection as in progress; dropping it (when the
@@ -248,7 +157,7 @@ impl Pool {
             http2: RefCell::default(),
             first_https: RefCell::default(),
             http1_only: RefCell::default(),
-            tls: OnceCell::new(),
+            connector: Connector::default(),
         }
     }
 
@@ -298,7 +207,10 @@ impl Pool {
         // Boxed: opening a connection (TCP, TLS, handshake) is a large future, and
         // keeping it inline would make every request's future as large, to be copied
         // on every request, including the ones that reuse a connection.
-        let sender = Box::pin(self.connect(origin, route)).await;
+        let sender = Box::pin(self.connector.connect(origin, route)).await;
+        if let Ok(sender) = &sender {
+            self.remember(origin, sender);
+        }
         drop(first_https);
         Ok(Checkout {
             sender: sender?,
@@ -317,6 +229,23 @@ impl Pool {
         }
     }
 
+    /// Records what a new connection to `origin` negotiated: an HTTP/2 one is shared
+    /// from now on; an HTTPS origin that chose HTTP/1.1 is remembered as such, so
+    /// its requests stop waiting for one another's connections.
+    fn remember(&self, origin: &Origin, sender: &Sender) {
+        match sender {
+            Sender::Http2(sender) => {
+                self.http2
+                    .borrow_mut()
+                    .insert(origin.clone(), sender.clone());
+            }
+            Sender::Http1(_) if origin.https => {
+                self.http1_only.borrow_mut().insert(origin.clone());
+            }
+            Sender::Http1(_) => {}
+        }
+    }
+
     fn shared_http2(&self, origin: &Origin) -> Option<http2::SendRequest<RequestBody>> {
         let mut shared = self.http2.borrow_mut();
         match shared.get(origin) {
@@ -328,81 +257,17 @@ impl Pool {
             None => None,
         }
     }
-
-    fn tls(&self) -> &tokio_rustls::TlsConnector {
-        self.tls.get_or_init(|| {
-            tokio_rustls::TlsConnector::from(Arc::new(crate::tls::http_client_config()))
-        })
-    }
-
-    async fn connect(&self, origin: &Origin, route: Route<'_>) -> Result<Sender, BoxError> {
-        let tcp = match route {
-            Route::Direct => open_tcp(origin)
-                .await
-                .map_err(|e| format!("cannot connect to {origin}: {e}"))?,
-            Route::Forward(proxy) | Route::Tunnel(proxy) => open_tcp(&proxy.address)
-                .await
-                .map_err(|e| format!("cannot connect to {proxy}: {e}"))?,
-        };
-        match route {
-            Route::Tunnel(proxy) => {
-                let tunnel = proxy::tunnel(tcp, proxy, origin).await?;
-                self.secure(origin, TokioIo::new(tunnel)).await
-            }
-            _ if origin.https => self.secure(origin, tcp).await,
-            _ => handshake_http1(tcp).await,
-        }
-    }
-
-    /// The TLS handshake with `origin` over `stream`, then HTTP/2 when the server
-    /// chose it by ALPN, HTTP/1.1 otherwise.
-    async fn secure<S>(&self, origin: &Origin, stream: S) -> Result<Sender, BoxError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-    {
-        let name = ServerName::try_from(origin.host.clone())
-            .map_err(|e| format!("'{}' is not a valid TLS server name: {e}", origin.host))?;
-        let stream = self
-            .tls()
-            .connect(name, stream)
-            .await
-            .map_err(|e| format!("TLS handshake with {origin} failed: {e}"))?;
-        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            let (sender, connection) = http2::handshake(LocalExecutor, TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {origin} failed: {e}"))?;
-            tokio::task::spawn_local(connection);
-            self.http2
-                .borrow_mut()
-                .insert(origin.clone(), sender.clone());
-            Ok(Sender::Http2(sender))
-        } else {
-            self.http1_only.borrow_mut().insert(origin.clone());
-            handshake_http1(stream).await
-        }
-    }
-}
-
-async fn open_tcp(address: &Origin) -> std::io::Result<TcpStream> {
-    let tcp = TcpStream::connect((address.host.as_str(), address.port)).await?;
-    tcp.set_nodelay(true)?;
-    Ok(tcp)
-}
-
-async fn handshake_http1<S>(stream: S) -> Result<Sender, BoxError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-{
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::task::spawn_local(connection);
-    Ok(Sender::Http1(sender))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use http_body_util::BodyExt;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
 
     use super::*;
 

@@ -18,21 +18,15 @@
 //! request. Only `http://` proxy URLs are supported (a URL with no scheme is taken as
 //! one); an `https://` or SOCKS proxy is an error naming the variable.
 //!
-//! This module decides routes and opens tunnels; the pool ([`super::pool`]) opens
-//! the connections and the client ([`super`]) writes absolute-form requests.
+//! This module only decides routes and reads the proxy variables; the connections,
+//! tunnels included, are opened by [`super::connect`], and the client ([`super`])
+//! writes absolute-form requests.
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
-use http::header::{HOST, HeaderValue, PROXY_AUTHORIZATION};
-use http_body_util::Empty;
-use hyper::client::conn::http1;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::header::HeaderValue;
 
-use super::BoxError;
-use super::pool::Origin;
+use super::origin::{Origin, basic_credentials};
 
 /// One proxy server, and the variable that named it (for error messages).
 #[derive(Debug, PartialEq, Eq)]
@@ -177,7 +171,7 @@ fn parse_proxy(value: &str, variable: &'static str) -> Result<Proxy, String> {
     Ok(Proxy {
         // An http URL: the origin is spoken to in plain HTTP, on port 80 by default.
         address: Origin::of(&url),
-        authorization: super::basic_credentials(&url),
+        authorization: basic_credentials(&url),
         variable,
     })
 }
@@ -235,34 +229,6 @@ fn in_network(ip: IpAddr, network: IpAddr, bits: u8) -> bool {
         }
         _ => false,
     }
-}
-
-/// Asks `proxy` (already connected through `tcp`) for a tunnel to `origin`, and
-/// returns the tunnel once the proxy has agreed.
-pub async fn tunnel(tcp: TcpStream, proxy: &Proxy, origin: &Origin) -> Result<Upgraded, BoxError> {
-    let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("{proxy} failed: {e}"))?;
-    tokio::task::spawn_local(connection.with_upgrades());
-    let authority = origin.to_string();
-    let mut request = http::Request::builder()
-        .method(http::Method::CONNECT)
-        .uri(authority.as_str())
-        .header(HOST, authority.as_str());
-    if let Some(authorization) = &proxy.authorization {
-        request = request.header(PROXY_AUTHORIZATION, authorization);
-    }
-    let response = sender
-        .send_request(request.body(Empty::new())?)
-        .await
-        .map_err(|e| format!("{proxy} failed to open a tunnel to {authority}: {e}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("{proxy} refused to open a tunnel to {authority}: {status}").into());
-    }
-    hyper::upgrade::on(response)
-        .await
-        .map_err(|e| format!("{proxy} failed to open a tunnel to {authority}: {e}").into())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use http::header::{
 };
 use http::{HeaderMap, Method, StatusCode};
 
-use super::Outgoing;
+use super::origin::Outgoing;
 
 /// The most redirects one request follows.
 pub const MAX_REDIRECTS: usize = 10;

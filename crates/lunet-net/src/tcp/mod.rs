@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use crate::client::error_chain;
+use crate::error::error_chain;
 use crate::object::{self, Object, This};
 
 /// How many bytes `read()` returns at most when no size is given.

@@ -8,7 +8,7 @@ use mlua::{Error, Function, Lua, Result, Value};
 use tokio_tungstenite::Connector;
 
 use super::WebSocket;
-use crate::client::error_chain;
+use crate::error::error_chain;
 
 fn parse_url(value: &Value) -> Result<url::Url> {
     let text = match value {
