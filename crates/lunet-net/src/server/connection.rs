@@ -1,42 +1,35 @@
-//! One accepted TCP connection: hyper's HTTP/1.1 state machine with Lunet's limits,
-//! and the per-request path from hyper request to Luau handler and back.
+//! One accepted TCP connection's lifecycle: hyper's HTTP/1.1 state machine with
+//! Lunet's limits, from accept to close.
 //!
-//! Limits that keep bad clients from hurting the server: request headers larger than
-//! [`MAX_HEADER_BYTES`] are answered with 431 (hyper also refuses any head beyond its
-//! read buffer of [`READ_BUFFER_BYTES`]), a connection that makes no progress for
-//! [`stall::STALL_PERIOD`] (an unfinished request head, a silent keep-alive client, a
-//! client that stopped reading) is closed, and bodies over [`MAX_BODY_BYTES`] get
-//! 413. A client that vanishes mid-body just ends its connection task. When the
+//! hyper refuses any request head beyond its read buffer of [`READ_BUFFER_BYTES`], and
+//! a connection that makes no progress for [`stall::STALL_PERIOD`] (an unfinished
+//! request head, a silent keep-alive client, a client that stopped reading) is
+//! closed. A client that vanishes mid-body just ends its connection task. When the
 //! server stops, an idle connection closes at once, one whose response is being
 //! written finishes writing it, and one whose handler is still running answers with
 //! `Connection: close` and then closes.
+//!
+//! What happens to each request (the header and body limits, the handler call, the
+//! response) is [`super::service`]'s; this module only counts requests in flight,
+//! for the stall check and the graceful stop.
 
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use mlua::LuaString;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::response::{self, Body};
+use super::Server;
+use super::service::handle;
 use super::stall::{self, Progress, Watched};
-use super::{Server, request, upgrade};
-use lunet_runtime::codec::compression::{content_codings, decompress_all};
 
-/// The most header bytes (names and values) a request may carry.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// hyper's per-connection read buffer, a hard cap on a request head.
 pub const READ_BUFFER_BYTES: usize = 256 * 1024;
-/// The largest request body accepted (after which the answer is 413).
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a connection knows about its peer, computed once per connection, and its
 /// state for a graceful stop.
@@ -98,7 +91,7 @@ pub async fn serve(
         let peer = service_peer.clone();
         async move {
             let _in_flight = InFlight::new(&peer);
-            let mut response = handle(&peer, request).await;
+            let mut response = handle(&peer.server, &peer.ip, peer.port, request).await;
             if peer.stopping.get() {
                 response.headers_mut().insert(
                     http::header::CONNECTION,
@@ -137,129 +130,4 @@ pub async fn serve(
             }
         }
     }
-}
-
-/// A refusal that also closes the connection (what follows on it is not trusted).
-fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = response::plain(status, text);
-    response.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    response
-}
-
-/// Reads the whole body within the size limit, decoding any content coding.
-async fn read_body(
-    request: Request<Incoming>,
-) -> Result<(http::request::Parts, Bytes), Response<Body>> {
-    let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
-    }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
-            if error.is::<http_body_util::LengthLimitError>() {
-                return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
-            }
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "Bad Request: the body could not be read\n",
-            ));
-        }
-    };
-    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
-    let codecs = match content_codings(values.map(|v| v.as_bytes())) {
-        Ok(codecs) if codecs.is_empty() => return Ok((parts, bytes)),
-        Ok(codecs) => codecs,
-        Err(_) => {
-            return Err(response::plain(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
-            ));
-        }
-    };
-    match decompress_all(&codecs, &bytes) {
-        Ok(decoded) if decoded.len() <= MAX_BODY_BYTES => Ok((parts, Bytes::from(decoded))),
-        Ok(_) => Err(response::plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload Too Large\n",
-        )),
-        Err(_) => Err(response::plain(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: the body does not match its Content-Encoding\n",
-        )),
-    }
-}
-
-fn header_bytes(headers: &http::HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum()
-}
-
-async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
-    let server = &peer.server;
-    if header_bytes(request.headers()) > MAX_HEADER_BYTES {
-        return refuse(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "Request Header Fields Too Large\n",
-        );
-    }
-    if let Some(ws_handler) = &server.handle_websocket
-        && upgrade::is_upgrade_request(&request)
-    {
-        return upgrade::accept(server, ws_handler.clone(), request);
-    }
-    let Some(handler) = &server.handle_request else {
-        let mut response = response::plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "Upgrade Required: this server only accepts WebSocket connections\n",
-        );
-        response.headers_mut().insert(
-            http::header::UPGRADE,
-            http::HeaderValue::from_static("websocket"),
-        );
-        return response;
-    };
-    // A request without a body (most of them) skips reading one; the body reader is
-    // boxed so that its state does not enlarge every request's future, which hyper
-    // moves around several times per request.
-    let (parts, body) = if request.body().is_end_stream() {
-        (request.into_parts().0, Bytes::new())
-    } else {
-        match Box::pin(read_body(request)).await {
-            Ok(read) => read,
-            Err(response) => return response,
-        }
-    };
-    let args = request::HandlerArgs {
-        handler,
-        parts: &parts,
-        body: &body,
-        ip: &peer.ip,
-        port: peer.port,
-    };
-    let result = server
-        .run_handler(&server.request_builder, args)
-        .await
-        .and_then(response::from_handler);
-    match result {
-        Ok(response) => response,
-        Err(error) => {
-            super::report_handler_error("handleRequest", &describe(&parts), &error);
-            response::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
-        }
-    }
-}
-
-fn describe(parts: &http::request::Parts) -> String {
-    format!("{} {}", parts.method, parts.uri)
 }

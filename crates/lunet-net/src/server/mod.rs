@@ -3,16 +3,19 @@
 //! [`config`] reads the arguments; this module binds the socket (synchronously, so a
 //! port in use is an immediate error), runs the accept loop as a local task that keeps
 //! the process alive, and returns the handle `{ ip, port, stop }`. [`connection`]
-//! serves each connection with hyper, [`request`] and [`response`] convert between
-//! HTTP and Luau, and [`upgrade`] turns WebSocket handshakes into `WebSocket`
-//! objects. Each request runs in its own Luau thread via the scheduler's `call`, so a
-//! handler that yields holds up nothing else. A handler error is answered with 500 and
-//! printed with its stack trace; the server keeps serving.
+//! runs each connection's lifecycle with hyper (keep-alive, [`stall`] detection,
+//! graceful stop); [`service`] takes each request from hyper to the Luau handler and
+//! back, with [`request`] and [`response`] converting between HTTP and Luau, and
+//! [`upgrade`] turning WebSocket handshakes into `WebSocket` objects. Each request
+//! runs in its own Luau thread via the scheduler's `call`, so a handler that yields
+//! holds up nothing else. A handler error is answered with 500 and printed with its
+//! stack trace; the server keeps serving.
 
 pub mod config;
 pub mod connection;
 pub mod request;
 pub mod response;
+mod service;
 pub mod stall;
 pub mod upgrade;
 

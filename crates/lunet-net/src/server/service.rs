@@ -1,0 +1,162 @@
+//! The per-request path of `net.serve`: from a hyper request to the Luau handler and
+//! back to a response.
+//!
+//! Limits that keep bad clients from hurting the server: request headers larger than
+//! [`MAX_HEADER_BYTES`] are answered with 431, and bodies over [`MAX_BODY_BYTES`]
+//! (declared, received, or once decoded) with 413; a body in a `Content-Encoding` we
+//! cannot undo gets 415. A WebSocket handshake goes to [`super::upgrade`]; a server
+//! without `handleRequest` answers other requests with 426. A handler error is
+//! answered with 500 and printed with its stack trace.
+//!
+//! This module does not own the connection (accepting, keep-alive, stalls and the
+//! graceful stop are [`super::connection`]'s) nor the conversions between HTTP and
+//! Luau ([`super::request`], [`super::response`]).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body as _, Incoming};
+use lunet_runtime::codec::compression::{content_codings, decompress_all};
+use mlua::LuaString;
+
+use super::response::{self, Body};
+use super::{Server, request, upgrade};
+
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The largest request body accepted (after which the answer is 413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// A refusal that also closes the connection (what follows on it is not trusted).
+fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = response::plain(status, text);
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Reads the whole body within the size limit, decoding any content coding.
+async fn read_body(
+    request: Request<Incoming>,
+) -> Result<(http::request::Parts, Bytes), Response<Body>> {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
+            }
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the body could not be read\n",
+            ));
+        }
+    };
+    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
+    let codecs = match content_codings(values.map(|v| v.as_bytes())) {
+        Ok(codecs) if codecs.is_empty() => return Ok((parts, bytes)),
+        Ok(codecs) => codecs,
+        Err(_) => {
+            return Err(response::plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
+            ));
+        }
+    };
+    match decompress_all(&codecs, &bytes) {
+        Ok(decoded) if decoded.len() <= MAX_BODY_BYTES => Ok((parts, Bytes::from(decoded))),
+        Ok(_) => Err(response::plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large\n",
+        )),
+        Err(_) => Err(response::plain(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the body does not match its Content-Encoding\n",
+        )),
+    }
+}
+
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
+/// Answers one request: refuses oversized headers, hands a WebSocket handshake to
+/// [`upgrade`], reads the body, and runs `handleRequest` in its own Luau thread with
+/// the request from `ip`:`port` (the connection's peer).
+pub async fn handle(
+    server: &Rc<Server>,
+    ip: &LuaString,
+    port: u16,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    if header_bytes(request.headers()) > MAX_HEADER_BYTES {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large\n",
+        );
+    }
+    if let Some(ws_handler) = &server.handle_websocket
+        && upgrade::is_upgrade_request(&request)
+    {
+        return upgrade::accept(server, ws_handler.clone(), request);
+    }
+    let Some(handler) = &server.handle_request else {
+        let mut response = response::plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "Upgrade Required: this server only accepts WebSocket connections\n",
+        );
+        response.headers_mut().insert(
+            http::header::UPGRADE,
+            http::HeaderValue::from_static("websocket"),
+        );
+        return response;
+    };
+    // A request without a body (most of them) skips reading one; the body reader is
+    // boxed so that its state does not enlarge every request's future, which hyper
+    // moves around several times per request.
+    let (parts, body) = if request.body().is_end_stream() {
+        (request.into_parts().0, Bytes::new())
+    } else {
+        match Box::pin(read_body(request)).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        }
+    };
+    let args = request::HandlerArgs {
+        handler,
+        parts: &parts,
+        body: &body,
+        ip,
+        port,
+    };
+    let result = server
+        .run_handler(&server.request_builder, args)
+        .await
+        .and_then(response::from_handler);
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            super::report_handler_error("handleRequest", &describe(&parts), &error);
+            response::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+    }
+}
+
+fn describe(parts: &http::request::Parts) -> String {
+    format!("{} {}", parts.method, parts.uri)
+}
