@@ -18,7 +18,7 @@ use mlua::{Error, FromLua, IntoLua, Lua, Result, Table, Value, ffi};
 /// Bytes that become a Luau string. Returned from a library function or a resumed
 /// wait, they are pushed straight onto the Luau stack, without first becoming a
 /// `LuaString` (a Luau reference made and released again).
-pub struct LuaBytes(pub Bytes);
+pub(crate) struct LuaBytes(pub Bytes);
 
 impl IntoLua for LuaBytes {
     fn into_lua(self, lua: &Lua) -> Result<Value> {
@@ -42,7 +42,7 @@ impl IntoLua for LuaBytes {
 /// A string or buffer argument, its bytes copied straight off the Luau stack (with no
 /// Luau reference made and released for it). Any other value keeps its type name,
 /// for the caller's error message, so conversion itself never fails.
-pub enum StringOrBuffer {
+pub(crate) enum StringOrBuffer {
     String(Bytes),
     Buffer(Bytes),
     Other(&'static str),
@@ -89,7 +89,7 @@ impl FromLua for StringOrBuffer {
 /// # Safety
 /// The value at `index` must be a string (so `lua_tolstring` neither converts nor
 /// raises); its bytes stay valid while it is on the stack, longer than the copy.
-pub unsafe fn string_bytes(state: *mut ffi::lua_State, index: c_int) -> Bytes {
+pub(crate) unsafe fn string_bytes(state: *mut ffi::lua_State, index: c_int) -> Bytes {
     let mut len = 0;
     unsafe {
         let data = ffi::lua_tolstring(state, index, &mut len);
@@ -98,7 +98,7 @@ pub unsafe fn string_bytes(state: *mut ffi::lua_State, index: c_int) -> Bytes {
 }
 
 /// The bytes of a string or buffer value, or an error naming `field`.
-pub fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
+pub(crate) fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
     match value {
         Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Buffer(b) => Ok(Bytes::from(b.to_vec())),
@@ -110,7 +110,7 @@ pub fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
 }
 
 /// The values of one header or query entry: a string, or an array of strings.
-pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8>>> {
     let wrong = |got: &str| {
         Error::runtime(format!(
             "Invalid {field} value for '{key}' - expected string or array of strings, got {got}"
@@ -140,7 +140,7 @@ pub fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8
 }
 
 /// The string keys of a table, sorted, with their values; an error names `field`.
-pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>> {
+pub(crate) fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>> {
     let mut entries = Vec::new();
     // A raw iteration: `pairs()` would make a protected call per entry.
     table.for_each(|key: Value, value: Value| {
@@ -160,7 +160,7 @@ pub fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, Value)>
 /// A header map from a script's headers table, in the order of the names (a Luau
 /// table has none of its own). Names and values go straight from the Luau strings
 /// into `HeaderName`s and `HeaderValue`s, with no copy in between.
-pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
+pub(crate) fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
     let table = match value {
         Value::Nil => return Ok(HeaderMap::new()),
         Value::Table(table) => table,
@@ -216,7 +216,7 @@ pub fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
 }
 
 /// A Luau table of headers: lower-case names, repeated headers as arrays.
-pub fn header_table(lua: &Lua, headers: &HeaderMap) -> Result<Table> {
+pub(crate) fn header_table(lua: &Lua, headers: &HeaderMap) -> Result<Table> {
     let table = lua.create_table_with_capacity(0, headers.keys_len())?;
     for name in headers.keys() {
         let mut values = headers.get_all(name).iter();

@@ -4,27 +4,33 @@
 //! the submodules `http = { request, serve }`, `tcp = { connect }`, `ws = { connect }`;
 //! every table is read-only. Each concern has its own module:
 //!
-//! - [`client`]: `net.request`, an HTTP(S) client on hyper with its own keep-alive pool;
-//! - [`server`]: `net.serve`, a hyper HTTP/1.1 server running one Luau thread per
+//! - `client`: `net.request`, an HTTP(S) client on hyper with its own keep-alive pool;
+//! - `server`: `net.serve`, a hyper HTTP/1.1 server running one Luau thread per
 //!   request, with the WebSocket upgrade;
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
-//! - [`tcp`]: `net.tcp.connect`, plain and TLS streams;
+//! - `tcp`: `net.tcp.connect`, plain and TLS streams;
 //! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream);
+//! - `convert`: Luau values to and from HTTP headers and bodies;
+//! - `error`: the error type of connections and how it is worded for scripts;
 //! - [`tls`]: the one trust store and the TLS client configurations;
-//! - [`url`]: the `urlEncode` and `urlDecode` functions.
+//! - `url`: the `urlEncode` and `urlDecode` functions.
 //!
-//! I/O functions yield only their calling Luau thread, through the runtime's
-//! [`lunet_runtime::create_async_function`]; this crate never touches the scheduler's
-//! internals.
+//! Other crates use only [`create`] (the library table), [`TYPES`] (for
+//! `lunet setup`), [`tls::install_crypto_provider`] and [`ws::config`] (for tests and
+//! peers that speak to Lunet with the same settings); everything else is
+//! `pub(crate)`. I/O functions yield only their calling Luau thread, through the
+//! runtime's [`lunet_runtime::create_async_function`]; this crate never touches the
+//! scheduler's internals. Arguments are checked with [`lunet_runtime::args`], so
+//! every bad value reads `Invalid <field> - expected <what>, got <what was given>`.
 
-pub mod client;
+mod client;
 mod convert;
 mod error;
 mod object;
-pub mod server;
-pub mod tcp;
+mod server;
+mod tcp;
 pub mod tls;
-pub mod url;
+mod url;
 pub mod ws;
 
 use mlua::{Lua, Result, Table, Value};

@@ -51,7 +51,7 @@ fn build_root_store() -> RootCertStore {
 }
 
 /// The process-wide trust store.
-pub fn root_store() -> Arc<RootCertStore> {
+pub(crate) fn root_store() -> Arc<RootCertStore> {
     static STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     STORE.get_or_init(|| Arc::new(build_root_store())).clone()
 }
@@ -66,14 +66,14 @@ fn base_config() -> ClientConfig {
 }
 
 /// The configuration for HTTP clients: offers `h2` and `http/1.1`.
-pub fn http_client_config() -> ClientConfig {
+pub(crate) fn http_client_config() -> ClientConfig {
     let mut config = base_config();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config
 }
 
 /// The configuration for WebSocket and TCP clients (no ALPN).
-pub fn stream_client_config() -> Arc<ClientConfig> {
+pub(crate) fn stream_client_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     CONFIG.get_or_init(|| Arc::new(base_config())).clone()
 }

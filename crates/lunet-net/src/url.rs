@@ -16,12 +16,12 @@ const ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Percent-encodes `bytes`.
-pub fn encode(bytes: &[u8]) -> String {
+pub(crate) fn encode(bytes: &[u8]) -> String {
     percent_encode(bytes, ENCODE_SET).to_string()
 }
 
 /// Percent-decodes `bytes`.
-pub fn decode(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn decode(bytes: &[u8]) -> Vec<u8> {
     percent_decode(bytes).collect()
 }
 
@@ -35,7 +35,7 @@ fn string_arg(value: Value, fname: &str) -> Result<mlua::LuaString> {
     }
 }
 
-pub fn create_encode_function(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_encode_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |_, (s, binary): (Value, Option<bool>)| {
         let s = string_arg(s, "net.urlEncode")?;
         let bytes = s.as_bytes();
@@ -48,7 +48,7 @@ pub fn create_encode_function(lua: &Lua) -> Result<Function> {
     })
 }
 
-pub fn create_decode_function(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_decode_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |lua, (s, binary): (Value, Option<bool>)| {
         let s = string_arg(s, "net.urlDecode")?;
         let bytes = s.as_bytes();

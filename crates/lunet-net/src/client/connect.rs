@@ -28,25 +28,25 @@ use super::proxy::{Proxy, Route};
 use crate::error::BoxError;
 
 /// A request body as the connections take it: whole, in memory.
-pub type RequestBody = Full<Bytes>;
+pub(crate) type RequestBody = Full<Bytes>;
 
 /// A connection ready to carry one request.
-pub enum Sender {
+pub(crate) enum Sender {
     Http1(http1::SendRequest<RequestBody>),
     Http2(http2::SendRequest<RequestBody>),
 }
 
 /// A request a connection failed to send; hyper hands the request back when it was
 /// never written, so it can go out again on another connection.
-pub type SendError = hyper::client::conn::TrySendError<http::Request<RequestBody>>;
+pub(crate) type SendError = hyper::client::conn::TrySendError<http::Request<RequestBody>>;
 
 impl Sender {
-    pub fn is_http2(&self) -> bool {
+    pub(crate) fn is_http2(&self) -> bool {
         matches!(self, Sender::Http2(_))
     }
 
     /// Sends `request` and waits for the response head.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         request: http::Request<RequestBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
@@ -72,7 +72,7 @@ where
 
 /// Opens connections; holds the TLS connector, made on first use.
 #[derive(Default)]
-pub struct Connector {
+pub(crate) struct Connector {
     tls: OnceCell<tokio_rustls::TlsConnector>,
 }
 
@@ -85,7 +85,11 @@ impl Connector {
 
     /// A new connection to `origin` along `route`, ready to send: HTTP/2 when an
     /// HTTPS server chose it by ALPN, HTTP/1.1 otherwise.
-    pub async fn connect(&self, origin: &Origin, route: Route<'_>) -> Result<Sender, BoxError> {
+    pub(crate) async fn connect(
+        &self,
+        origin: &Origin,
+        route: Route<'_>,
+    ) -> Result<Sender, BoxError> {
         let tcp = match route {
             Route::Direct => open_tcp(origin)
                 .await

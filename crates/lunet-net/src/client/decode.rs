@@ -12,7 +12,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use lunet_runtime::codec::compression::{content_codings, decompress_all};
 
 /// Decodes `body` in place of the encoded one and fixes `headers` to match.
-pub fn decode_body(headers: &mut HeaderMap, body: Bytes) -> std::io::Result<Bytes> {
+pub(crate) fn decode_body(headers: &mut HeaderMap, body: Bytes) -> std::io::Result<Bytes> {
     if body.is_empty() {
         return Ok(body);
     }

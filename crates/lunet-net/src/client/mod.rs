@@ -47,10 +47,10 @@ use redirect::MAX_REDIRECTS;
 const ACCEPTED_ENCODINGS: &str = "gzip, deflate, br, zstd";
 
 /// A response read in full, converted to a Luau table when the thread resumes.
-pub struct FetchResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct FetchResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl IntoLua for FetchResponse {
@@ -70,7 +70,7 @@ impl IntoLua for FetchResponse {
 
 /// `lunet/0.1.0+...` from `_VERSION` (`Lunet 0.1.0+...`): the lower-cased first word,
 /// a slash, and the second word.
-pub fn user_agent_from_version(version: &str) -> String {
+pub(crate) fn user_agent_from_version(version: &str) -> String {
     let mut words = version.split_whitespace();
     let name = words.next().unwrap_or("lunet").to_ascii_lowercase();
     match words.next() {
@@ -81,7 +81,7 @@ pub fn user_agent_from_version(version: &str) -> String {
 
 /// The client behind `net.request`: the connection pool, the proxies and the
 /// default headers.
-pub struct Client {
+pub(crate) struct Client {
     pool: Pool,
     /// Read from the environment on the first request (so a script may set the
     /// variables first), or an error naming the variable that is not a proxy URL.
@@ -91,19 +91,12 @@ pub struct Client {
 
 impl Client {
     /// A client whose proxies come from the environment.
-    pub fn new(user_agent: &str) -> Client {
+    pub(crate) fn new(user_agent: &str) -> Client {
         Client {
             pool: Pool::default(),
             proxies: OnceCell::new(),
             user_agent: HeaderValue::from_str(user_agent).ok(),
         }
-    }
-
-    /// A client with the given proxies, whatever the environment says.
-    pub fn with_proxies(user_agent: &str, proxies: Proxies) -> Client {
-        let client = Client::new(user_agent);
-        let _ = client.proxies.set(Ok(proxies));
-        client
     }
 
     fn proxies(&self) -> std::result::Result<&Proxies, BoxError> {
@@ -114,7 +107,7 @@ impl Client {
     }
 
     /// Sends one checked request, follows its redirects, and reads the whole response.
-    pub async fn send(&self, params: RequestParams) -> Result<FetchResponse> {
+    pub(crate) async fn send(&self, params: RequestParams) -> Result<FetchResponse> {
         let RequestParams {
             mut request,
             decompress,
@@ -252,7 +245,7 @@ fn build(
 }
 
 /// Builds the `net.request` function.
-pub fn create_request_function(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_request_function(lua: &Lua) -> Result<Function> {
     let version: String = lua.globals().get("_VERSION")?;
     let client = Rc::new(Client::new(&user_agent_from_version(&version)));
     lunet_runtime::create_async_function(lua, "net.request", move |_lua, value: Value| {
@@ -302,7 +295,9 @@ mod tests {
             (name == "HTTP_PROXY").then(|| format!("http://127.0.0.1:{port}"))
         })
         .unwrap();
-        let client = Client::with_proxies("test", proxies);
+        // As if read from the environment on the first request.
+        let client = Client::new("test");
+        let _ = client.proxies.set(Ok(proxies));
         let params = RequestParams {
             request: Outgoing {
                 url: url::Url::parse("http://far.test/x").unwrap(),

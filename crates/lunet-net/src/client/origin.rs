@@ -13,25 +13,25 @@ use http::header::HeaderValue;
 
 /// A request as it goes out: checked by [`super::params`], rewritten in place by
 /// each redirect ([`super::redirect::follow`]).
-pub struct Outgoing {
-    pub url: url::Url,
-    pub method: http::Method,
-    pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+pub(crate) struct Outgoing {
+    pub(crate) url: url::Url,
+    pub(crate) method: http::Method,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
 }
 
 /// Where a connection goes. Requests to the same origin share connections.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Origin {
-    pub https: bool,
+pub(crate) struct Origin {
+    pub(crate) https: bool,
     /// The host as a name or an IP address, without IPv6 brackets.
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl Origin {
     /// The origin of an http or https URL (the caller has checked the scheme).
-    pub fn of(url: &url::Url) -> Origin {
+    pub(crate) fn of(url: &url::Url) -> Origin {
         let host = match url.host() {
             Some(url::Host::Domain(name)) => name.to_string(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -62,7 +62,7 @@ impl std::fmt::Display for Origin {
 
 /// `Basic <base64(user:password)>` from the percent-decoded credentials in `url`, if
 /// it has any: for `Authorization` and, from a proxy URL, `Proxy-Authorization`.
-pub fn basic_credentials(url: &url::Url) -> Option<HeaderValue> {
+pub(crate) fn basic_credentials(url: &url::Url) -> Option<HeaderValue> {
     if url.username().is_empty() && url.password().is_none() {
         return None;
     }

@@ -13,9 +13,9 @@ use super::origin::Outgoing;
 use crate::convert::{body_bytes, header_map, sorted_entries, string_values};
 
 /// A fully checked request, ready to send.
-pub struct RequestParams {
-    pub request: Outgoing,
-    pub decompress: bool,
+pub(crate) struct RequestParams {
+    pub(crate) request: Outgoing,
+    pub(crate) decompress: bool,
 }
 
 fn invalid(field: &str, expected: &str, got: &Value) -> Error {
@@ -26,7 +26,7 @@ fn invalid(field: &str, expected: &str, got: &Value) -> Error {
 }
 
 /// Parses and checks a URL for `net.request`.
-pub fn parse_url(text: &str) -> Result<url::Url> {
+pub(crate) fn parse_url(text: &str) -> Result<url::Url> {
     let url =
         url::Url::parse(text).map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
     match url.scheme() {
@@ -95,7 +95,7 @@ fn parse_decompress(options: &Value) -> Result<bool> {
 
 impl RequestParams {
     /// Reads a URL string or a params table.
-    pub fn from_value(value: Value) -> Result<RequestParams> {
+    pub(crate) fn from_value(value: Value) -> Result<RequestParams> {
         match value {
             Value::String(s) => Ok(RequestParams {
                 request: Outgoing {

@@ -35,14 +35,14 @@ use crate::error::BoxError;
 const MAX_IDLE_PER_ORIGIN: usize = 64;
 
 /// How long an HTTP/1.1 connection is kept idle before it is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A connection handed out by [`Pool::checkout`].
-pub struct Checkout {
-    pub sender: Sender,
+pub(crate) struct Checkout {
+    pub(crate) sender: Sender,
     /// Whether the connection carried an earlier request (so a request it fails to
     /// send may be retried on a new one).
-    pub reused: bool,
+    pub(crate) reused: bool,
 }
 
 /// An idle HTTP/1.1 connection and the moment it went idle.
@@ -113,7 +113,7 @@ impl Idle {
     }
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     idle_http1: Rc<Idle>,
     http2: RefCell<HashMap<Origin, http2::SendRequest<RequestBody>>>,
     /// HTTPS origins whose connection is being opened while it is not yet known
@@ -147,7 +147,7 @@ impl Default for Pool {
 
 impl Pool {
     /// A pool that closes HTTP/1.1 connections idle for `timeout`.
-    pub fn with_idle_timeout(timeout: Duration) -> Pool {
+    pub(crate) fn with_idle_timeout(timeout: Duration) -> Pool {
         Pool {
             idle_http1: Rc::new(Idle {
                 lists: RefCell::default(),
@@ -164,7 +164,11 @@ impl Pool {
     /// A connection to `origin` that is ready to send: a live idle one, or a new one
     /// opened along `route`. (The route of an origin never changes while the pool
     /// lives, so connections need not be told apart by route.)
-    pub async fn checkout(&self, origin: &Origin, route: Route<'_>) -> Result<Checkout, BoxError> {
+    pub(crate) async fn checkout(
+        &self,
+        origin: &Origin,
+        route: Route<'_>,
+    ) -> Result<Checkout, BoxError> {
         let mut first_https = None;
         loop {
             if let Some(shared) = self.shared_http2(origin) {
@@ -220,7 +224,7 @@ impl Pool {
 
     /// Returns a connection whose response has been read in full. An HTTP/1.1 one
     /// goes back to the idle list; an HTTP/2 one stays shared and needs nothing.
-    pub fn checkin(&self, origin: &Origin, sender: Sender) {
+    pub(crate) fn checkin(&self, origin: &Origin, sender: Sender) {
         let Sender::Http1(sender) = sender else {
             return;
         };

@@ -30,13 +30,13 @@ use super::origin::{Origin, basic_credentials};
 
 /// One proxy server, and the variable that named it (for error messages).
 #[derive(Debug, PartialEq, Eq)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     /// Where the proxy listens (`https` is always false: the proxy is spoken to in
     /// plain HTTP).
-    pub address: Origin,
+    pub(crate) address: Origin,
     /// `Basic ...` from the credentials in the proxy URL, if any.
-    pub authorization: Option<HeaderValue>,
-    pub variable: &'static str,
+    pub(crate) authorization: Option<HeaderValue>,
+    pub(crate) variable: &'static str,
 }
 
 impl std::fmt::Display for Proxy {
@@ -47,7 +47,7 @@ impl std::fmt::Display for Proxy {
 
 /// How a request reaches its origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route<'a> {
+pub(crate) enum Route<'a> {
     Direct,
     /// Plain HTTP through a proxy: requests are sent to it in absolute form.
     Forward(&'a Proxy),
@@ -57,7 +57,7 @@ pub enum Route<'a> {
 
 /// The proxy configuration of a process.
 #[derive(Debug, Default)]
-pub struct Proxies {
+pub(crate) struct Proxies {
     http: Option<Proxy>,
     https: Option<Proxy>,
     no_proxy: Vec<Exception>,
@@ -74,12 +74,12 @@ enum Exception {
 
 impl Proxies {
     /// The configuration in this process's environment.
-    pub fn from_env() -> Result<Proxies, String> {
+    pub(crate) fn from_env() -> Result<Proxies, String> {
         Proxies::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// The configuration in an environment given by `get` (a variable's value).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Proxies, String> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Proxies, String> {
         let get = |name: &str| get(name).filter(|value| !value.trim().is_empty());
         let cgi = get("REQUEST_METHOD").is_some();
         let first = |names: &[&'static str]| -> Result<Option<Proxy>, String> {
@@ -107,7 +107,7 @@ impl Proxies {
     }
 
     /// How a request to `origin` travels.
-    pub fn route(&self, origin: &Origin) -> Route<'_> {
+    pub(crate) fn route(&self, origin: &Origin) -> Route<'_> {
         let proxy = if origin.https {
             &self.https
         } else {

@@ -17,7 +17,7 @@ use http::{HeaderMap, Method, StatusCode};
 use super::origin::Outgoing;
 
 /// The most redirects one request follows.
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 fn same_origin(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme()
@@ -28,7 +28,7 @@ fn same_origin(a: &url::Url, b: &url::Url) -> bool {
 /// Rewrites `request` to follow the response (`status`, `headers`) it got. Returns
 /// false, leaving `request` alone, when that response is not a redirect to follow:
 /// not a redirect status, or no `Location` that resolves to an http(s) URL.
-pub fn follow(request: &mut Outgoing, status: StatusCode, headers: &HeaderMap) -> bool {
+pub(crate) fn follow(request: &mut Outgoing, status: StatusCode, headers: &HeaderMap) -> bool {
     let keeps_request = match status.as_u16() {
         301..=303 => false,
         307 | 308 => true,

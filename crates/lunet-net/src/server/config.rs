@@ -10,17 +10,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use mlua::{Error, Function, Result, Value};
 
 /// A checked `net.serve` configuration.
-pub struct ServeConfig {
-    pub port: u16,
-    pub address: IpAddr,
-    pub handle_request: Option<Function>,
-    pub handle_websocket: Option<Function>,
+pub(crate) struct ServeConfig {
+    pub(crate) port: u16,
+    pub(crate) address: IpAddr,
+    pub(crate) handle_request: Option<Function>,
+    pub(crate) handle_websocket: Option<Function>,
 }
 
 const ADDRESS_EXAMPLES: &str = "expected an IP address such as '127.0.0.1', '0.0.0.0', '::1', '[::1]' or 'localhost', optionally prefixed with 'http://'";
 
 /// Parses a server address as scripts write it.
-pub fn parse_address(text: &str) -> Result<IpAddr> {
+pub(crate) fn parse_address(text: &str) -> Result<IpAddr> {
     let trimmed = text.trim();
     let bare = trimmed.strip_prefix("http://").unwrap_or(trimmed);
     let bare = bare.strip_suffix('/').unwrap_or(bare);
@@ -67,7 +67,7 @@ fn optional_function(value: Value, field: &str) -> Result<Option<Function>> {
 }
 
 impl ServeConfig {
-    pub fn from_args(port: Value, handler: Value) -> Result<ServeConfig> {
+    pub(crate) fn from_args(port: Value, handler: Value) -> Result<ServeConfig> {
         let port = parse_port(&port)?;
         let mut config = ServeConfig {
             port,

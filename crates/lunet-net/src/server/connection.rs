@@ -29,7 +29,7 @@ use super::service::handle;
 use super::stall::{self, Progress, Watched};
 
 /// hyper's per-connection read buffer, a hard cap on a request head.
-pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 /// What a connection knows about its peer, computed once per connection, and its
 /// state for a graceful stop.
@@ -64,7 +64,7 @@ impl Drop for InFlight<'_> {
 /// Serves one connection until it closes or the server stops. The connection keeps
 /// the process alive while it is open, so a response in flight when the server stops
 /// is still delivered.
-pub async fn serve(
+pub(crate) async fn serve(
     stream: TcpStream,
     remote: SocketAddr,
     server: Rc<Server>,

@@ -11,13 +11,13 @@
 //! holds up nothing else. A handler error is answered with 500 and printed with its
 //! stack trace; the server keeps serving.
 
-pub mod config;
-pub mod connection;
-pub mod request;
-pub mod response;
+mod config;
+mod connection;
+mod request;
+mod response;
 mod service;
-pub mod stall;
-pub mod upgrade;
+mod stall;
+mod upgrade;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -32,19 +32,19 @@ use config::ServeConfig;
 use lunet_runtime::{CallOutcome, KeepAlive, Scheduler};
 
 /// What every connection of one server shares.
-pub struct Server {
-    pub lua: Lua,
-    pub scheduler: Rc<Scheduler>,
-    pub handle_request: Option<Function>,
-    pub handle_websocket: Option<Function>,
+pub(crate) struct Server {
+    pub(crate) lua: Lua,
+    pub(crate) scheduler: Rc<Scheduler>,
+    pub(crate) handle_request: Option<Function>,
+    pub(crate) handle_websocket: Option<Function>,
     /// Builds each request table and calls `handle_request` with it (see [`request`]).
-    pub request_builder: Function,
+    pub(crate) request_builder: Function,
 }
 
 impl Server {
     /// Runs `handler(args...)` in a new Luau thread and waits for its outcome: the
     /// handler's first return value.
-    pub async fn run_handler<R: FromLuaMulti + 'static>(
+    pub(crate) async fn run_handler<R: FromLuaMulti + 'static>(
         &self,
         handler: &Function,
         args: impl IntoLuaMulti,
@@ -61,7 +61,7 @@ impl Server {
 }
 
 /// Prints a handler failure (with its Luau stack trace) to stderr.
-pub fn report_handler_error(handler: &str, what: &str, error: &Error) {
+pub(crate) fn report_handler_error(handler: &str, what: &str, error: &Error) {
     let message = lunet_runtime::report::error_with_trace(error);
     eprintln!(
         "net.serve: {handler} failed for {what}: {}",
@@ -94,7 +94,7 @@ fn bind(address: SocketAddr) -> Result<TcpListener> {
 
 /// Resolves once `stop()` was called. If the handle (and with it the sender) was
 /// dropped without stopping, the server runs until the process ends: never resolves.
-pub async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|stopped| *stopped).await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -141,7 +141,7 @@ fn create_handle(lua: &Lua, local: SocketAddr, stop: watch::Sender<bool>) -> Res
 }
 
 /// Builds the `net.serve` function.
-pub fn create_serve_function(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |lua, (port, handler): (Value, Value)| {
         let config = ServeConfig::from_args(port, handler)?;
         crate::ws::socket::prepare(lua)?;

@@ -22,7 +22,7 @@ use mlua::state::RawLua;
 use mlua::{Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi};
 
 /// Calls `handler(request)` with the request table built from the fields it is given.
-pub const REQUEST_BUILDER: &str = r#"
+pub(crate) const REQUEST_BUILDER: &str = r#"
 return function(handler, method, path, query, headers, body, ip, port)
 	return handler({
 		method = method,
@@ -37,18 +37,18 @@ end
 "#;
 
 /// Compiles [`REQUEST_BUILDER`].
-pub fn create_request_builder(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_request_builder(lua: &Lua) -> Result<Function> {
     lua.load(REQUEST_BUILDER).set_name("=[net.serve]").eval()
 }
 
 /// The arguments of [`REQUEST_BUILDER`] for one request.
-pub struct HandlerArgs<'a> {
-    pub handler: &'a Function,
-    pub parts: &'a Parts,
-    pub body: &'a [u8],
+pub(crate) struct HandlerArgs<'a> {
+    pub(crate) handler: &'a Function,
+    pub(crate) parts: &'a Parts,
+    pub(crate) body: &'a [u8],
     /// The connection's peer address, made into a Luau string once per connection.
-    pub ip: &'a LuaString,
-    pub port: u16,
+    pub(crate) ip: &'a LuaString,
+    pub(crate) port: u16,
 }
 
 impl HandlerArgs<'_> {

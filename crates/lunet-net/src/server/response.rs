@@ -22,10 +22,10 @@ use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
 use crate::convert::{body_bytes, header_map, string_bytes};
 
-pub type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// A response with a fixed status and a short text body.
-pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -57,7 +57,7 @@ fn parse_status(value: Value) -> Result<StatusCode> {
 }
 
 /// What a handler returned (its first return value).
-pub enum Returned {
+pub(crate) enum Returned {
     /// A string, its bytes already copied off the thread's stack.
     Text(Bytes),
     /// A table without a metatable: its `status`, `headers` and `body`, read raw.
@@ -131,7 +131,7 @@ fn table_response(status: Value, headers: Value, body: Value) -> Result<Response
 }
 
 /// Converts what a handler returned into a response.
-pub fn from_handler(returned: Returned) -> Result<Response<Body>> {
+pub(crate) fn from_handler(returned: Returned) -> Result<Response<Body>> {
     match returned {
         Returned::Text(bytes) => Ok(Response::new(Full::new(bytes))),
         Returned::Plain(status, headers, body) => table_response(status, headers, body),

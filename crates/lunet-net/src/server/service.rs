@@ -25,9 +25,9 @@ use super::response::{self, Body};
 use super::{Server, request, upgrade};
 
 /// The most header bytes (names and values) a request may carry.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// The largest request body accepted (after which the answer is 413).
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// A refusal that also closes the connection (what follows on it is not trusted).
 fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -98,7 +98,7 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
 /// Answers one request: refuses oversized headers, hands a WebSocket handshake to
 /// [`upgrade`], reads the body, and runs `handleRequest` in its own Luau thread with
 /// the request from `ip`:`port` (the connection's peer).
-pub async fn handle(
+pub(crate) async fn handle(
     server: &Rc<Server>,
     ip: &LuaString,
     port: u16,

@@ -26,21 +26,21 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How long a connection may go without progress before it is closed (at most twice
 /// this in the worst case).
-pub const STALL_PERIOD: Duration = Duration::from_secs(30);
+pub(crate) const STALL_PERIOD: Duration = Duration::from_secs(30);
 
 /// Counts the writes that made progress on one connection. (Atomic only because
 /// hyper requires an upgradable stream to be `Send`; it is only ever touched from the
 /// connection's own thread, so a relaxed load and store suffice.)
-pub type Progress = Arc<AtomicU64>;
+pub(crate) type Progress = Arc<AtomicU64>;
 
 /// A stream that counts its successful writes in a [`Progress`].
-pub struct Watched<S> {
+pub(crate) struct Watched<S> {
     inner: S,
     progress: Progress,
 }
 
 impl<S> Watched<S> {
-    pub fn new(inner: S, progress: Progress) -> Watched<S> {
+    pub(crate) fn new(inner: S, progress: Progress) -> Watched<S> {
         Watched { inner, progress }
     }
 
@@ -101,7 +101,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 
 /// Resolves once the connection has stalled: a whole `period` passed with no write
 /// progress and, at its end, nothing in flight (`busy` is false).
-pub async fn stalled(progress: &Progress, busy: impl Fn() -> bool, period: Duration) {
+pub(crate) async fn stalled(progress: &Progress, busy: impl Fn() -> bool, period: Duration) {
     let mut seen = progress.load(Ordering::Relaxed);
     loop {
         tokio::time::sleep(period).await;

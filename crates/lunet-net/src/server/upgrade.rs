@@ -35,7 +35,7 @@ fn header_has_token(headers: &HeaderMap, name: http::header::HeaderName, token: 
 }
 
 /// Whether `request` asks to upgrade to a WebSocket.
-pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
+pub(crate) fn is_upgrade_request(request: &Request<Incoming>) -> bool {
     request.method() == Method::GET
         && header_has_token(request.headers(), UPGRADE, "websocket")
         && header_has_token(request.headers(), CONNECTION, "upgrade")
@@ -43,7 +43,7 @@ pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
 }
 
 /// Answers the handshake and, once upgraded, runs `handler` with the socket.
-pub fn accept(
+pub(crate) fn accept(
     server: &Rc<Server>,
     handler: Function,
     mut request: Request<Incoming>,

@@ -27,7 +27,7 @@ use crate::error::error_chain;
 use crate::object::{self, Object, This};
 
 /// How many bytes `read()` returns at most when no size is given.
-pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
+pub(crate) const DEFAULT_READ_SIZE: usize = 64 * 1024;
 
 type Reader = Pin<Box<dyn AsyncRead>>;
 type Writer = Pin<Box<dyn AsyncWrite>>;
@@ -40,7 +40,7 @@ struct ReadHalf {
 }
 
 /// A stream's state, shared by its userdata and the futures of its calls in progress.
-pub struct Inner {
+pub(crate) struct Inner {
     reader: Mutex<ReadHalf>,
     writer: Mutex<Writer>,
     closed: Cell<bool>,
@@ -49,7 +49,7 @@ pub struct Inner {
 }
 
 /// A connected TCP (or TLS) stream as a Luau userdata.
-pub struct Stream {
+pub(crate) struct Stream {
     inner: Rc<Inner>,
 }
 
@@ -353,7 +353,7 @@ impl UserData for Stream {
 }
 
 /// Builds the `net.tcp.connect` function.
-pub fn create_connect_function(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_connect_function(lua: &Lua) -> Result<Function> {
     object::methods::<Stream>(lua)?;
     lunet_runtime::create_async_function(
         lua,

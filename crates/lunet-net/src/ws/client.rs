@@ -30,7 +30,7 @@ fn parse_url(value: &Value) -> Result<url::Url> {
     }
 }
 
-pub fn create_socket_function(lua: &Lua) -> Result<Function> {
+pub(crate) fn create_socket_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_async_function(lua, "net.socket", |lua, value: Value| {
         let url = parse_url(&value);
         let prepared = super::socket::prepare(lua);

@@ -126,7 +126,7 @@ impl State {
 }
 
 /// A socket's state, shared by its userdata and the futures of its calls in progress.
-pub struct Inner {
+pub(crate) struct Inner {
     state: Rc<State>,
     reader: AbortHandle,
 }
@@ -138,7 +138,7 @@ impl Drop for Inner {
 }
 
 /// A WebSocket connection as a Luau userdata.
-pub struct WebSocket {
+pub(crate) struct WebSocket {
     inner: Rc<Inner>,
 }
 
@@ -166,7 +166,7 @@ async fn read_loop(
 
 impl WebSocket {
     /// Wraps an established WebSocket stream and starts its reader and writer tasks.
-    pub fn new<S>(stream: WebSocketStream<S>) -> WebSocket
+    pub(crate) fn new<S>(stream: WebSocketStream<S>) -> WebSocket
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
@@ -431,6 +431,6 @@ impl UserData for WebSocket {
 
 /// Makes sure the shared method table exists (so the first `socket.send` lookup is
 /// not the one that builds it inside a metamethod).
-pub fn prepare(lua: &Lua) -> Result<()> {
+pub(crate) fn prepare(lua: &Lua) -> Result<()> {
     object::methods::<WebSocket>(lua).map(|_| ())
 }

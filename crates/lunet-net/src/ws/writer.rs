@@ -27,15 +27,15 @@ use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// The write half of a connection, whatever its transport.
-pub type BoxSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
+pub(crate) type BoxSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
 
 /// A queued message, with the guard that keeps the process alive until it is written
 /// and its share of the socket's byte budget (none for the close frame), given back
 /// once tungstenite has taken the message.
-pub type Queued = (Message, KeepAlive, Option<OwnedSemaphorePermit>);
+pub(crate) type Queued = (Message, KeepAlive, Option<OwnedSemaphorePermit>);
 
 /// How an inline write went.
-pub enum Inline {
+pub(crate) enum Inline {
     /// On the wire (as far as the kernel is concerned).
     Written,
     /// Taken, but the socket was full: the writer task finishes the flush, and needs
@@ -48,7 +48,7 @@ pub enum Inline {
     Failed,
 }
 
-pub struct Writer {
+pub(crate) struct Writer {
     /// The write half while idle; the writer task takes it out while it works, and it
     /// is gone for good once the connection has ended.
     sink: RefCell<Option<BoxSink>>,
@@ -66,7 +66,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task for `sink`.
-    pub fn start(sink: BoxSink) -> Rc<Writer> {
+    pub(crate) fn start(sink: BoxSink) -> Rc<Writer> {
         let writer = Rc::new(Writer {
             sink: RefCell::new(Some(sink)),
             queue: RefCell::new(VecDeque::new()),
@@ -83,7 +83,11 @@ impl Writer {
 
     /// Writes `message` now if nothing is ahead of it; `keep_alive` makes the guard
     /// held while a partly written message waits for the writer task.
-    pub fn write_inline(&self, message: Message, keep_alive: impl FnOnce() -> KeepAlive) -> Inline {
+    pub(crate) fn write_inline(
+        &self,
+        message: Message,
+        keep_alive: impl FnOnce() -> KeepAlive,
+    ) -> Inline {
         if self.ended.get() {
             return Inline::Failed;
         }
@@ -124,7 +128,7 @@ impl Writer {
     }
 
     /// Queues `queued` for the writer task. Returns false when the connection is over.
-    pub fn enqueue(&self, queued: Queued) -> bool {
+    pub(crate) fn enqueue(&self, queued: Queued) -> bool {
         if self.ended.get() {
             return false;
         }
@@ -135,7 +139,7 @@ impl Writer {
 
     /// Drops the write half (closing the connection once the read half is gone too),
     /// everything queued, and the task.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         self.ended.set(true);
         if let Some(task) = self.task.borrow_mut().take() {
             task.abort();
