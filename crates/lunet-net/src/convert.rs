@@ -2,9 +2,10 @@
 //!
 //! Header tables map lower-case names to a string, or to an array of strings when a
 //! header repeats; values are raw bytes (never dropped for not being UTF-8). Scripts
-//! may give a header or query value as a string or an array of strings. Bodies are a
-//! string or a buffer. Every error names the field and what was expected, in Lune's
-//! "Invalid <field> - expected <type>, got <type>" style. [`LuaBytes`] hands received
+//! may give a header or query value as a string or an array of strings (bodies, a
+//! string or a buffer, are read with `lunet_runtime::args::bytes`). Every error names
+//! the field and what was expected, in the runtime's
+//! `Invalid <field> - expected <what>, got <what was given>` shape. [`LuaBytes`] hands received
 //! bytes to Luau as a string; [`StringOrBuffer`] takes a string or buffer argument
 //! straight off the Luau stack.
 
@@ -97,18 +98,6 @@ pub(crate) unsafe fn string_bytes(state: *mut ffi::lua_State, index: c_int) -> B
     }
 }
 
-/// The bytes of a string or buffer value, or an error naming `field`.
-pub(crate) fn body_bytes(value: &Value, field: &str) -> Result<Bytes> {
-    match value {
-        Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Buffer(b) => Ok(Bytes::from(b.to_vec())),
-        other => Err(Error::runtime(format!(
-            "Invalid {field} - expected string or buffer, got {}",
-            lunet_runtime::type_name(other)
-        ))),
-    }
-}
-
 /// The values of one header or query entry: a string, or an array of strings.
 pub(crate) fn string_values(value: &Value, field: &str, key: &str) -> Result<Vec<Vec<u8>>> {
     let wrong = |got: &str| {
@@ -161,15 +150,12 @@ pub(crate) fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, 
 /// table has none of its own). Names and values go straight from the Luau strings
 /// into `HeaderName`s and `HeaderValue`s, with no copy in between.
 pub(crate) fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
+    // Matched here rather than with `args::optional_table`, which clones the table
+    // reference: this runs for every response a handler returns with headers.
     let table = match value {
         Value::Nil => return Ok(HeaderMap::new()),
         Value::Table(table) => table,
-        other => {
-            return Err(Error::runtime(format!(
-                "Invalid {field} - expected table, got {}",
-                lunet_runtime::type_name(other)
-            )));
-        }
+        other => return Err(lunet_runtime::args::wrong(field, "table", other)),
     };
     let mut entries: Vec<(HeaderName, Value)> = Vec::new();
     // A raw iteration: `pairs()` would make a protected call per entry.

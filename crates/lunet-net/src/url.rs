@@ -5,6 +5,7 @@
 //! by two hex digits stays as it is). Unless `binary` is true, input and output must
 //! be valid UTF-8, and an error says which is not.
 
+use lunet_runtime::args;
 use mlua::{Error, Function, Lua, Result, Value};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encode};
 
@@ -25,19 +26,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Vec<u8> {
     percent_decode(bytes).collect()
 }
 
-fn string_arg(value: Value, fname: &str) -> Result<mlua::LuaString> {
-    match value {
-        Value::String(s) => Ok(s),
-        other => Err(Error::runtime(format!(
-            "bad argument #1 to '{fname}' (string expected, got {})",
-            lunet_runtime::type_name(&other)
-        ))),
-    }
-}
-
 pub(crate) fn create_encode_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |_, (s, binary): (Value, Option<bool>)| {
-        let s = string_arg(s, "net.urlEncode")?;
+        let s = args::string(&s, "input")?;
         let bytes = s.as_bytes();
         if !binary.unwrap_or(false) && std::str::from_utf8(&bytes).is_err() {
             return Err(Error::runtime(
@@ -50,7 +41,7 @@ pub(crate) fn create_encode_function(lua: &Lua) -> Result<Function> {
 
 pub(crate) fn create_decode_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |lua, (s, binary): (Value, Option<bool>)| {
-        let s = string_arg(s, "net.urlDecode")?;
+        let s = args::string(&s, "input")?;
         let bytes = s.as_bytes();
         let binary = binary.unwrap_or(false);
         if !binary && std::str::from_utf8(&bytes).is_err() {

@@ -105,7 +105,7 @@ errors(function() net.tcp.connect(5, 80) end, "Invalid host - expected string, g
 errors(function() net.tcp.connect("", 80) end, "Invalid host", "an empty host")
 errors(function() net.tcp.connect("127.0.0.1", 0) end, "1 to 65535", "port 0")
 errors(function() net.tcp.connect("127.0.0.1", 70000) end, "1 to 65535", "a port above 65535")
-errors(function() net.tcp.connect("127.0.0.1", "80") end, "Invalid port - expected number", "a string port")
+errors(function() net.tcp.connect("127.0.0.1", "80") end, "Invalid port - expected an integer from 1 to 65535, got string", "a string port")
 errors(function() net.tcp.connect("127.0.0.1", 80, "tls") end, "Invalid config", "a string config")
 errors(function() net.tcp.connect("127.0.0.1", 80, { tls = "yes" }) end, "Invalid config.tls", "a bad tls field")
 errors(function() net.tcp.connect("127.0.0.1", 80, { ttl = 0 }) end, "Invalid config.ttl", "a bad ttl")
@@ -133,7 +133,7 @@ for i = 0, 255 do
 end
 errors(function() net.urlEncode("\255") end, "not valid UTF-8", "encoding invalid UTF-8 without binary is an error")
 errors(function() net.urlDecode("%FF") end, "not valid UTF-8", "decoding to invalid UTF-8 without binary is an error")
-errors(function() net.urlEncode(5) end, "string expected, got number", "urlEncode needs a string")
+errors(function() net.urlEncode(5) end, "Invalid input - expected string, got number", "urlEncode needs a string")
 eq(net.urlDecode(net.urlEncode("héllo wörld")), "héllo wörld", "UTF-8 text round trips")
 "#,
         &[],

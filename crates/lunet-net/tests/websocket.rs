@@ -117,7 +117,7 @@ eq(dropped.closeCode, 1006, "a connection lost without a close frame gives 1006"
 local v = net.socket(url)
 errors(function() v:close(999) end, "1000 to 4999", "a close code below 1000 is rejected")
 errors(function() v:close(5000) end, "1000 to 4999", "a close code above 4999 is rejected")
-errors(function() v:close("x") end, "expected number", "a close code must be a number")
+errors(function() v:close("x") end, "Invalid close code - expected an integer from 1000 to 4999, got string", "a close code must be a number")
 errors(function() v:send(42) end, "expected string or buffer, got number", "send rejects a number")
 errors(function() v.send("no self") end, "must be called on a WebSocket", "a method without self is a clear error")
 v:close()

@@ -7,22 +7,16 @@
 //! percent-encoded and appended to any query already in the URL.
 
 use http::{HeaderMap, Method};
+use lunet_runtime::args;
 use mlua::{Error, Result, Table, Value};
 
 use super::origin::Outgoing;
-use crate::convert::{body_bytes, header_map, sorted_entries, string_values};
+use crate::convert::{header_map, sorted_entries, string_values};
 
 /// A fully checked request, ready to send.
 pub(crate) struct RequestParams {
     pub(crate) request: Outgoing,
     pub(crate) decompress: bool,
-}
-
-fn invalid(field: &str, expected: &str, got: &Value) -> Error {
-    Error::runtime(format!(
-        "Invalid {field} - expected {expected}, got {}",
-        lunet_runtime::type_name(got)
-    ))
 }
 
 /// Parses and checks a URL for `net.request`.
@@ -38,13 +32,11 @@ pub(crate) fn parse_url(text: &str) -> Result<url::Url> {
 }
 
 fn append_query(url: &mut url::Url, query: &Value) -> Result<()> {
-    let table = match query {
-        Value::Nil => return Ok(()),
-        Value::Table(t) => t,
-        other => return Err(invalid("query", "table", other)),
+    let Some(table) = args::optional_table(query, "query")? else {
+        return Ok(());
     };
     let mut pairs = String::new();
-    for (key, value) in sorted_entries(table, "query")? {
+    for (key, value) in sorted_entries(&table, "query")? {
         for value in string_values(&value, "query", &key)? {
             if !pairs.is_empty() {
                 pairs.push('&');
@@ -77,20 +69,15 @@ fn parse_method(value: &Value) -> Result<Method> {
                 ))
             })
         }
-        other => Err(invalid("method", "string", other)),
+        other => Err(args::wrong("method", "string", other)),
     }
 }
 
 fn parse_decompress(options: &Value) -> Result<bool> {
-    match options {
-        Value::Nil => Ok(true),
-        Value::Table(t) => match t.get::<Value>("decompress")? {
-            Value::Nil => Ok(true),
-            Value::Boolean(b) => Ok(b),
-            other => Err(invalid("options.decompress", "boolean", &other)),
-        },
-        other => Err(invalid("options", "table", other)),
-    }
+    let Some(options) = args::optional_table(options, "options")? else {
+        return Ok(true);
+    };
+    Ok(args::optional_boolean(&options.get("decompress")?, "options.decompress")?.unwrap_or(true))
 }
 
 impl RequestParams {
@@ -107,7 +94,7 @@ impl RequestParams {
                 decompress: true,
             }),
             Value::Table(t) => Self::from_table(&t),
-            other => Err(invalid("request", "string or table", &other)),
+            other => Err(args::wrong("request", "string or table", &other)),
         }
     }
 
@@ -119,14 +106,14 @@ impl RequestParams {
                     "Missing url - the request table needs a 'url' field",
                 ));
             }
-            other => return Err(invalid("url", "string", &other)),
+            other => return Err(args::wrong("url", "string", &other)),
         };
         append_query(&mut url, &t.get::<Value>("query")?)?;
         let method = parse_method(&t.get::<Value>("method")?)?;
         let headers = header_map(&t.get::<Value>("headers")?, "headers")?;
         let body = match t.get::<Value>("body")? {
             Value::Nil => None,
-            other => Some(body_bytes(&other, "body")?),
+            other => Some(args::bytes(&other, "body")?),
         };
         let decompress = parse_decompress(&t.get::<Value>("options")?)?;
         Ok(RequestParams {

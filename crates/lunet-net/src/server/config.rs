@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use lunet_runtime::args;
 use mlua::{Error, Function, Result, Value};
 
 /// A checked `net.serve` configuration.
@@ -36,34 +37,15 @@ pub(crate) fn parse_address(text: &str) -> Result<IpAddr> {
         .map_err(|_| Error::runtime(format!("Invalid address '{text}' - {ADDRESS_EXAMPLES}")))
 }
 
+/// The listening port; the error keeps the hint that 0 picks a free port.
 fn parse_port(value: &Value) -> Result<u16> {
-    let port = match value {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Number(n) => Some(*n),
-        _ => None,
-    };
-    match port {
-        Some(p) if p.fract() == 0.0 && (0.0..=65535.0).contains(&p) => Ok(p as u16),
-        _ => Err(Error::runtime(format!(
-            "Invalid port - expected an integer from 0 to 65535 (0 picks a free port), got {}",
-            match value {
-                Value::Integer(i) => i.to_string(),
-                Value::Number(n) => n.to_string(),
-                other => lunet_runtime::type_name(other).to_string(),
-            }
-        ))),
-    }
-}
-
-fn optional_function(value: Value, field: &str) -> Result<Option<Function>> {
-    match value {
-        Value::Nil => Ok(None),
-        Value::Function(f) => Ok(Some(f)),
-        other => Err(Error::runtime(format!(
-            "Invalid {field} - expected function, got {}",
-            lunet_runtime::type_name(&other)
-        ))),
-    }
+    args::integer_in(value, "port", 0..=65535).map_err(|_| {
+        args::out_of_range(
+            "port",
+            "an integer from 0 to 65535 (0 picks a free port)",
+            value,
+        )
+    })
 }
 
 impl ServeConfig {
@@ -79,18 +61,11 @@ impl ServeConfig {
             Value::Function(f) => config.handle_request = Some(f),
             Value::Table(t) => {
                 config.handle_request =
-                    optional_function(t.get("handleRequest")?, "handleRequest")?;
+                    args::optional_function(&t.get("handleRequest")?, "handleRequest")?;
                 config.handle_websocket =
-                    optional_function(t.get("handleWebSocket")?, "handleWebSocket")?;
-                match t.get::<Value>("address")? {
-                    Value::Nil => {}
-                    Value::String(s) => config.address = parse_address(&s.to_string_lossy())?,
-                    other => {
-                        return Err(Error::runtime(format!(
-                            "Invalid address - expected string, got {}",
-                            lunet_runtime::type_name(&other)
-                        )));
-                    }
+                    args::optional_function(&t.get("handleWebSocket")?, "handleWebSocket")?;
+                if let Some(address) = args::optional_string(&t.get("address")?, "address")? {
+                    config.address = parse_address(&address.to_string_lossy())?;
                 }
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
@@ -98,12 +73,7 @@ impl ServeConfig {
                     ));
                 }
             }
-            other => {
-                return Err(Error::runtime(format!(
-                    "Invalid handler - expected function or table, got {}",
-                    lunet_runtime::type_name(&other)
-                )));
-            }
+            other => return Err(args::wrong("handler", "function or table", &other)),
         }
         Ok(config)
     }

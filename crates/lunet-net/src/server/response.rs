@@ -1,7 +1,7 @@
 //! Turning what a handler returned into an HTTP response.
 //!
 //! A string is a 200 response with that body. A table is `{ status?, headers?, body? }`:
-//! `status` defaults to 200 and must be a whole number from 200 to 599 (an
+//! `status` defaults to 200 and must be an integer from 200 to 599 (an
 //! informational 1xx cannot be a final response), header values may be arrays (sent as
 //! repeated headers, such as several `Set-Cookie`), and `body` is a string or buffer.
 //! Anything else is an error the server answers with 500.
@@ -20,7 +20,8 @@ use std::ffi::{CStr, c_int};
 use mlua::state::RawLua;
 use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
-use crate::convert::{body_bytes, header_map, string_bytes};
+use crate::convert::{header_map, string_bytes};
+use lunet_runtime::args;
 
 pub(crate) type Body = Full<Bytes>;
 
@@ -35,26 +36,16 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
-fn parse_status(value: Value) -> Result<StatusCode> {
-    let code = match value {
-        Value::Nil => return Ok(StatusCode::OK),
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
-        other => {
-            return Err(Error::runtime(format!(
-                "Invalid status - expected number, got {}",
-                lunet_runtime::type_name(&other)
-            )));
-        }
+fn parse_status(value: &Value) -> Result<StatusCode> {
+    let Some(code) = args::optional_integer_in::<u16>(value, "status", 200..=599)? else {
+        return Ok(StatusCode::OK);
     };
-    if code.fract() != 0.0 || !(200.0..=599.0).contains(&code) {
-        return Err(Error::runtime(format!(
-            "Invalid status {code} - expected a whole number from 200 to 599"
-        )));
-    }
-    StatusCode::from_u16(code as u16)
-        .map_err(|e| Error::runtime(format!("Invalid status {code} - {e}")))
+    // Every code from 200 to 599 is one `StatusCode` accepts (it takes 100 to 999).
+    StatusCode::from_u16(code).map_err(|_| args::out_of_range("status", STATUS_RANGE, value))
 }
+
+/// What [`parse_status`] accepts, as its error words it.
+const STATUS_RANGE: &str = "an integer from 200 to 599";
 
 /// What a handler returned (its first return value).
 pub(crate) enum Returned {
@@ -118,11 +109,11 @@ impl FromLuaMulti for Returned {
 }
 
 fn table_response(status: Value, headers: Value, body: Value) -> Result<Response<Body>> {
-    let status = parse_status(status)?;
+    let status = parse_status(&status)?;
     let headers = header_map(&headers, "headers")?;
     let body = match body {
         Value::Nil => Bytes::new(),
-        other => body_bytes(&other, "body")?,
+        other => args::bytes(&other, "body")?,
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;

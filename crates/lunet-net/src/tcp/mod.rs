@@ -23,6 +23,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+use lunet_runtime::args;
+
 use crate::error::error_chain;
 use crate::object::{self, Object, This};
 
@@ -68,83 +70,31 @@ fn parse_options(value: Value) -> Result<ConnectOptions> {
             tls: true,
             ttl: None,
         }),
-        Value::Table(t) => {
-            let tls = match t.get::<Value>("tls")? {
-                Value::Nil => false,
-                Value::Boolean(b) => b,
-                other => {
-                    return Err(Error::runtime(format!(
-                        "Invalid config.tls - expected boolean, got {}",
-                        lunet_runtime::type_name(&other)
-                    )));
-                }
-            };
-            let ttl = match t.get::<Value>("ttl")? {
-                Value::Nil => None,
-                Value::Integer(i) if (1..=255).contains(&i) => Some(i as u32),
-                Value::Number(n) if n.fract() == 0.0 && (1.0..=255.0).contains(&n) => {
-                    Some(n as u32)
-                }
-                other => {
-                    return Err(Error::runtime(format!(
-                        "Invalid config.ttl - expected an integer from 1 to 255, got {}",
-                        match other {
-                            Value::Integer(i) => i.to_string(),
-                            Value::Number(n) => n.to_string(),
-                            other => lunet_runtime::type_name(&other).to_string(),
-                        }
-                    )));
-                }
-            };
-            Ok(ConnectOptions { tls, ttl })
-        }
-        other => Err(Error::runtime(format!(
-            "Invalid config - expected boolean or table {{ tls?, ttl? }}, got {}",
-            lunet_runtime::type_name(&other)
-        ))),
+        Value::Table(t) => Ok(ConnectOptions {
+            tls: args::optional_boolean(&t.get("tls")?, "config.tls")?.unwrap_or(false),
+            ttl: args::optional_integer_in(&t.get("ttl")?, "config.ttl", 1..=255)?,
+        }),
+        other => Err(args::wrong(
+            "config",
+            "boolean or table { tls?, ttl? }",
+            &other,
+        )),
     }
 }
 
-fn parse_host(value: Value) -> Result<String> {
-    match value {
-        Value::String(s) => {
-            let host = s.to_string_lossy();
-            let host = host.trim();
-            let host = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
-                return Err(Error::runtime(format!(
-                    "Invalid host '{host}' - expected a DNS name or an IP address"
-                )));
-            }
-            Ok(host.to_string())
-        }
-        other => Err(Error::runtime(format!(
-            "Invalid host - expected string, got {}",
-            lunet_runtime::type_name(&other)
-        ))),
-    }
-}
-
-fn parse_port(value: Value) -> Result<u16> {
-    let port = match &value {
-        Value::Integer(i) => *i as f64,
-        Value::Number(n) => *n,
-        other => {
-            return Err(Error::runtime(format!(
-                "Invalid port - expected number, got {}",
-                lunet_runtime::type_name(other)
-            )));
-        }
-    };
-    if port.fract() != 0.0 || !(1.0..=65535.0).contains(&port) {
+fn parse_host(value: &Value) -> Result<String> {
+    let host = args::string(value, "host")?.to_string_lossy();
+    let host = host.trim();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
         return Err(Error::runtime(format!(
-            "Invalid port {port} - expected an integer from 1 to 65535"
+            "Invalid host '{host}' - expected a DNS name or an IP address"
         )));
     }
-    Ok(port as u16)
+    Ok(host.to_string())
 }
 
 async fn connect(host: String, port: u16, options: ConnectOptions) -> Result<Stream> {
@@ -201,32 +151,16 @@ enum Data {
 /// The method functions, created once per VM and shared by every stream.
 fn build_methods(lua: &Lua) -> Result<Table> {
     let table = lua.create_table()?;
-    let read = lunet_runtime::create_async_function(
+    let read = lunet_runtime::create_checked_async_function(
         lua,
         "TcpStream:read",
         |lua, (this, size): (This<Stream>, Value)| {
             let lua = lua.clone();
-            let prepared = (|| {
-                let inner = this.get("read")?;
-                let size = match size {
-                    Value::Nil => DEFAULT_READ_SIZE,
-                    Value::Integer(i) if i >= 1 => i as usize,
-                    Value::Number(n) if n.fract() == 0.0 && n >= 1.0 => n as usize,
-                    other => {
-                        return Err(Error::runtime(format!(
-                            "Invalid size - expected a positive integer, got {}",
-                            match other {
-                                Value::Integer(i) => i.to_string(),
-                                Value::Number(n) => n.to_string(),
-                                other => lunet_runtime::type_name(&other).to_string(),
-                            }
-                        )));
-                    }
-                };
-                Ok((inner, size.min(16 << 20)))
-            })();
-            async move {
-                let (inner, size) = prepared?;
+            let inner = this.get("read")?;
+            let size = args::optional_integer_in::<usize>(&size, "size", 1..=i64::MAX)?
+                .unwrap_or(DEFAULT_READ_SIZE)
+                .min(16 << 20);
+            Ok(async move {
                 if inner.closed.get() {
                     return Ok(Value::Nil);
                 }
@@ -250,26 +184,23 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     return Ok(Value::Nil);
                 }
                 Ok(Value::String(lua.create_string(&buffer[..n])?))
-            }
+            })
         },
     )?;
-    let write = lunet_runtime::create_async_function(
+    let write = lunet_runtime::create_checked_async_function(
         lua,
         "TcpStream:write",
         |_lua, (this, data): (This<Stream>, Value)| {
-            let prepared = this.get("write").and_then(|inner| {
-                let data = match data {
-                    // Strings are immutable: write straight from Luau's copy (the
-                    // handle keeps it alive). Anything else is a buffer, which may
-                    // change while the write waits, so it is copied now (or the
-                    // wrong type, reported as such).
-                    Value::String(s) => Data::String(s),
-                    other => Data::Bytes(crate::convert::body_bytes(&other, "data")?),
-                };
-                Ok((inner, data))
-            });
-            async move {
-                let (inner, data) = prepared?;
+            let inner = this.get("write")?;
+            let data = match data {
+                // Strings are immutable: write straight from Luau's copy (the handle
+                // keeps it alive). Anything else is a buffer, which may change while
+                // the write waits, so it is copied now (or the wrong type, reported
+                // as such).
+                Value::String(s) => Data::String(s),
+                other => Data::Bytes(args::bytes(&other, "data")?),
+            };
+            Ok(async move {
                 if inner.closed.get() {
                     return Err(Error::runtime("cannot write: the TcpStream is closed"));
                 }
@@ -283,23 +214,22 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     .flush()
                     .await
                     .map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))
-            }
+            })
         },
     )?;
-    let close = lunet_runtime::create_async_function(
+    let close = lunet_runtime::create_checked_async_function(
         lua,
         "TcpStream:close",
         |_lua, this: This<Stream>| {
-            let inner = this.get("close");
-            async move {
-                let inner = inner?;
+            let inner = this.get("close")?;
+            Ok(async move {
                 if inner.closed.replace(true) {
                     return Ok(());
                 }
                 let mut writer = inner.writer.lock().await;
                 let _ = writer.shutdown().await;
                 Ok(())
-            }
+            })
         },
     )?;
     table.raw_set("read", read)?;
@@ -355,16 +285,14 @@ impl UserData for Stream {
 /// Builds the `net.tcp.connect` function.
 pub(crate) fn create_connect_function(lua: &Lua) -> Result<Function> {
     object::methods::<Stream>(lua)?;
-    lunet_runtime::create_async_function(
+    lunet_runtime::create_checked_async_function(
         lua,
         "net.tcp.connect",
         |_lua, (host, port, config): (Value, Value, Value)| {
-            let prepared: Result<_> =
-                (|| Ok((parse_host(host)?, parse_port(port)?, parse_options(config)?)))();
-            async move {
-                let (host, port, options) = prepared?;
-                connect(host, port, options).await
-            }
+            let host = parse_host(&host)?;
+            let port = args::integer_in::<u16>(&port, "port", 1..=65535)?;
+            let options = parse_options(config)?;
+            Ok(connect(host, port, options))
         },
     )
 }

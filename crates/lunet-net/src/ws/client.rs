@@ -7,19 +7,13 @@
 use mlua::{Error, Function, Lua, Result, Value};
 use tokio_tungstenite::Connector;
 
+use lunet_runtime::args;
+
 use super::WebSocket;
 use crate::error::error_chain;
 
 fn parse_url(value: &Value) -> Result<url::Url> {
-    let text = match value {
-        Value::String(s) => s.to_string_lossy(),
-        other => {
-            return Err(Error::runtime(format!(
-                "Invalid url - expected string, got {}",
-                lunet_runtime::type_name(other)
-            )));
-        }
-    };
+    let text = args::string(value, "url")?.to_string_lossy();
     let url = url::Url::parse(&text)
         .map_err(|e| Error::runtime(format!("Invalid url '{text}' - {e}")))?;
     match url.scheme() {
@@ -31,12 +25,10 @@ fn parse_url(value: &Value) -> Result<url::Url> {
 }
 
 pub(crate) fn create_socket_function(lua: &Lua) -> Result<Function> {
-    lunet_runtime::create_async_function(lua, "net.socket", |lua, value: Value| {
-        let url = parse_url(&value);
-        let prepared = super::socket::prepare(lua);
-        async move {
-            prepared?;
-            let url = url?;
+    lunet_runtime::create_checked_async_function(lua, "net.socket", |lua, value: Value| {
+        super::socket::prepare(lua)?;
+        let url = parse_url(&value)?;
+        Ok(async move {
             let connector = match url.scheme() {
                 "wss" => Connector::Rustls(crate::tls::stream_client_config()),
                 _ => Connector::Plain,
@@ -55,6 +47,6 @@ pub(crate) fn create_socket_function(lua: &Lua) -> Result<Function> {
                 ))
             })?;
             Ok(WebSocket::new(stream))
-        }
+        })
     })
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use lunet_runtime::{KeepAlive, Reply, Scheduler, Waiter};
+use lunet_runtime::{KeepAlive, Reply, Scheduler, Waiter, args};
 use mlua::{
     Error, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods, Value,
 };
@@ -309,44 +309,36 @@ impl Inner {
 /// The method functions, created once per VM and shared by every socket.
 fn build_methods(lua: &Lua) -> Result<Table> {
     let table = lua.create_table()?;
-    let send = lunet_runtime::create_async_function(
+    let send = lunet_runtime::create_checked_async_function(
         lua,
         "WebSocket:send",
         |lua, (this, message, as_binary): (This<WebSocket>, StringOrBuffer, Option<bool>)| {
             let scheduler = Scheduler::of(lua);
-            let prepared = (|| {
-                let inner = this.get("send")?;
-                let message = match (message, as_binary.unwrap_or(false)) {
-                    (StringOrBuffer::String(bytes), false) => match Utf8Bytes::try_from(bytes) {
+            let inner = this.get("send")?;
+            let message = match (message, as_binary.unwrap_or(false)) {
+                (StringOrBuffer::String(bytes), false) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => {
+                        return Err(Error::runtime(
+                            "WebSocket:send - the message is not valid UTF-8; pass asBinary = true to send it as a binary frame",
+                        ));
+                    }
+                },
+                (StringOrBuffer::String(bytes) | StringOrBuffer::Buffer(bytes), true) => {
+                    Message::Binary(bytes)
+                }
+                // A buffer without asBinary is text when it can be.
+                (StringOrBuffer::Buffer(bytes), false) => {
+                    match Utf8Bytes::try_from(bytes.clone()) {
                         Ok(text) => Message::Text(text),
-                        Err(_) => {
-                            return Err(Error::runtime(
-                                "WebSocket:send - the message is not valid UTF-8; pass asBinary = true to send it as a binary frame",
-                            ));
-                        }
-                    },
-                    (StringOrBuffer::String(bytes) | StringOrBuffer::Buffer(bytes), true) => {
-                        Message::Binary(bytes)
+                        Err(_) => Message::Binary(bytes),
                     }
-                    // A buffer without asBinary is text when it can be.
-                    (StringOrBuffer::Buffer(bytes), false) => {
-                        match Utf8Bytes::try_from(bytes.clone()) {
-                            Ok(text) => Message::Text(text),
-                            Err(_) => Message::Binary(bytes),
-                        }
-                    }
-                    (StringOrBuffer::Other(type_name), _) => {
-                        return Err(Error::runtime(format!(
-                            "Invalid message - expected string or buffer, got {type_name}"
-                        )));
-                    }
-                };
-                Ok((inner, message))
-            })();
-            async move {
-                let (inner, message) = prepared?;
-                inner.send(message, scheduler).await
-            }
+                }
+                (StringOrBuffer::Other(type_name), _) => {
+                    return Err(args::invalid("message", "string or buffer", type_name));
+                }
+            };
+            Ok(async move { inner.send(message, scheduler).await })
         },
     )?;
     let next = lunet_runtime::create_waiting_function(
@@ -354,37 +346,15 @@ fn build_methods(lua: &Lua) -> Result<Table> {
         "WebSocket:next",
         |lua, this: This<WebSocket>| Ok(this.get("next")?.next(lua)),
     )?;
-    let close = lunet_runtime::create_async_function(
+    let close = lunet_runtime::create_checked_async_function(
         lua,
         "WebSocket:close",
         |lua, (this, code): (This<WebSocket>, Value)| {
             let keep_alive = Scheduler::of(lua).keep_alive();
-            let prepared = (|| {
-                let inner = this.get("close")?;
-                let code = match code {
-                    Value::Nil => 1000,
-                    Value::Integer(i) if (1000..=4999).contains(&i) => i as u16,
-                    Value::Number(n) if n.fract() == 0.0 && (1000.0..=4999.0).contains(&n) => {
-                        n as u16
-                    }
-                    Value::Integer(_) | Value::Number(_) => {
-                        return Err(Error::runtime(
-                            "Invalid close code - expected an integer from 1000 to 4999",
-                        ));
-                    }
-                    other => {
-                        return Err(Error::runtime(format!(
-                            "Invalid close code - expected number, got {}",
-                            lunet_runtime::type_name(&other)
-                        )));
-                    }
-                };
-                Ok((inner, code))
-            })();
-            async move {
-                let (inner, code) = prepared?;
-                inner.close(code, keep_alive).await
-            }
+            let inner = this.get("close")?;
+            let code =
+                args::optional_integer_in::<u16>(&code, "close code", 1000..=4999)?.unwrap_or(1000);
+            Ok(async move { inner.close(code, keep_alive).await })
         },
     )?;
     table.raw_set("send", send)?;
