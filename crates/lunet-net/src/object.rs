@@ -110,7 +110,20 @@ impl<T: Object> FromLua for This<T> {
         }))
     }
 
+    /// The fast path mlua takes for a function's arguments: the userdata is borrowed
+    /// where it lies on the stack, with no registry reference made for it.
+    ///
+    /// # Safety
+    /// mlua's contract for `from_stack`: `idx` is a valid index of `lua`'s current
+    /// stack (any value, or none), and the state is locked by the caller for the
+    /// whole call, as it is while mlua converts a Rust function's arguments.
     unsafe fn from_stack(idx: c_int, lua: &RawLua) -> Result<Self> {
+        // SAFETY: `idx` and the lock are this function's own contract, which is what
+        // `UserDataRef::from_stack` asks for; it checks the value's type itself (any
+        // other value, or a `T` already borrowed mutably, is an error and becomes
+        // `None`). The borrow it returns points into the userdata, which the stack
+        // keeps alive, and is dropped before this function returns: only the cloned
+        // `Shared` state leaves it.
         let this = unsafe { <UserDataRef<T> as FromLua>::from_stack(idx, lua) };
         Ok(This(this.ok().map(|this| this.shared())))
     }

@@ -105,15 +105,20 @@ impl IntoLuaMulti for HandlerArgs<'_> {
 
     /// The fast path mlua takes when it pushes arguments for a call or a resume.
     ///
-    /// SAFETY (for the Luau C API calls): room for the eight values and the three
-    /// temporaries `append_entry` uses is made first, and every helper leaves the
-    /// stack as it found it plus the one value it pushes. None of these calls can
-    /// raise a Luau error here (which would unwind past Rust frames): the
-    /// VM has no memory limit (mlua aborts on allocation failure instead), strings are
-    /// far below Luau's size limit (requests are capped at 64 MiB), and no key is nil
-    /// or NaN. That is why no protected call is needed.
+    /// # Safety
+    /// mlua's contract for `push_into_stack_multi`: `lua`'s state is locked by the
+    /// caller for the whole call, and the values pushed are the caller's to pop.
     unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
         let state = lua.state();
+        // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
+        // eight values and the three temporaries `append_entry` uses is made first,
+        // and every helper leaves the stack as it found it plus the one value it
+        // pushes, so `push_bytes` always has room, and `append_entry` finds the
+        // table `lua_createtable` just pushed at the top, with room for three. None
+        // of these calls can raise a Luau error here (which would unwind past Rust
+        // frames): the VM has no memory limit (mlua aborts on allocation failure
+        // instead), strings are far below Luau's size limit (requests are capped at
+        // 64 MiB), and no key is nil or NaN. That is why no protected call is needed.
         unsafe {
             if ffi::lua_checkstack(state, 16) == 0 {
                 return Err(mlua::Error::StackError);
@@ -137,13 +142,36 @@ impl IntoLuaMulti for HandlerArgs<'_> {
     }
 }
 
+/// Pushes `bytes` as a Luau string.
+///
+/// # Safety
+/// `state` is a live Luau state this thread has locked, with room for one more
+/// value on its stack. (Pushing a string cannot raise: the VM has no memory limit,
+/// mlua aborts on allocation failure, and request parts are far below Luau's string
+/// size limit.)
 unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
+    // SAFETY: the pointer and length come from one live slice, which Luau copies
+    // before returning; the state and the room are the caller's contract.
     unsafe { ffi::lua_pushlstring_(state, bytes.as_ptr() as *const c_char, bytes.len()) };
 }
 
 /// Sets `t[key] = value` for the table at the top of the stack, where a repeated key
-/// turns the entry into an array of every value, in order. Uses three stack slots.
+/// turns the entry into an array of every value, in order. Uses three stack slots,
+/// and leaves the stack as it found it.
+///
+/// # Safety
+/// `state` is a live Luau state this thread has locked; the value at the top of its
+/// stack is a table without a metatable that only this function has filled (so
+/// every value in it is a string or an array this function made), and there is
+/// room for three more values.
 unsafe fn append_entry(state: *mut ffi::lua_State, key: &[u8], value: &[u8]) {
+    // SAFETY: with the table at -1 and room for three values (the contract), each
+    // step below keeps the indices it uses pointing where the comments say: the key
+    // and its copy, then the existing entry, are pushed above the table, so the
+    // table is at -3 for `lua_rawget`/`lua_rawset`. Raw gets and sets call no
+    // metamethods, and a key is never nil or NaN, so none of these raise. An
+    // existing entry is either nil, a string (one earlier value) or an array this
+    // function made, the three cases matched.
     unsafe {
         push_bytes(state, key);
         ffi::lua_pushvalue(state, -1);
