@@ -9,6 +9,8 @@
 //!   request, with the WebSocket upgrade;
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
 //! - [`tcp`]: `net.tcp.connect`, plain and TLS streams;
+//! - `body`: reading a request or response body within a limit, undoing its
+//!   content codings as it arrives;
 //! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream);
 //! - [`tls`]: the one trust store and the TLS client configurations;
 //! - [`url`]: the `urlEncode` and `urlDecode` functions.
@@ -17,6 +19,7 @@
 //! [`lunet_runtime::create_async_function`]; this crate never touches the scheduler's
 //! internals.
 
+mod body;
 pub mod client;
 mod convert;
 mod object;
