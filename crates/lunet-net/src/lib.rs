@@ -9,6 +9,8 @@
 //!   request, with the WebSocket upgrade;
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
 //! - `tcp`: `net.tcp.connect`, plain and TLS streams;
+//! - `body`: reading a request or response body within a limit, undoing its
+//!   content codings as it arrives;
 //! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream);
 //! - `convert`: Luau values to and from HTTP headers and bodies;
 //! - `error`: the error type of connections and how it is worded for scripts;
@@ -23,6 +25,7 @@
 //! scheduler's internals. Arguments are checked with [`lunet_runtime::args`], so
 //! every bad value reads `Invalid <field> - expected <what>, got <what was given>`.
 
+mod body;
 mod client;
 mod convert;
 mod error;

@@ -644,6 +644,12 @@ fn keep_alive_pipelining_chunked_expect_and_encoded_bodies() {
     );
     let (status, body) = post("compress", b"whatever".to_vec());
     assert_eq!(status, 415, "an unknown coding is refused: {body}");
+    let (status, body) = post("gzip", b"not gzip at all".to_vec());
+    assert_eq!(status, 400, "a body that is not gzip is refused: {body}");
+    assert_eq!(
+        body, "Bad Request: the body does not match its Content-Encoding\n",
+        "a corrupt body is told apart from one that could not be read"
+    );
     assert_eq!(script.finish(), 0);
 }
 
@@ -671,6 +677,140 @@ fn websocket_only_server_answers_426() {
             .to_ascii_lowercase()
             .contains("sec-websocket-version: 13"),
         "426 names the supported version"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+/// How much each compression bomb below expands to: four times the 64 MiB limit (a
+/// bigger one takes seconds to make in a debug build and tests nothing more).
+const BOMB_BYTES: u64 = 256 << 20;
+
+/// `BOMB_BYTES` of zeros in `coding` (an HTTP content coding), made as a stream.
+fn bomb(coding: &str) -> Vec<u8> {
+    use async_compression::Level;
+    use async_compression::tokio::bufread::{BrotliEncoder, GzipEncoder, ZlibEncoder, ZstdEncoder};
+    use tokio::io::{AsyncRead, AsyncReadExt};
+    let zeros = tokio::io::BufReader::with_capacity(1 << 20, tokio::io::repeat(0).take(BOMB_BYTES));
+    let mut encoder: Box<dyn AsyncRead + Unpin> = match coding {
+        "br" => Box::new(BrotliEncoder::with_quality(zeros, Level::Precise(5))),
+        "gzip" => Box::new(GzipEncoder::with_quality(zeros, Level::Fastest)),
+        "deflate" => Box::new(ZlibEncoder::with_quality(zeros, Level::Fastest)),
+        "zstd" => Box::new(ZstdEncoder::with_quality(zeros, Level::Default)),
+        other => panic!("no bomb for {other}"),
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut out = Vec::new();
+            encoder.read_to_end(&mut out).await.unwrap();
+            out
+        })
+}
+
+/// The peak (`VmHWM`) resident memory of this process so far, in bytes.
+fn peak_memory() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+/// Compression bombs (from 400 bytes to 1.2 MiB, each expanding to 256 MiB) get 413 as soon as the
+/// decoded body passes the 64 MiB limit: quickly, holding at most about the limit in
+/// memory, and while one is decoded, another connection's requests are answered
+/// without waiting for it.
+#[test]
+fn compression_bombs_get_413_without_memory_or_stalling_others() {
+    let bombs: Vec<(&str, Vec<u8>)> = ["br", "gzip", "zstd", "deflate"]
+        .into_iter()
+        .map(|coding| (coding, bomb(coding)))
+        .collect();
+    let (script, port) = spawn_server(ECHO_HANDLER);
+    let before = peak_memory();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hello = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut stream = connect(port, Duration::from_secs(10));
+            let mut worst = Duration::ZERO;
+            let mut answered = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let start = Instant::now();
+                stream
+                    .write_all(b"GET /string HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let mut response = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !String::from_utf8_lossy(&response).contains("just a string") {
+                    let n = stream.read(&mut buffer).unwrap();
+                    assert!(n > 0, "the hello connection closed");
+                    response.extend_from_slice(&buffer[..n]);
+                }
+                worst = worst.max(start.elapsed());
+                answered += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (worst, answered)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    for (coding, bomb) in &bombs {
+        let start = Instant::now();
+        let mut stream = connect(port, Duration::from_secs(20));
+        let head = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n",
+            bomb.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // The server stops reading at the limit, so the rest may never be taken.
+        let mut writer = stream.try_clone().unwrap();
+        let body = bomb.clone();
+        let writing = std::thread::spawn(move || {
+            let _ = writer.write_all(&body);
+        });
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with("HTTP/1.1 413"),
+            "a {coding} bomb of {} bytes gets 413: {response}",
+            bomb.len()
+        );
+        assert!(
+            response.to_ascii_lowercase().contains("connection: close"),
+            "{response}"
+        );
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        writing.join().unwrap();
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "a {coding} bomb is refused quickly, not after {took:?}"
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (worst, answered) = hello.join().unwrap();
+    let growth = peak_memory().saturating_sub(before);
+    assert!(answered > 0, "hello requests were answered meanwhile");
+    assert!(
+        worst < Duration::from_millis(100),
+        "a hello request waited {worst:?} while bombs were refused ({answered} answered)"
+    );
+    assert!(
+        growth < 200 * 1024 * 1024,
+        "peak memory grew by {} MiB for bombs of {} MiB each",
+        growth >> 20,
+        BOMB_BYTES >> 20
     );
     assert_eq!(script.finish(), 0);
 }

@@ -2,10 +2,11 @@
 //!
 //! The Luau side's argument is checked synchronously ([`params`]) into an
 //! [`Outgoing`] request, then the calling thread yields while the request is sent
-//! over a pooled connection and the whole response is read. Redirects are followed
-//! ([`redirect`]) and the body decoded ([`decode`]); the response becomes a
-//! `FetchResponse` table. Only transport failures (connection, DNS, TLS, I/O, too
-//! many redirects) are errors; any HTTP status is a normal response.
+//! over a pooled connection, redirects are followed ([`redirect`]), and the whole
+//! response is read and decoded within Luau's 1 GiB string limit ([`decode`]); the
+//! response becomes a `FetchResponse` table. Only transport failures (connection,
+//! DNS, TLS, I/O, too many redirects, a body past the limit) are errors; any HTTP
+//! status is a normal response.
 //!
 //! The layers below, each depending only on the ones after it:
 //! [`pool`] checks connections out and in and keeps them idle (hyper HTTP/1.1, or
@@ -30,12 +31,14 @@ use http::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT,
 };
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 
 use crate::convert::header_table;
 use crate::error::{BoxError, error_chain};
 use connect::RequestBody;
+use connect::Sender;
 use origin::{Origin, Outgoing, basic_credentials};
 use params::RequestParams;
 use pool::Pool;
@@ -114,38 +117,40 @@ impl Client {
         } = params;
         move_credentials_to_header(&mut request.url, &mut request.headers);
         self.add_default_headers(&mut request.headers, decompress);
-        let failed = |request: &Outgoing, error: BoxError| {
+        let failed = |method: &http::Method, url: &url::Url, error: BoxError| {
             Error::runtime(format!(
-                "net.request failed for {} {}: {}",
-                request.method,
-                request.url,
+                "net.request failed for {method} {url}: {}",
                 error_chain(&*error)
             ))
         };
         let mut redirects = 0;
         loop {
-            let (status, mut headers, body) = match self.exchange(&request).await {
+            let (status, mut headers, body, connection) = match self.exchange(&request).await {
                 Ok(response) => response,
-                Err(error) => return Err(failed(&request, error)),
+                Err(error) => return Err(failed(&request.method, &request.url, error)),
             };
-            if redirect::follow(&mut request, status, &headers) {
+            let (method, url) = (request.method.clone(), request.url.clone());
+            let followed = redirect::follow(&mut request, status, &headers);
+            // A followed redirect's body is read (so that its connection can be
+            // reused) within the same limit, but neither decoded nor kept.
+            let body = decode::read_body(
+                &mut headers,
+                body,
+                decompress && !followed,
+                decode::MAX_RESPONSE_BODY,
+            )
+            .await
+            .map_err(|error| failed(&method, &url, error))?;
+            let (origin, sender) = connection;
+            self.pool.checkin(&origin, sender);
+            if followed {
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
                     let error = format!("too many redirects (the limit is {MAX_REDIRECTS})");
-                    return Err(failed(&request, error.into()));
+                    return Err(failed(&request.method, &request.url, error.into()));
                 }
                 continue;
             }
-            let body = if decompress {
-                decode::decode_body(&mut headers, body).map_err(|e| {
-                    failed(
-                        &request,
-                        format!("cannot decode the response body: {e}").into(),
-                    )
-                })?
-            } else {
-                body
-            };
             return Ok(FetchResponse {
                 status,
                 headers,
@@ -168,13 +173,14 @@ impl Client {
         }
     }
 
-    /// One request and its whole response, on a pooled connection. A request that a
-    /// reused connection could not even send (the server had closed it meanwhile) is
-    /// sent again on a new one.
+    /// One request and its response head, on a pooled connection; the caller reads
+    /// the body and then checks the connection in. A request that a reused connection
+    /// could not even send (the server had closed it meanwhile) is sent again on a
+    /// new one.
     async fn exchange(
         &self,
         request: &Outgoing,
-    ) -> std::result::Result<(StatusCode, HeaderMap, Bytes), BoxError> {
+    ) -> std::result::Result<(StatusCode, HeaderMap, Incoming, (Origin, Sender)), BoxError> {
         let origin = Origin::of(&request.url);
         let route = self.proxies()?.route(&origin);
         let forward = match route {
@@ -194,9 +200,7 @@ impl Client {
                 }
             };
             let (parts, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
-            self.pool.checkin(&origin, checkout.sender);
-            return Ok((parts.status, parts.headers, body));
+            return Ok((parts.status, parts.headers, body, (origin, checkout.sender)));
         }
     }
 }

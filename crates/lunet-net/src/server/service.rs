@@ -16,13 +16,13 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
-use lunet_runtime::codec::compression::{content_codings, decompress_all};
+use lunet_runtime::codec::compression::content_codings;
 use mlua::LuaString;
 
 use super::response::{self, Body};
 use super::{Server, request, upgrade};
+use crate::body::{self, BodyError};
 
 /// The most header bytes (names and values) a request may carry.
 pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -39,7 +39,8 @@ fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
-/// Reads the whole body within the size limit, decoding any content coding.
+/// Reads the whole body within the size limit, decoding any content coding as it
+/// arrives (the limit applies to the received and to the decoded bytes).
 async fn read_body(
     request: Request<Incoming>,
 ) -> Result<(http::request::Parts, Bytes), Response<Body>> {
@@ -52,38 +53,27 @@ async fn read_body(
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
     }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
-            if error.is::<http_body_util::LengthLimitError>() {
-                return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
-            }
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "Bad Request: the body could not be read\n",
-            ));
-        }
-    };
     let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
-    let codecs = match content_codings(values.map(|v| v.as_bytes())) {
-        Ok(codecs) if codecs.is_empty() => return Ok((parts, bytes)),
-        Ok(codecs) => codecs,
-        Err(_) => {
-            return Err(response::plain(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
-            ));
-        }
+    let Ok(codecs) = content_codings(values.map(|v| v.as_bytes())) else {
+        return Err(response::plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
+        ));
     };
-    match decompress_all(&codecs, &bytes) {
-        Ok(decoded) if decoded.len() <= MAX_BODY_BYTES => Ok((parts, Bytes::from(decoded))),
-        Ok(_) => Err(response::plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload Too Large\n",
-        )),
-        Err(_) => Err(response::plain(
+    // Decoded as it arrives: a small compressed body cannot make us hold, or spend
+    // the event loop on, more than the limit.
+    match body::read_decoded(body, &codecs, MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(BodyError::TooLarge) => {
+            Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
+        }
+        Err(BodyError::Corrupt(_)) => Err(refuse(
             StatusCode::BAD_REQUEST,
             "Bad Request: the body does not match its Content-Encoding\n",
+        )),
+        Err(BodyError::Read(_)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the body could not be read\n",
         )),
     }
 }
