@@ -406,3 +406,111 @@ fn self_contained_examples_run() {
     assert!(out.stdout.contains("HTTP/1.1 200 OK"), "{}", out.stdout);
     assert!(out.stdout.contains("hello from /raw-tcp"), "{}", out.stdout);
 }
+
+/// Sends `signal` (a name `kill` knows: TERM, INT) to `child`.
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} succeeded");
+}
+
+/// A server script with a slow route, a route that never answers, and a timer that
+/// would keep the process alive for an hour.
+const SIGNAL_SERVER: &str = r#"local net = require("@lune/net")
+local task = require("@lune/task")
+local handle = net.serve(0, {
+    shutdownTimeout = 1,
+    handleRequest = function(request)
+        if request.path == "/slow" then
+            task.wait(0.5)
+            return "slow done"
+        end
+        task.wait(3600)
+        return "never"
+    end,
+})
+print(handle.port)
+task.delay(3600, function() end)
+"#;
+
+#[test]
+fn sigterm_drains_servers_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "server.luau", SIGNAL_SERVER);
+    let (mut child, port) = spawn_server(dir.path(), "server.luau");
+    let port: u16 = port.parse().expect("the server prints its port");
+    let slow = std::thread::spawn(move || http_get(port, "/slow"));
+    std::thread::sleep(Duration::from_millis(150));
+    let signalled = Instant::now();
+    send_signal(&child, "TERM");
+    let code = wait_exit(&mut child, LIMIT);
+    let response = slow.join().unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.ends_with("slow done"),
+        "the request in flight is answered before the process exits: {response:?}"
+    );
+    assert_eq!(code, Some(143), "SIGTERM exits with 128 + 15 once drained");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "the pending timer does not hold the process: {:?}",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn sigint_waits_for_the_shutdown_timeout_and_a_second_sigint_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "server.luau", SIGNAL_SERVER);
+
+    // A handler that never returns is given up on at shutdownTimeout (1 s).
+    let (mut child, port) = spawn_server(dir.path(), "server.luau");
+    let port: u16 = port.parse().unwrap();
+    let stuck = std::thread::spawn(move || http_get(port, "/forever"));
+    std::thread::sleep(Duration::from_millis(150));
+    let signalled = Instant::now();
+    send_signal(&child, "INT");
+    let code = wait_exit(&mut child, LIMIT);
+    assert_eq!(code, Some(130), "SIGINT exits with 128 + 2");
+    let took = signalled.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(5)).contains(&took),
+        "the stuck handler is waited for up to shutdownTimeout: {took:?}"
+    );
+    let _ = stuck.join();
+
+    // A second signal does not wait.
+    let (mut child, port) = spawn_server(dir.path(), "server.luau");
+    let port: u16 = port.parse().unwrap();
+    let stuck = std::thread::spawn(move || http_get(port, "/forever"));
+    std::thread::sleep(Duration::from_millis(150));
+    let signalled = Instant::now();
+    send_signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(&child, "INT");
+    let code = wait_exit(&mut child, LIMIT);
+    assert_eq!(code, Some(130));
+    assert!(
+        signalled.elapsed() < Duration::from_millis(800),
+        "the second SIGINT exits at once: {:?}",
+        signalled.elapsed()
+    );
+    let _ = stuck.join();
+}
+
+#[test]
+fn a_signal_without_a_server_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "sleeper.luau",
+        "local task = require(\"@lune/task\")\nprint(\"ready\")\ntask.wait(3600)\n",
+    );
+    let (mut child, line) = spawn_server(dir.path(), "sleeper.luau");
+    assert_eq!(line, "ready");
+    send_signal(&child, "TERM");
+    let code = wait_exit(&mut child, LIMIT);
+    // No handler was installed: the default action ends the process by the signal.
+    assert_eq!(code, None, "killed by SIGTERM's default action");
+}

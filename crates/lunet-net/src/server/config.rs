@@ -1,14 +1,18 @@
 //! Reading `net.serve`'s arguments: the port, and a handler function or a
-//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`).
+//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`, and the
+//! [`Limits`] fields).
 //!
 //! The address may be an IPv4 or IPv6 literal (with or without brackets), `localhost`,
 //! and may carry an `http://` prefix; it defaults to `127.0.0.1`. Every bad value is an
-//! error naming the field, with an example of what is accepted.
+//! error naming the field, with an example of what is accepted. What the limits do is
+//! the business of the modules that enforce them (`watchdog`, `connection`,
+//! `service`, the WebSocket upgrade).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use lunet_runtime::args;
-use mlua::{Error, Function, Result, Value};
+use mlua::{Error, Function, Result, Table, Value};
 
 /// A checked `net.serve` configuration.
 pub(crate) struct ServeConfig {
@@ -16,6 +20,73 @@ pub(crate) struct ServeConfig {
     pub(crate) address: IpAddr,
     pub(crate) handle_request: Option<Function>,
     pub(crate) handle_websocket: Option<Function>,
+    pub(crate) limits: Limits,
+}
+
+/// What one server lets a peer make it spend: `ServeConfig`'s limit fields.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Limits {
+    /// `maxBodySize`: the largest request body, after content decoding (413).
+    pub(crate) max_body: usize,
+    /// `maxHeaderSize`: the most header bytes, names and values (431).
+    pub(crate) max_header: usize,
+    /// `headerTimeout`: how long a request head may take once it has begun.
+    pub(crate) header_timeout: Duration,
+    /// `bodyTimeout`: how long a body being read may go without a byte (408).
+    pub(crate) body_timeout: Duration,
+    /// `idleTimeout`: how long a connection may do nothing (no request, no progress
+    /// writing a response) before it is closed.
+    pub(crate) idle_timeout: Duration,
+    /// `shutdownTimeout`: how long `stop()` and a signal wait for work in flight.
+    pub(crate) shutdown_timeout: Duration,
+    /// `maxMessageSize`: the largest WebSocket message (close 1009).
+    pub(crate) max_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: 64 << 20,
+            max_header: 32 << 10,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+            max_message: 64 << 20,
+        }
+    }
+}
+
+/// The most bytes a size limit may be set to: Luau's string limit, since a body or a
+/// message becomes one string.
+const MAX_SIZE: i64 = 1 << 30;
+
+impl Limits {
+    /// The defaults, with the fields `table` sets.
+    fn from_table(table: &Table) -> Result<Limits> {
+        let mut limits = Limits::default();
+        let size = |field: &str, value: &mut usize| -> Result<()> {
+            if let Some(size) = args::optional_integer_in(&table.get(field)?, field, 1..=MAX_SIZE)?
+            {
+                *value = size;
+            }
+            Ok(())
+        };
+        size("maxBodySize", &mut limits.max_body)?;
+        size("maxHeaderSize", &mut limits.max_header)?;
+        size("maxMessageSize", &mut limits.max_message)?;
+        let time = |field: &str, value: &mut Duration| -> Result<()> {
+            if let Some(seconds) = args::optional_seconds(&table.get(field)?, field)? {
+                *value = seconds;
+            }
+            Ok(())
+        };
+        time("headerTimeout", &mut limits.header_timeout)?;
+        time("bodyTimeout", &mut limits.body_timeout)?;
+        time("idleTimeout", &mut limits.idle_timeout)?;
+        time("shutdownTimeout", &mut limits.shutdown_timeout)?;
+        Ok(limits)
+    }
 }
 
 const ADDRESS_EXAMPLES: &str = "expected an IP address such as '127.0.0.1', '0.0.0.0', '::1', '[::1]' or 'localhost', optionally prefixed with 'http://'";
@@ -56,6 +127,7 @@ impl ServeConfig {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             handle_request: None,
             handle_websocket: None,
+            limits: Limits::default(),
         };
         match handler {
             Value::Function(f) => config.handle_request = Some(f),
@@ -67,6 +139,7 @@ impl ServeConfig {
                 if let Some(address) = args::optional_string(&t.get("address")?, "address")? {
                     config.address = parse_address(&address.to_string_lossy())?;
                 }
+                config.limits = Limits::from_table(&t)?;
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",
@@ -82,6 +155,26 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults are the table in `limits.md` and README's "Limits and shutdown".
+    #[test]
+    fn default_limits_are_the_documented_ones() {
+        let limits = Limits::default();
+        assert_eq!(limits.max_body, 64 * 1024 * 1024);
+        assert_eq!(limits.max_header, 32 * 1024);
+        assert_eq!(limits.header_timeout, Duration::from_secs(30));
+        assert_eq!(limits.body_timeout, Duration::from_secs(30));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(limits.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_message, 64 * 1024 * 1024);
+        let lua = mlua::Lua::new();
+        let table = lua.create_table().unwrap();
+        assert_eq!(
+            Limits::from_table(&table).unwrap(),
+            limits,
+            "an empty config"
+        );
+    }
 
     #[test]
     fn address_forms() {

@@ -1,17 +1,20 @@
 //! One accepted TCP connection's lifecycle: hyper's HTTP/1.1 state machine with
 //! Lunet's limits, from accept to close.
 //!
-//! hyper refuses any request head beyond its read buffer of [`READ_BUFFER_BYTES`], and
-//! a connection that makes no progress for [`stall::STALL_PERIOD`] (an unfinished
-//! request head, a silent keep-alive client, a client that stopped reading) is
-//! closed. A client that vanishes mid-body just ends its connection task. When the
-//! server stops, an idle connection closes at once, one whose response is being
-//! written finishes writing it, and one whose handler is still running answers with
-//! `Connection: close` and then closes.
+//! hyper refuses any request head beyond its read buffer (`maxHeaderSize` plus room
+//! for the request line, at least [`READ_BUFFER_BYTES`]), and the [`watchdog`] closes
+//! a connection whose head takes longer than `headerTimeout` (telling the client 408
+//! when part of a head arrived) or that sits idle for `idleTimeout`. A client that
+//! vanishes mid-body just ends its connection task.
+//!
+//! When the server stops: a connection with no request (idle, or writing a response
+//! whose handler has returned) is shut down gracefully, so a response being written
+//! is finished; one in the middle of a head or a body is closed at once; one whose
+//! handler runs answers with `Connection: close` when it returns. Whatever is still
+//! open at the server's deadline (`shutdownTimeout`) is closed.
 //!
 //! What happens to each request (the header and body limits, the handler call, the
-//! response) is [`super::service`]'s; this module only counts requests in flight,
-//! for the stall check and the graceful stop.
+//! response) is [`super::service`]'s.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -20,57 +23,28 @@ use std::rc::Rc;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use mlua::LuaString;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use super::Server;
+use super::peer::{InFlight, Peer};
 use super::service::handle;
-use super::stall::{self, Progress, Watched};
+use super::watchdog::{self, Activity, Expired, Progress, Watched};
 
-/// hyper's per-connection read buffer, a hard cap on a request head.
+/// hyper's smallest per-connection read buffer, a hard cap on a request head (it is
+/// larger when `maxHeaderSize` asks for more).
 pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
 
-/// What a connection knows about its peer, computed once per connection, and its
-/// state for a graceful stop.
-struct Peer {
-    server: Rc<Server>,
-    ip: LuaString,
-    port: u16,
-    /// Requests being handled on this connection (more than one when pipelined).
-    in_flight: Cell<usize>,
-    /// Set when the server stops: responses then carry `Connection: close`.
-    stopping: Cell<bool>,
-    /// Writes that made progress, for [`stall::stalled`].
-    progress: Progress,
-}
+/// What a client whose head timed out is told before the connection closes.
+const REQUEST_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
-/// Counts a request as in flight for as long as it lives.
-struct InFlight<'a>(&'a Peer);
-
-impl<'a> InFlight<'a> {
-    fn new(peer: &'a Peer) -> Self {
-        peer.in_flight.set(peer.in_flight.get() + 1);
-        InFlight(peer)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.set(self.0.in_flight.get() - 1);
-    }
-}
-
-/// Serves one connection until it closes or the server stops. The connection keeps
-/// the process alive while it is open, so a response in flight when the server stops
-/// is still delivered.
-pub(crate) async fn serve(
-    stream: TcpStream,
-    remote: SocketAddr,
-    server: Rc<Server>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Serves one connection until it closes, the watchdog gives up on it, or the
+/// server stops and it has drained. The connection keeps the process alive while it
+/// is open, so a response in flight when the server stops is still delivered.
+pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Server>) {
     let _keep_alive = server.scheduler.keep_alive();
+    let _open = server.drain.open();
+    let mut stop = server.drain.subscribe();
     let _ = stream.set_nodelay(true);
     let Ok(ip) = server
         .lua
@@ -78,12 +52,13 @@ pub(crate) async fn serve(
     else {
         return;
     };
+    let raw = RawSocket::of(&stream);
     let peer = Rc::new(Peer {
         server,
         ip,
         port: remote.port(),
-        in_flight: Cell::new(0),
         stopping: Cell::new(false),
+        activity: Activity::default(),
         progress: Progress::default(),
     });
     let service_peer = peer.clone();
@@ -91,7 +66,7 @@ pub(crate) async fn serve(
         let peer = service_peer.clone();
         async move {
             let _in_flight = InFlight::new(&peer);
-            let mut response = handle(&peer.server, &peer.ip, peer.port, request).await;
+            let mut response = handle(&peer, request).await;
             if peer.stopping.get() {
                 response.headers_mut().insert(
                     http::header::CONNECTION,
@@ -101,33 +76,88 @@ pub(crate) async fn serve(
             Ok::<_, Infallible>(response)
         }
     });
-    // No timer: hyper's header-read timeout is replaced by `stall` (see there).
+    let limits = peer.server.limits;
+    // No timer in hyper: its header-read timeout is replaced by the watchdog.
     let stream = Watched::new(stream, peer.progress.clone());
     let connection = hyper::server::conn::http1::Builder::new()
-        .max_buf_size(READ_BUFFER_BYTES)
+        .max_buf_size(READ_BUFFER_BYTES.max(limits.max_header + 64 * 1024))
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
-    let busy = || peer.in_flight.get() > 0;
+    let watching = watchdog::watch(&peer.progress, &peer.activity, &limits);
+    tokio::pin!(watching);
     tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = stall::stalled(&peer.progress, busy, stall::STALL_PERIOD) => {}
-        _ = super::stop_requested(&mut stop) => {
-            peer.stopping.set(true);
-            // With no handler running, hyper's graceful shutdown closes an idle
-            // connection at once and finishes a response it is still writing. (With a
-            // handler running it would drop that response, so then the response is
-            // sent with `Connection: close` instead.) Either way the response is
-            // delivered, unless its client stalls, which would otherwise keep a
-            // stopped server's process alive.
-            if peer.in_flight.get() == 0 {
-                connection.as_mut().graceful_shutdown();
+        _ = connection.as_mut() => return,
+        expired = watching.as_mut() => {
+            if expired == (Expired::Head { begun: true }) {
+                raw.write_now(REQUEST_TIMEOUT);
             }
-            tokio::select! {
-                _ = connection => {}
-                _ = stall::stalled(&peer.progress, busy, stall::STALL_PERIOD) => {}
+            return;
+        }
+        _ = super::stop_requested(&mut stop) => {}
+    }
+    peer.stopping.set(true);
+    let activity = &peer.activity;
+    if activity.reading_body.get() || activity.head_begun(&peer.progress) {
+        // Nothing was handed to a handler: nothing to finish.
+        return;
+    }
+    // With no handler running, hyper's graceful shutdown closes an idle connection at
+    // once and finishes a response it is still writing. (With a handler running it
+    // would drop that response, so then the response is sent with `Connection:
+    // close` instead.)
+    if activity.in_flight.get() == 0 {
+        connection.as_mut().graceful_shutdown();
+    }
+    let deadline = peer
+        .server
+        .drain
+        .deadline()
+        .unwrap_or_else(tokio::time::Instant::now);
+    tokio::select! {
+        _ = connection => {}
+        _ = watching => {}
+        () = tokio::time::sleep_until(deadline) => {}
+    }
+}
+
+/// The connection's socket as the OS knows it, for the one write made behind
+/// hyper's back: the 408 to a client whose head timed out.
+struct RawSocket {
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+}
+
+impl RawSocket {
+    fn of(stream: &TcpStream) -> RawSocket {
+        #[cfg(not(unix))]
+        let _ = stream;
+        RawSocket {
+            #[cfg(unix)]
+            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+        }
+    }
+
+    /// Writes what fits of `bytes` now, without waiting (the socket is
+    /// non-blocking); a full send buffer means the client is not reading anyway.
+    ///
+    /// Must be called while the stream this was made from is open (its connection
+    /// not yet dropped), so the descriptor is still the connection's.
+    fn write_now(&self, bytes: &[u8]) {
+        #[cfg(unix)]
+        {
+            use std::io::Write;
+            use std::os::fd::BorrowedFd;
+            // SAFETY: `serve` calls this while the hyper connection that owns the
+            // stream (and so the descriptor) is alive and pinned in its frame, so the
+            // descriptor is open and is this connection's for the whole call.
+            let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            if let Ok(owned) = fd.try_clone_to_owned() {
+                let _ = std::net::TcpStream::from(owned).write(bytes);
             }
         }
+        #[cfg(not(unix))]
+        let _ = bytes;
     }
 }

@@ -1,25 +1,29 @@
 //! `net.serve`: an HTTP/1.1 server whose requests are handled by Luau functions.
 //!
-//! [`config`] reads the arguments; this module binds the socket (synchronously, so a
-//! port in use is an immediate error), runs the accept loop as a local task that keeps
-//! the process alive, and returns the handle `{ ip, port, stop }`. [`connection`]
-//! runs each connection's lifecycle with hyper (keep-alive, [`stall`] detection,
-//! graceful stop); [`service`] takes each request from hyper to the Luau handler and
-//! back, with [`request`] and [`response`] converting between HTTP and Luau, and
-//! [`upgrade`] turning WebSocket handshakes into `WebSocket` objects. Each request
-//! runs in its own Luau thread via the scheduler's `call`, so a handler that yields
-//! holds up nothing else. A handler error is answered with 500 and printed with its
-//! stack trace; the server keeps serving.
+//! [`config`] reads the arguments and limits; this module binds the socket
+//! (synchronously, so a port in use is an immediate error), runs the accept loop as a
+//! local task that keeps the process alive, and returns the handle `{ ip, port, stop
+//! }`. [`connection`] runs each connection's lifecycle with hyper (keep-alive, the
+//! [`watchdog`]'s timeouts, the graceful stop); [`service`] takes each request from
+//! hyper to the Luau handler and back, with [`request`] and [`response`] converting
+//! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
+//! `WebSocket` objects; [`peer`] is what the last two share about a connection.
+//! [`drain`] holds what stopping involves (`stop()`, or SIGINT/SIGTERM through the
+//! runtime's `shutdown`). Each request runs in its own Luau thread via the
+//! scheduler's `call`, so a handler that yields holds up nothing else. A handler
+//! error is answered with 500 and printed with its stack trace; the server keeps
+//! serving.
 
 mod config;
 mod connection;
+mod drain;
+mod peer;
 mod request;
 mod response;
 mod service;
-mod stall;
 mod upgrade;
+mod watchdog;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -28,7 +32,9 @@ use mlua::{Error, FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result,
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
-use config::ServeConfig;
+use config::{Limits, ServeConfig};
+use drain::Drain;
+use lunet_runtime::shutdown::Shutdown;
 use lunet_runtime::{CallOutcome, KeepAlive, Scheduler};
 
 /// What every connection of one server shares.
@@ -39,6 +45,8 @@ pub(crate) struct Server {
     pub(crate) handle_websocket: Option<Function>,
     /// Builds each request table and calls `handle_request` with it (see [`request`]).
     pub(crate) request_builder: Function,
+    pub(crate) limits: Limits,
+    pub(crate) drain: Rc<Drain>,
 }
 
 impl Server {
@@ -51,22 +59,32 @@ impl Server {
     ) -> Result<R> {
         match self.scheduler.call(&self.lua, handler, args)? {
             CallOutcome::Done(result) => result,
-            CallOutcome::Pending(receiver) => receiver.await.unwrap_or_else(|_| {
-                Err(Error::runtime(
-                    "the handler's thread was cancelled before it returned",
-                ))
-            }),
+            CallOutcome::Pending(thread, receiver) => {
+                // Known to the drain while it runs, so a stopped server's deadline
+                // can cancel it.
+                let _running = self.drain.running(thread);
+                receiver.await.unwrap_or_else(|_| {
+                    Err(Error::runtime(
+                        "the handler's thread was cancelled before it returned",
+                    ))
+                })
+            }
         }
     }
-}
 
-/// Prints a handler failure (with its Luau stack trace) to stderr.
-pub(crate) fn report_handler_error(handler: &str, what: &str, error: &Error) {
-    let message = lunet_runtime::report::error_with_trace(error);
-    eprintln!(
-        "net.serve: {handler} failed for {what}: {}",
-        message.trim_end()
-    );
+    /// Prints a handler failure (with its Luau stack trace) to stderr, unless the
+    /// server gave up on its handlers at its shutdown deadline (the failure is then
+    /// that cancellation).
+    pub(crate) fn report_handler_error(&self, handler: &str, what: &str, error: &Error) {
+        if self.drain.abandoned() {
+            return;
+        }
+        let message = lunet_runtime::report::error_with_trace(error);
+        eprintln!(
+            "net.serve: {handler} failed for {what}: {}",
+            message.trim_end()
+        );
+    }
 }
 
 fn bind(address: SocketAddr) -> Result<TcpListener> {
@@ -100,19 +118,33 @@ pub(crate) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    server: Rc<Server>,
-    mut stop: watch::Receiver<bool>,
-    keep_alive: KeepAlive,
-) {
+/// Accepts connections until the server stops, then waits for it to drain. While
+/// it runs, a SIGINT or SIGTERM stops the server and the process exits once it has
+/// drained (see the runtime's `shutdown`).
+async fn accept_loop(listener: TcpListener, server: Rc<Server>, keep_alive: KeepAlive) {
+    let drain = server.drain.clone();
+    let _on_signal = Shutdown::of(&server.lua).on_signal(move || {
+        let drain = drain.clone();
+        async move {
+            drain.begin();
+            let deadline = drain.deadline().unwrap_or_else(tokio::time::Instant::now);
+            // Past the deadline, what is left has been cancelled or cut; a moment
+            // more lets the cancelled handlers' connections close.
+            tokio::select! {
+                () = drain.finished() => {}
+                () = tokio::time::sleep_until(deadline + Duration::from_millis(100)) => {}
+            }
+        }
+    });
+    let mut stop = server.drain.subscribe();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    tokio::task::spawn_local(connection::serve(stream, remote, server.clone(), stop.clone()));
+                    tokio::task::spawn_local(connection::serve(stream, remote, server.clone()));
                 }
-                // Out of file descriptors and similar: back off instead of spinning.
+                // Out of file descriptors and similar: back off instead of spinning,
+                // and go on accepting once descriptors are free again.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
             _ = stop_requested(&mut stop) => break,
@@ -120,20 +152,21 @@ async fn accept_loop(
     }
     drop(listener);
     drop(keep_alive);
+    // Still registered for signals while connections drain: a signal now waits for
+    // them too.
+    server.drain.finished().await;
 }
 
-fn create_handle(lua: &Lua, local: SocketAddr, stop: watch::Sender<bool>) -> Result<Table> {
+fn create_handle(lua: &Lua, local: SocketAddr, drain: Rc<Drain>) -> Result<Table> {
     let handle = lua.create_table_with_capacity(0, 3)?;
     handle.raw_set("ip", local.ip().to_string())?;
     handle.raw_set("port", local.port())?;
-    let stopped = Cell::new(false);
     let stop_fn = lunet_runtime::create_function(lua, move |_, _: MultiValue| {
-        if stopped.replace(true) {
+        if !drain.begin() {
             return Err(Error::runtime(format!(
                 "the server on {local} is already stopped"
             )));
         }
-        let _ = stop.send(true);
         Ok(())
     })?;
     handle.raw_set("stop", stop_fn)?;
@@ -148,20 +181,17 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
         let listener = bind(SocketAddr::new(config.address, config.port))?;
         let local = listener.local_addr()?;
         let scheduler = Scheduler::of(lua);
+        let drain = Drain::new(scheduler.clone(), config.limits.shutdown_timeout);
         let server = Rc::new(Server {
             lua: lua.clone(),
             scheduler: scheduler.clone(),
             handle_request: config.handle_request,
             handle_websocket: config.handle_websocket,
             request_builder: request::create_request_builder(lua)?,
+            limits: config.limits,
+            drain: drain.clone(),
         });
-        let (stop_sender, stop_receiver) = watch::channel(false);
-        tokio::task::spawn_local(accept_loop(
-            listener,
-            server,
-            stop_receiver,
-            scheduler.keep_alive(),
-        ));
-        create_handle(lua, local, stop_sender)
+        tokio::task::spawn_local(accept_loop(listener, server, scheduler.keep_alive()));
+        create_handle(lua, local, drain)
     })
 }

@@ -1,10 +1,11 @@
 //! The per-request path of `net.serve`: from a hyper request to the Luau handler and
 //! back to a response.
 //!
-//! Limits that keep bad clients from hurting the server: request headers larger than
-//! [`MAX_HEADER_BYTES`] are answered with 431, and bodies over [`MAX_BODY_BYTES`]
-//! (declared, received, or once decoded) with 413; a body in a `Content-Encoding` we
-//! cannot undo gets 415. A WebSocket handshake goes to [`super::upgrade`]; a server
+//! Limits that keep bad clients from hurting the server (the server's `Limits`):
+//! request headers larger than `maxHeaderSize` are answered with 431, bodies over
+//! `maxBodySize` (declared, received, or once decoded) with 413, and a body that
+//! stops arriving for `bodyTimeout` with 408 (the watchdog tells us); a body in a
+//! `Content-Encoding` we cannot undo gets 415. A WebSocket handshake goes to [`super::upgrade`]; a server
 //! without `handleRequest` answers other requests with 426. A handler error is
 //! answered with 500 and printed with its stack trace.
 //!
@@ -12,22 +13,15 @@
 //! graceful stop are [`super::connection`]'s) nor the conversions between HTTP and
 //! Luau ([`super::request`], [`super::response`]).
 
-use std::rc::Rc;
-
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use lunet_runtime::codec::compression::content_codings;
-use mlua::LuaString;
 
+use super::peer::Peer;
 use super::response::{self, Body};
-use super::{Server, request, upgrade};
+use super::{request, upgrade};
 use crate::body::{self, BodyError};
-
-/// The most header bytes (names and values) a request may carry.
-pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// The largest request body accepted (after which the answer is 413).
-pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// A refusal that also closes the connection (what follows on it is not trusted).
 fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -42,15 +36,17 @@ fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
 /// Reads the whole body within the size limit, decoding any content coding as it
 /// arrives (the limit applies to the received and to the decoded bytes).
 async fn read_body(
+    peer: &Peer,
     request: Request<Incoming>,
 ) -> Result<(http::request::Parts, Bytes), Response<Body>> {
+    let limit = peer.server.limits.max_body;
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|len| len > limit as u64) {
         return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
     }
     let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
@@ -62,7 +58,16 @@ async fn read_body(
     };
     // Decoded as it arrives: a small compressed body cannot make us hold, or spend
     // the event loop on, more than the limit.
-    match body::read_decoded(body, &codecs, MAX_BODY_BYTES).await {
+    let activity = &peer.activity;
+    activity.reading_body.set(true);
+    let read = tokio::select! {
+        read = body::read_decoded(body, &codecs, limit) => read,
+        () = activity.body_expired.notified() => {
+            return Err(refuse(StatusCode::REQUEST_TIMEOUT, "Request Timeout: the body stopped arriving\n"));
+        }
+    };
+    activity.reading_body.set(false);
+    match read {
         Ok(bytes) => Ok((parts, bytes)),
         Err(BodyError::TooLarge) => {
             Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
@@ -85,16 +90,12 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
         .sum()
 }
 
-/// Answers one request: refuses oversized headers, hands a WebSocket handshake to
-/// [`upgrade`], reads the body, and runs `handleRequest` in its own Luau thread with
-/// the request from `ip`:`port` (the connection's peer).
-pub(crate) async fn handle(
-    server: &Rc<Server>,
-    ip: &LuaString,
-    port: u16,
-    request: Request<Incoming>,
-) -> Response<Body> {
-    if header_bytes(request.headers()) > MAX_HEADER_BYTES {
+/// Answers one request on `peer`'s connection: refuses oversized headers, hands a
+/// WebSocket handshake to [`upgrade`], reads the body, and runs `handleRequest` in
+/// its own Luau thread.
+pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
+    let server = &peer.server;
+    if header_bytes(request.headers()) > server.limits.max_header {
         return refuse(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request Header Fields Too Large\n",
@@ -122,7 +123,7 @@ pub(crate) async fn handle(
     let (parts, body) = if request.body().is_end_stream() {
         (request.into_parts().0, Bytes::new())
     } else {
-        match Box::pin(read_body(request)).await {
+        match Box::pin(read_body(peer, request)).await {
             Ok(read) => read,
             Err(response) => return response,
         }
@@ -131,8 +132,8 @@ pub(crate) async fn handle(
         handler,
         parts: &parts,
         body: &body,
-        ip,
-        port,
+        ip: &peer.ip,
+        port: peer.port,
     };
     let result = server
         .run_handler(&server.request_builder, args)
@@ -141,7 +142,7 @@ pub(crate) async fn handle(
     match result {
         Ok(response) => response,
         Err(error) => {
-            super::report_handler_error("handleRequest", &describe(&parts), &error);
+            server.report_handler_error("handleRequest", &describe(&parts), &error);
             response::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
     }

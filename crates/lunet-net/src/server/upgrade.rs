@@ -69,7 +69,9 @@ pub(crate) fn accept(
         .unwrap_or_default();
     let on_upgrade = hyper::upgrade::on(&mut request);
     let server = server.clone();
+    let open = server.drain.open();
     tokio::task::spawn_local(async move {
+        let _open = open;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -90,7 +92,7 @@ pub(crate) fn accept(
         };
         let outcome = server.run_handler::<()>(&handler, socket).await;
         if let Err(error) = outcome {
-            super::report_handler_error("handleWebSocket", "WebSocket connection", &error);
+            server.report_handler_error("handleWebSocket", "WebSocket connection", &error);
         }
     });
     let mut response = Response::new(Full::new(Bytes::new()));

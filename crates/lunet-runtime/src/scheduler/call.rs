@@ -36,8 +36,10 @@ use super::Scheduler;
 pub enum CallOutcome<R> {
     /// The function returned (or errored) without yielding.
     Done(Result<R>),
-    /// The function yielded; the receiver gets its outcome when it ends.
-    Pending(oneshot::Receiver<Result<R>>),
+    /// The function yielded; the receiver gets its outcome when it ends. The thread
+    /// is the one running it, for a caller that may have to give up on it
+    /// ([`Scheduler::cancel`], which sends the receiver a cancellation error).
+    Pending(Thread, oneshot::Receiver<Result<R>>),
 }
 
 /// Where a watched thread's outcome goes: converts it and sends it to the caller.
@@ -159,7 +161,7 @@ impl Scheduler {
         self.watchers
             .map
             .borrow_mut()
-            .insert(key, (thread, deliver));
-        Ok(CallOutcome::Pending(receiver))
+            .insert(key, (thread.clone(), deliver));
+        Ok(CallOutcome::Pending(thread, receiver))
     }
 }

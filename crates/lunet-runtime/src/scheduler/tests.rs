@@ -167,7 +167,7 @@ fn call_reports_immediate_and_yielding_outcomes() {
             _ => panic!("an error without yielding is done at once"),
         }
         match scheduler.call::<Value>(lua, &slow, 1).unwrap() {
-            CallOutcome::Pending(receiver) => {
+            CallOutcome::Pending(_, receiver) => {
                 let results = results.clone();
                 let guard = scheduler.keep_alive();
                 tokio::task::spawn_local(async move {
@@ -203,7 +203,8 @@ fn a_called_thread_that_is_cancelled_reports_the_cancellation_to_its_caller() {
             .load("return function() handler = coroutine.running() sleep(60000) end")
             .eval()
             .unwrap();
-        let CallOutcome::Pending(receiver) = scheduler.call::<()>(lua, &waits, ()).unwrap() else {
+        let CallOutcome::Pending(_, receiver) = scheduler.call::<()>(lua, &waits, ()).unwrap()
+        else {
             panic!("a function that yields is pending");
         };
         let thread: Thread = lua.globals().get("handler").unwrap();
@@ -335,7 +336,7 @@ fn finished_threads_are_reused_unless_a_script_may_hold_them() {
     run(|lua, scheduler| {
         let call = |func: &Function| match scheduler.call::<i64>(lua, func, ()).unwrap() {
             CallOutcome::Done(result) => result.unwrap(),
-            CallOutcome::Pending(_) => panic!("the function does not yield"),
+            CallOutcome::Pending(..) => panic!("the function does not yield"),
         };
         let plain: Function = lua.load("return function() return 1 end").eval().unwrap();
         for _ in 0..3 {
@@ -367,7 +368,7 @@ fn finished_threads_are_reused_unless_a_script_may_hold_them() {
             .unwrap();
         let distinct = match scheduler.call::<bool>(lua, &other, ()).unwrap() {
             CallOutcome::Done(result) => result.unwrap(),
-            CallOutcome::Pending(_) => panic!("the function does not yield"),
+            CallOutcome::Pending(..) => panic!("the function does not yield"),
         };
         assert!(distinct, "later calls never run in the kept thread");
     });

@@ -1,0 +1,164 @@
+//! Stopping a server: what `stop()` and SIGINT/SIGTERM set in motion, and how long
+//! it may take.
+//!
+//! [`Drain::begin`] stops accepting (through the stop channel every connection and
+//! the accept loop watch), fixes the deadline (`shutdownTimeout` from now), and at
+//! the deadline gives up on the handlers still running: their Luau threads are
+//! cancelled, so a handler stuck in `task.wait(3600)` cannot hold the process open.
+//! [`Drain::finished`] resolves once every connection and WebSocket of the server
+//! has closed, which is what a signal waits for before the process exits.
+//!
+//! What each connection does when the server stops (close at once, finish a
+//! response, wait for its handler until the deadline) is `connection`'s business;
+//! this module only keeps the shared state.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use lunet_runtime::Scheduler;
+use mlua::Thread;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// One server's stop state.
+pub(crate) struct Drain {
+    scheduler: Rc<Scheduler>,
+    stop: watch::Sender<bool>,
+    shutdown_timeout: Duration,
+    deadline: Cell<Option<Instant>>,
+    /// Handler threads that yielded and have not ended, by identity.
+    running: RefCell<HashMap<usize, Thread>>,
+    /// Connections and WebSockets still open.
+    open: Cell<usize>,
+    closed: Notify,
+    /// Set at the deadline: handler failures from then on are the cancellation, not
+    /// worth reporting.
+    abandoned: Cell<bool>,
+}
+
+/// Counts one connection or WebSocket as open while it lives.
+pub(crate) struct Open(Rc<Drain>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let open = self.0.open.get() - 1;
+        self.0.open.set(open);
+        if open == 0 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
+/// Keeps a handler thread known to the drain while its caller waits for it.
+pub(crate) struct Running<'a> {
+    drain: &'a Drain,
+    key: usize,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let thread = self.drain.running.borrow_mut().remove(&self.key);
+        // Its caller stopped waiting (the connection was dropped): past the
+        // deadline, the thread is given up on with it rather than left running.
+        if let Some(thread) = thread
+            && self
+                .drain
+                .deadline()
+                .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            self.drain.abandoned.set(true);
+            let _ = self.drain.scheduler.cancel(&thread);
+        }
+    }
+}
+
+impl Drain {
+    pub(crate) fn new(scheduler: Rc<Scheduler>, shutdown_timeout: Duration) -> Rc<Drain> {
+        Rc::new(Drain {
+            scheduler,
+            stop: watch::channel(false).0,
+            shutdown_timeout,
+            deadline: Cell::new(None),
+            running: RefCell::new(HashMap::new()),
+            open: Cell::new(0),
+            closed: Notify::new(),
+            abandoned: Cell::new(false),
+        })
+    }
+
+    /// A receiver of the stop signal (true once stopping).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Starts stopping: no more connections, a deadline for the rest. False when the
+    /// server was already stopping.
+    pub(crate) fn begin(self: &Rc<Self>) -> bool {
+        if self.deadline.get().is_some() {
+            return false;
+        }
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.deadline.set(Some(deadline));
+        self.stop.send_replace(true);
+        let drain = self.clone();
+        tokio::task::spawn_local(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = drain.finished() => {
+                    // Every connection closed; handlers whose clients left may
+                    // still run, and get until the deadline too.
+                    if drain.running.borrow().is_empty() {
+                        return;
+                    }
+                    tokio::time::sleep_until(deadline).await;
+                }
+            }
+            drain.abandon();
+        });
+        true
+    }
+
+    /// When work still running is given up on; `None` until the server stops.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline.get()
+    }
+
+    /// True once the deadline passed.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.abandoned.get()
+    }
+
+    fn abandon(&self) {
+        self.abandoned.set(true);
+        let running: Vec<Thread> = self.running.borrow_mut().drain().map(|(_, t)| t).collect();
+        for thread in running {
+            let _ = self.scheduler.cancel(&thread);
+        }
+    }
+
+    /// Counts a connection or WebSocket as open until the guard drops.
+    pub(crate) fn open(self: &Rc<Self>) -> Open {
+        self.open.set(self.open.get() + 1);
+        Open(self.clone())
+    }
+
+    /// Resolves once nothing of the server is open.
+    pub(crate) async fn finished(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.open.get() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+
+    /// Registers a handler thread that yielded, until the guard drops.
+    pub(crate) fn running(&self, thread: Thread) -> Running<'_> {
+        let key = thread.to_pointer() as usize;
+        self.running.borrow_mut().insert(key, thread);
+        Running { drain: self, key }
+    }
+}
