@@ -3,7 +3,9 @@
 //!
 //! Trust is Mozilla's roots (webpki-roots) plus the operating system's store plus
 //! every certificate in the PEM files named by `SSL_CERT_FILE` and found in
-//! `SSL_CERT_DIR`. The store is built once per process, on first use. Two client
+//! `SSL_CERT_DIR` (read through [`lunet_runtime::env`], so a script's `process.env`
+//! writes before its first TLS connection count). The store is built once per
+//! process, on first use. Two client
 //! configurations come from it: one that offers HTTP/2 and HTTP/1.1 by ALPN (for the
 //! HTTP client) and one without ALPN (for WebSockets and raw TCP). TLS is rustls with
 //! the ring provider.
@@ -35,10 +37,10 @@ fn build_root_store() -> RootCertStore {
     for cert in native.certs {
         let _ = store.add(cert);
     }
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+    if let Some(file) = lunet_runtime::env::var("SSL_CERT_FILE") {
         add_pem_file(&mut store, Path::new(&file));
     }
-    if let Some(dir) = std::env::var_os("SSL_CERT_DIR") {
+    if let Some(dir) = lunet_runtime::env::var("SSL_CERT_DIR") {
         for dir in std::env::split_paths(&dir) {
             if let Ok(entries) = std::fs::read_dir(dir) {
                 for entry in entries.flatten() {

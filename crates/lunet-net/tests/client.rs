@@ -332,3 +332,94 @@ check(waited < 3, "10 requests to a 0.5 s endpoint overlap (took " .. waited .. 
         &base(&peer),
     );
 }
+
+#[test]
+fn timeout_bounds_the_exchange_and_drops_its_connection() {
+    let (peer, counts) = peers::hanging();
+    run_luau(
+        r#"
+local base = process.args[1]
+local function counts() return net.request(base .. "/count").body end
+local function waitFor(expected, what)
+    local seen
+    for _ = 1, 150 do
+        seen = counts()
+        if seen == expected then return end
+        task.wait(0.02)
+    end
+    error(what .. ": the server saw " .. tostring(seen) .. ", expected " .. expected)
+end
+
+local start = os.clock()
+errors(function() net.request({ url = base .. "/hang", timeout = 0.3 }) end,
+    "net.request timed out after 0.3 s for GET " .. base .. "/hang", "a silent server")
+local took = os.clock() - start
+check(took >= 0.29 and took < 3, "the request failed after about 0.3 s (took " .. took .. " s)")
+waitFor("0/1", "the timed-out connection is closed, not kept")
+
+start = os.clock()
+errors(function() net.request({ url = base .. "/hang-body", method = "get", timeout = 0.3 }) end,
+    "net.request timed out after 0.3 s for GET " .. base .. "/hang-body", "a body that stops")
+took = os.clock() - start
+check(took >= 0.29 and took < 3, "the body read failed after about 0.3 s (took " .. took .. " s)")
+waitFor("0/2", "the connection of the unfinished body is closed")
+
+local ok = net.request({ url = base .. "/count", timeout = 5 })
+eq(ok.statusCode, 200, "a request well within its timeout succeeds")
+
+local expected = "Invalid timeout - expected a number of seconds greater than 0, got "
+local url = base .. "/count"
+errors(function() net.request({ url = url, timeout = 0 }) end, expected .. "0", "a zero timeout")
+errors(function() net.request({ url = url, timeout = -1 }) end, expected .. "-1", "a negative timeout")
+errors(function() net.request({ url = url, timeout = 0 / 0 }) end, expected, "a NaN timeout")
+errors(function() net.request({ url = url, timeout = "1" }) end, expected .. "string", "a string timeout")
+"#,
+        &[peer.http_url()],
+    );
+    assert_eq!(
+        counts.closed.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "both timed-out connections were closed by the client"
+    );
+}
+
+#[test]
+fn cancelling_a_thread_in_net_request_closes_its_connection() {
+    let (peer, counts) = peers::hanging();
+    run_luau(
+        r#"
+local base = process.args[1]
+local function counts() return net.request(base .. "/count").body end
+local function waitFor(expected, what, limit)
+    local seen
+    local start = os.clock()
+    while os.clock() - start < limit do
+        seen = counts()
+        if seen == expected then return os.clock() - start end
+        task.wait(0.01)
+    end
+    error(what .. ": the server saw " .. tostring(seen) .. ", expected " .. expected)
+end
+
+local resumed = 0
+for round, path in { "/hang", "/hang-body" } do
+    local thread = task.spawn(function()
+        pcall(net.request, base .. path)
+        resumed += 1
+    end)
+    waitFor("1/" .. (round - 1), path .. ": the request reached the server", 10)
+    task.cancel(thread)
+    waitFor("0/" .. round, path .. ": the cancelled request's connection is closed within 1 s", 1)
+end
+task.wait(0.1)
+eq(resumed, 0, "a cancelled thread is never resumed")
+eq(net.request(base .. "/count").statusCode, 200, "later requests to the same server work")
+"#,
+        &[peer.http_url()],
+    );
+    assert_eq!(
+        counts.closed.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "both cancelled requests' connections were closed by the client"
+    );
+}

@@ -13,10 +13,11 @@
 //! one shared HTTP/2 connection when a TLS server offers it); [`connect`] opens them
 //! (TCP, proxy tunnel, TLS, handshake); [`proxy`] decides each origin's route from
 //! the environment; [`origin`] is the plain data they share (the request, its
-//! origin, URL credentials).
+//! origin, URL credentials). [`limits`] bounds the time each exchange may take.
 
 mod connect;
 mod decode;
+mod limits;
 mod origin;
 mod params;
 mod pool;
@@ -39,6 +40,7 @@ use crate::convert::header_table;
 use crate::error::{BoxError, error_chain};
 use connect::RequestBody;
 use connect::Sender;
+use limits::Watchdog;
 use origin::{Origin, Outgoing, basic_credentials};
 use params::RequestParams;
 use pool::Pool;
@@ -109,33 +111,57 @@ impl Client {
         }
     }
 
-    /// Sends one checked request, follows its redirects, and reads the whole response.
+    /// Sends one checked request, follows its redirects, and reads the whole response,
+    /// within the script's `timeout` if it gave one (the defaults in [`limits`]
+    /// otherwise). A request that times out, or whose thread is cancelled, drops its
+    /// connection (and with it the socket) instead of checking it back in.
     pub(crate) async fn send(&self, params: RequestParams) -> Result<FetchResponse> {
         let RequestParams {
             mut request,
             decompress,
+            timeout,
         } = params;
         move_credentials_to_header(&mut request.url, &mut request.headers);
         self.add_default_headers(&mut request.headers, decompress);
+        let Some(limit) = timeout else {
+            return self.follow(&mut request, decompress, true).await;
+        };
+        let outcome = tokio::time::timeout(limit, self.follow(&mut request, decompress, false))
+            .await
+            .map_err(|_| limits::timed_out(limit, &request.method, &request.url));
+        outcome.unwrap_or_else(|message| Err(Error::runtime(message)))
+    }
+
+    /// [`Client::send`]'s exchanges, one per redirect, each bounded by the default
+    /// limits when `defaults` is set.
+    async fn follow(
+        &self,
+        request: &mut Outgoing,
+        decompress: bool,
+        defaults: bool,
+    ) -> Result<FetchResponse> {
         let failed = |method: &http::Method, url: &url::Url, error: BoxError| {
             Error::runtime(format!(
                 "net.request failed for {method} {url}: {}",
                 error_chain(&*error)
             ))
         };
+        let mut timer = std::pin::pin!(None);
         let mut redirects = 0;
         loop {
-            let (status, mut headers, body, connection) = match self.exchange(&request).await {
+            let mut watchdog = Watchdog::new(timer.as_mut(), defaults);
+            let exchange = self.exchange(request, &mut watchdog).await;
+            let (status, mut headers, body, connection) = match exchange {
                 Ok(response) => response,
                 Err(error) => return Err(failed(&request.method, &request.url, error)),
             };
             let (method, url) = (request.method.clone(), request.url.clone());
-            let followed = redirect::follow(&mut request, status, &headers);
+            let followed = redirect::follow(request, status, &headers);
             // A followed redirect's body is read (so that its connection can be
             // reused) within the same limit, but neither decoded nor kept.
             let body = decode::read_body(
                 &mut headers,
-                body,
+                watchdog.body(body),
                 decompress && !followed,
                 decode::MAX_RESPONSE_BODY,
             )
@@ -173,13 +199,15 @@ impl Client {
         }
     }
 
-    /// One request and its response head, on a pooled connection; the caller reads
-    /// the body and then checks the connection in. A request that a reused connection
-    /// could not even send (the server had closed it meanwhile) is sent again on a
-    /// new one.
+    /// One request and its response head, on a pooled connection opened within the
+    /// watchdog's connect limit, the head waited for under the watchdog; the caller
+    /// reads the body and then checks the connection in. A request that a reused
+    /// connection could not even send (the server had closed it meanwhile) is sent
+    /// again on a new one.
     async fn exchange(
         &self,
         request: &Outgoing,
+        watchdog: &mut Watchdog<'_>,
     ) -> std::result::Result<(StatusCode, HeaderMap, Incoming, (Origin, Sender)), BoxError> {
         let origin = Origin::of(&request.url);
         let route = self.proxies()?.route(&origin);
@@ -188,9 +216,10 @@ impl Client {
             _ => None,
         };
         loop {
-            let mut checkout = self.pool.checkout(&origin, route).await?;
+            let connect_limit = watchdog.connect_limit();
+            let mut checkout = self.pool.checkout(&origin, route, connect_limit).await?;
             let message = build(request, checkout.sender.is_http2(), forward)?;
-            let response = match checkout.sender.send(message).await {
+            let response = match watchdog.head(checkout.sender.send(message)).await? {
                 Ok(response) => response,
                 Err(mut error) => {
                     if checkout.reused && error.take_message().is_some() {
@@ -261,7 +290,124 @@ pub(crate) fn create_request_function(lua: &Lua) -> Result<Function> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+    use tokio::time::Instant;
+
     use super::*;
+
+    /// A loopback server, on the current local set, that accepts connections and
+    /// reads from them but never writes; `closed` counts connections the client
+    /// closed.
+    async fn silent_server() -> (u16, Rc<std::cell::Cell<usize>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let closed = Rc::new(std::cell::Cell::new(0));
+        let counter = closed.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let counter = counter.clone();
+                tokio::task::spawn_local(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    counter.set(counter.get() + 1);
+                });
+            }
+        });
+        (port, closed)
+    }
+
+    fn get(url: &str, timeout: Option<Duration>) -> RequestParams {
+        RequestParams {
+            request: Outgoing {
+                url: url::Url::parse(url).unwrap(),
+                method: http::Method::GET,
+                headers: HeaderMap::new(),
+                body: None,
+            },
+            decompress: true,
+            timeout,
+        }
+    }
+
+    /// Sends `params` against a [`silent_server`] on a paused clock (which jumps
+    /// ahead whenever everything waits); returns the error, how much (paused) time
+    /// it took, and how many connections the server then saw closed.
+    async fn fails_against_silent_server(
+        scheme: &str,
+        timeout: Option<Duration>,
+    ) -> (String, Duration, usize, u16) {
+        let local = tokio::task::LocalSet::new();
+        let outcome = local.run_until(async {
+            let (port, closed) = silent_server().await;
+            let client = Client::new("test");
+            let url = format!("{scheme}://127.0.0.1:{port}/silent");
+            let start = Instant::now();
+            let sent = client.send(get(&url, timeout));
+            let outcome = tokio::time::timeout(Duration::from_secs(3600), sent).await;
+            let took = start.elapsed();
+            let Ok(Err(Error::RuntimeError(error))) = outcome else {
+                panic!("a request to a silent server fails within an hour (paused)");
+            };
+            // Give the server's task a turn to see the connection go.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            (error, took, closed.get(), port)
+        });
+        outcome.await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_never_answers_fails_the_request_after_300_s() {
+        let (error, took, closed, port) = fails_against_silent_server("http", None).await;
+        let expected = format!(
+            "net.request failed for GET http://127.0.0.1:{port}/silent: \
+             no data received for 300 s (waiting for the response head)"
+        );
+        assert_eq!(error, expected);
+        // The paused clock may also jump ahead while the connection is opened.
+        assert!(
+            took >= limits::NO_PROGRESS_TIMEOUT && took <= Duration::from_secs(331),
+            "{took:?}"
+        );
+        assert_eq!(closed, 1, "the connection is closed, not kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connecting_gives_up_after_30_s() {
+        // The TLS handshake never gets an answer.
+        let (error, took, closed, port) = fails_against_silent_server("https", None).await;
+        let expected = format!(
+            "net.request failed for GET https://127.0.0.1:{port}/silent: \
+             connecting to 127.0.0.1:{port} timed out after 30 s"
+        );
+        assert_eq!(error, expected);
+        assert_eq!(took, limits::CONNECT_TIMEOUT);
+        assert_eq!(closed, 1, "the half-open connection is closed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_script_timeout_replaces_the_defaults() {
+        let limit = Duration::from_secs(400);
+        let (error, took, closed, port) = fails_against_silent_server("http", Some(limit)).await;
+        let expected =
+            format!("net.request timed out after 400 s for GET http://127.0.0.1:{port}/silent");
+        assert_eq!(error, expected);
+        assert_eq!(took, limit, "the 300 s default did not apply");
+        assert_eq!(closed, 1, "the connection is closed, not kept");
+        let limit = Duration::from_secs(45);
+        let (error, took, ..) = fails_against_silent_server("https", Some(limit)).await;
+        assert!(
+            error.contains("timed out after 45 s for GET https://"),
+            "{error}"
+        );
+        assert_eq!(took, limit, "the 30 s connect default did not apply");
+    }
 
     #[test]
     fn user_agent_is_derived_from_version() {
@@ -289,6 +435,25 @@ mod tests {
     }
 
     #[test]
+    fn proxies_are_read_on_the_first_request_with_the_scripts_own_writes() {
+        // Made (as by `require("@lune/net")`) before the script sets the variable.
+        let client = Client::new("test");
+        let name = "https_proxy";
+        let before = lunet_runtime::env::var(name);
+        // As `process.env.https_proxy = ...` does; the process environment is untouched.
+        lunet_runtime::env::set(name, Some("127.0.0.9:3128".into()));
+        let origin = Origin::of(&url::Url::parse("https://far.test/").unwrap());
+        let route = client
+            .proxies()
+            .map(|proxies| format!("{:?}", proxies.route(&origin)));
+        lunet_runtime::env::set(name, before);
+        let route = route.unwrap();
+        assert!(route.starts_with("Tunnel(Proxy"), "{route}");
+        assert!(route.contains("port: 3128"), "{route}");
+        assert!(route.contains("variable: \"https_proxy\""), "{route}");
+    }
+
+    #[test]
     fn an_unreachable_proxy_is_named_in_the_error() {
         // A port that was just free: nothing listens there.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -310,6 +475,7 @@ mod tests {
                 body: None,
             },
             decompress: true,
+            timeout: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -3,8 +3,11 @@
 //! Checks every field and reports the first bad one by name: `url` (required, an
 //! http or https URL), `method` (any case, sent upper-cased), `body` (string or
 //! buffer), `query` and `headers` (tables whose values are strings or arrays of
-//! strings), and `options.decompress` (boolean, default true). Query pairs are
-//! percent-encoded and appended to any query already in the URL.
+//! strings), `timeout` (seconds, a number greater than 0) and `options.decompress`
+//! (boolean, default true). Query pairs are percent-encoded and appended to any
+//! query already in the URL.
+
+use std::time::Duration;
 
 use http::{HeaderMap, Method};
 use lunet_runtime::args;
@@ -17,6 +20,9 @@ use crate::convert::{header_map, sorted_entries, string_values};
 pub(crate) struct RequestParams {
     pub(crate) request: Outgoing,
     pub(crate) decompress: bool,
+    /// The script's bound on the whole exchange; none means the defaults in
+    /// [`super::limits`].
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Parses and checks a URL for `net.request`.
@@ -92,6 +98,7 @@ impl RequestParams {
                     body: None,
                 },
                 decompress: true,
+                timeout: None,
             }),
             Value::Table(t) => Self::from_table(&t),
             other => Err(args::wrong("request", "string or table", &other)),
@@ -116,6 +123,7 @@ impl RequestParams {
             other => Some(args::bytes(&other, "body")?),
         };
         let decompress = parse_decompress(&t.get::<Value>("options")?)?;
+        let timeout = args::optional_seconds(&t.get::<Value>("timeout")?, "timeout")?;
         Ok(RequestParams {
             request: Outgoing {
                 url,
@@ -124,6 +132,7 @@ impl RequestParams {
                 body,
             },
             decompress,
+            timeout,
         })
     }
 }

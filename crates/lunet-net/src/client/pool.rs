@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::connect::{Connector, RequestBody, Sender};
+use super::limits::connect_within;
 use super::origin::Origin;
 use super::proxy::Route;
 use crate::error::BoxError;
@@ -162,12 +163,14 @@ impl Pool {
     }
 
     /// A connection to `origin` that is ready to send: a live idle one, or a new one
-    /// opened along `route`. (The route of an origin never changes while the pool
-    /// lives, so connections need not be told apart by route.)
+    /// opened along `route` within `connect_limit` (if any). (The route of an origin
+    /// never changes while the pool lives, so connections need not be told apart by
+    /// route.)
     pub(crate) async fn checkout(
         &self,
         origin: &Origin,
         route: Route<'_>,
+        connect_limit: Option<Duration>,
     ) -> Result<Checkout, BoxError> {
         let mut first_https = None;
         loop {
@@ -211,7 +214,8 @@ impl Pool {
         // Boxed: opening a connection (TCP, TLS, handshake) is a large future, and
         // keeping it inline would make every request's future as large, to be copied
         // on every request, including the ones that reuse a connection.
-        let sender = Box::pin(self.connector.connect(origin, route)).await;
+        let connect = self.connector.connect(origin, route);
+        let sender = Box::pin(connect_within(connect_limit, origin, route, connect)).await;
         if let Ok(sender) = &sender {
             self.remember(origin, sender);
         }
@@ -305,7 +309,7 @@ mod tests {
     /// Sends one GET over a connection from the pool and checks it back in; returns
     /// whether the connection was reused.
     async fn get(pool: &Pool, origin: &Origin) -> bool {
-        let mut checkout = pool.checkout(origin, Route::Direct).await.unwrap();
+        let mut checkout = pool.checkout(origin, Route::Direct, None).await.unwrap();
         let request = http::Request::get("/")
             .header(http::header::HOST, format!("127.0.0.1:{}", origin.port))
             .body(Full::new(Bytes::new()))

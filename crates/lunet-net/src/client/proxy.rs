@@ -73,9 +73,10 @@ enum Exception {
 }
 
 impl Proxies {
-    /// The configuration in this process's environment.
+    /// The configuration in the environment as scripts see it
+    /// ([`lunet_runtime::env`]: the process's, with a script's `process.env` writes).
     pub(crate) fn from_env() -> Result<Proxies, String> {
-        Proxies::from_lookup(|name| std::env::var(name).ok())
+        Proxies::from_lookup(|name| lunet_runtime::env::var(name)?.into_string().ok())
     }
 
     /// The configuration in an environment given by `get` (a variable's value).

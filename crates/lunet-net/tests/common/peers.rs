@@ -387,6 +387,74 @@ pub fn closing_idle(idle: Duration) -> Peer {
     })
 }
 
+/// A keep-alive HTTP/1.1 server that leaves some requests hanging: `/hang` is read
+/// and never answered, `/hang-body` gets a response head and 3 of its 10 body bytes;
+/// either then waits until the client closes (or resets) the connection. Every other
+/// path is answered at once (keep-alive) with `<hanging>/<closed>`: how many hanging
+/// requests are waiting, and how many of their connections the client has closed.
+/// The counts are also returned, for the test.
+pub fn hanging() -> (Peer, Arc<HangCounts>) {
+    use std::sync::atomic::Ordering;
+    let counts = Arc::new(HangCounts::default());
+    let session_counts = counts.clone();
+    let peer = tcp_sessions("127.0.0.1:0", move |mut stream, _| {
+        let counts = session_counts.clone();
+        async move {
+            let (hanging, closed) = (&counts.hanging, &counts.closed);
+            let mut buf = [0u8; 4096];
+            loop {
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let hang = if head.starts_with(b"GET /hang-body ") {
+                    let partial = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
+                    stream.write_all(partial).await.is_ok()
+                } else {
+                    head.starts_with(b"GET /hang ")
+                };
+                if hang {
+                    hanging.fetch_add(1, Ordering::SeqCst);
+                    // Nothing more is expected: wait for EOF or a reset.
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    hanging.fetch_sub(1, Ordering::SeqCst);
+                    closed.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                let body = format!(
+                    "{}/{}",
+                    hanging.load(Ordering::SeqCst),
+                    closed.load(Ordering::SeqCst)
+                );
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (peer, counts)
+}
+
+/// What [`hanging`] has seen.
+#[derive(Default)]
+pub struct HangCounts {
+    /// Hanging requests whose connection is still open.
+    pub hanging: std::sync::atomic::AtomicUsize,
+    /// Hanging requests whose connection the client closed.
+    pub closed: std::sync::atomic::AtomicUsize,
+}
+
 /// A plain WebSocket server that hands each accepted connection to `session`, for
 /// tests that need a peer behaving in one particular way.
 pub fn websocket_with<F, Fut>(session: F) -> Peer
