@@ -31,6 +31,9 @@ use values::Values;
 
 const DEFAULT_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
+/// What `fromUnixTimestamp` accepts (chrono's range of years).
+const TIMESTAMP_RANGE: &str = "a finite number of seconds within years -262143 to 262142";
+
 /// Lune's locale names and the chrono locale each stands for.
 const LOCALES: &[(&str, chrono::Locale)] = &[
     ("en", chrono::Locale::en_US),
@@ -310,9 +313,8 @@ pub fn create(lua: &Lua) -> Result<Value> {
         lunet_runtime::create_function(lua, |lua, value: Value| {
             const FIELD: &str = "argument #1 to 'DateTime.fromUnixTimestamp'";
             let seconds = args::number(&value, FIELD)?;
-            let date = DateTime::from_unix_seconds(seconds).ok_or_else(|| {
-                args::out_of_range(FIELD, "a finite timestamp chrono can represent", &value)
-            })?;
+            let date = DateTime::from_unix_seconds(seconds)
+                .ok_or_else(|| args::out_of_range(FIELD, TIMESTAMP_RANGE, &value))?;
             push(lua, date)
         })?,
     )?;
