@@ -1,5 +1,5 @@
 //! Lune's standard libraries for Lunet (`@lune/task`, `@lune/process`,
-//! `@lune/stdio`, `@lune/serde`) and the global functions `print` and `warn`.
+//! `@lune/stdio`, `@lune/serde`, `@lune/fs`, `@lune/datetime`) and the global functions `print` and `warn`.
 //!
 //! Each library is a module here with a `create(lua)` that builds its table;
 //! [`install`] registers them with a [`Runtime`] as `@lune/<name>` (each is built on
@@ -8,6 +8,8 @@
 //! crates use `deno_core`. `@lune/net` is not here: it lives in the `lunet-net` crate.
 //! Each library's Luau type definitions are in this crate's `types/` ([`TYPES`]).
 
+mod datetime;
+mod fs;
 mod process;
 mod serde;
 mod stdio;
@@ -25,6 +27,8 @@ pub const TYPES: &[(&str, &str)] = &[
     ("process.luau", include_str!("../types/process.luau")),
     ("stdio.luau", include_str!("../types/stdio.luau")),
     ("serde.luau", include_str!("../types/serde.luau")),
+    ("fs.luau", include_str!("../types/fs.luau")),
+    ("datetime.luau", include_str!("../types/datetime.luau")),
 ];
 
 /// Registers every library of this crate with `runtime` and installs `print` and
@@ -36,6 +40,8 @@ pub fn install(runtime: &Runtime) -> Result<()> {
     runtime.register_library("process", Box::new(move |lua| process::create(lua, &args)));
     runtime.register_library("stdio", Box::new(stdio::create));
     runtime.register_library("serde", Box::new(serde::create));
+    runtime.register_library("fs", Box::new(fs::create));
+    runtime.register_library("datetime", Box::new(datetime::create));
     Ok(())
 }
 

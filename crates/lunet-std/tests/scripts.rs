@@ -49,3 +49,14 @@ fn serde_formats_codecs_and_hashes() {
 fn process_and_stdio() {
     run("process_stdio.luau", &["first", "second arg"]);
 }
+
+#[test]
+fn datetime_parse_format_locales_and_comparisons() {
+    run("datetime.luau", &[]);
+}
+
+#[test]
+fn fs_functions_errors_and_nonblocking_io() {
+    let dir = tempfile::tempdir().unwrap();
+    run("fs.luau", &[dir.path().to_str().unwrap()]);
+}

@@ -261,7 +261,7 @@ fn setup_writes_typedefs_and_luaurc_alias() {
         LIMIT,
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    for lib in ["net", "task", "process", "stdio", "serde"] {
+    for lib in ["net", "task", "process", "stdio", "serde", "fs", "datetime"] {
         let text = std::fs::read_to_string(types.join(format!("{lib}.luau"))).unwrap();
         assert!(
             text.contains("export type") || text.contains("return"),

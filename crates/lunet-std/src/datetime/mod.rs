@@ -1,0 +1,375 @@
+//! `@lune/datetime`: a moment in time (`DateTime`), its constructors, and its
+//! conversions to strings and to date & time values, as Lune's library has them.
+//!
+//! A `DateTime` is a userdata holding a UTC instant ([`DateTime`]); the time zone
+//! only matters when a value is read or built "as local time", which uses chrono's
+//! `Local` (the `TZ` environment variable, else the system zone). Its methods are
+//! functions made with [`lunet_runtime::create_function`], found through the
+//! type's `__index` (which also computes `unixTimestamp` and `unixTimestampMillis`),
+//! so their errors reach scripts as plain strings like every library error. Two
+//! `DateTime`s compare with `==`, `<` and `<=` as instants; like Lune, there is no
+//! arithmetic. `@lune/fs` builds `DateTime`s for file timestamps
+//! ([`DateTime::from_system_time`]).
+//!
+//! Formatting takes chrono's strftime syntax and one of Lune's locales (`en`, `de`,
+//! `es`, `fr`, `it`, `ja`, `pl`, `pt-br`, `pt`, `tr`), mapped to chrono's locale data.
+
+mod values;
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{Local, LocalResult, TimeZone, Utc};
+use lunet_runtime::args;
+use mlua::{
+    AnyUserData, Function, Lua, MetaMethod, Result, Table, UserData, UserDataFields,
+    UserDataMethods, UserDataRef, Value,
+};
+
+use values::Values;
+
+const DEFAULT_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// What `fromUnixTimestamp` accepts (chrono's range of years).
+const TIMESTAMP_RANGE: &str = "a finite number of seconds within years -262143 to 262142";
+
+/// Lune's locale names and the chrono locale each stands for.
+const LOCALES: &[(&str, chrono::Locale)] = &[
+    ("en", chrono::Locale::en_US),
+    ("de", chrono::Locale::de_DE),
+    ("es", chrono::Locale::es_ES),
+    ("fr", chrono::Locale::fr_FR),
+    ("it", chrono::Locale::it_IT),
+    ("ja", chrono::Locale::ja_JP),
+    ("pl", chrono::Locale::pl_PL),
+    ("pt-br", chrono::Locale::pt_BR),
+    ("pt", chrono::Locale::pt_PT),
+    ("tr", chrono::Locale::tr_TR),
+];
+
+/// A moment in time, as a UTC instant with nanosecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct DateTime(chrono::DateTime<Utc>);
+
+impl DateTime {
+    /// The moment `time` names, if chrono can represent it.
+    pub(crate) fn from_system_time(time: SystemTime) -> Option<DateTime> {
+        let since = time.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+        let seconds = i64::try_from(since.as_secs()).ok()?;
+        chrono::DateTime::from_timestamp(seconds, since.subsec_nanos()).map(DateTime)
+    }
+
+    /// The moment `seconds` after the Unix epoch (a fraction counts down to the
+    /// nanosecond; negative timestamps with fractions are handled exactly, where Lune
+    /// drops a negative fraction).
+    fn from_unix_seconds(seconds: f64) -> Option<DateTime> {
+        if !seconds.is_finite() {
+            return None;
+        }
+        let whole = seconds.floor();
+        let mut nanos = ((seconds - whole) * 1e9).round();
+        let mut whole = whole;
+        if nanos >= 1e9 {
+            whole += 1.0;
+            nanos = 0.0;
+        }
+        // Beyond ±2^62 seconds chrono refuses anyway; this keeps the cast exact.
+        if whole.abs() > 4.6e18 {
+            return None;
+        }
+        chrono::DateTime::from_timestamp(whole as i64, nanos as u32).map(DateTime)
+    }
+
+    /// Formats with `format` in `zone`, in `locale`; an invalid format is an error.
+    fn format<Tz: TimeZone>(
+        &self,
+        zone: &Tz,
+        format: &str,
+        locale: chrono::Locale,
+        method: &str,
+    ) -> Result<String>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        let items: Vec<Item> = StrftimeItems::new_with_locale(format, locale).collect();
+        if items.iter().any(|item| matches!(item, Item::Error)) {
+            return Err(args::invalid(
+                &format!("argument #1 to '{method}'"),
+                "a strftime format string",
+                format!("{format:?}"),
+            ));
+        }
+        let mut out = String::new();
+        write!(
+            out,
+            "{}",
+            self.0
+                .with_timezone(zone)
+                .format_localized_with_items(items.into_iter(), locale)
+        )
+        .map_err(|_| mlua::Error::runtime(format!("{method}: cannot format {format:?}")))?;
+        Ok(out)
+    }
+}
+
+impl UserData for DateTime {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field_with(MetaMethod::Index, create_index);
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_function(MetaMethod::Eq, |_, (a, b): (Value, Value)| {
+            Ok(matches!((as_date_time(&a), as_date_time(&b)), (Some(a), Some(b)) if a == b))
+        });
+        methods.add_meta_function(MetaMethod::Lt, |_, (a, b): (Value, Value)| {
+            let (a, b) = operands(&a, &b, "<")?;
+            Ok(a < b)
+        });
+        methods.add_meta_function(MetaMethod::Le, |_, (a, b): (Value, Value)| {
+            let (a, b) = operands(&a, &b, "<=")?;
+            Ok(a <= b)
+        });
+    }
+}
+
+/// The `DateTime` a value holds, if it holds one.
+fn as_date_time(value: &Value) -> Option<DateTime> {
+    match value {
+        Value::UserData(data) => data.borrow::<DateTime>().ok().map(|d| *d),
+        _ => None,
+    }
+}
+
+/// Both operands of a comparison, or an error naming the operator.
+fn operands(a: &Value, b: &Value, operator: &str) -> Result<(DateTime, DateTime)> {
+    let field = format!("operand of '{operator}'");
+    let a = as_date_time(a).ok_or_else(|| args::wrong(&field, "DateTime", a))?;
+    let b = as_date_time(b).ok_or_else(|| args::wrong(&field, "DateTime", b))?;
+    Ok((a, b))
+}
+
+/// The `self` of a method call.
+fn this(value: &Value, method: &str) -> Result<DateTime> {
+    as_date_time(value).ok_or_else(|| {
+        args::wrong(
+            &format!("self in '{method}' (call it with ':')"),
+            "DateTime",
+            value,
+        )
+    })
+}
+
+/// The locale argument of a format method (nil means English).
+fn locale(value: &Value, method: &str) -> Result<chrono::Locale> {
+    let field = format!("argument #2 to '{method}'");
+    let Some(name) = args::optional_string(value, &field)? else {
+        return Ok(chrono::Locale::en_US);
+    };
+    let name = name
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    LOCALES
+        .iter()
+        .find(|(lune, _)| *lune == name)
+        .map(|(_, locale)| *locale)
+        .ok_or_else(|| {
+            args::invalid(
+                &field,
+                "one of en, de, es, fr, it, ja, pl, pt-br, pt, tr",
+                format!("{name:?}"),
+            )
+        })
+}
+
+/// The format argument of a format method (nil means `%Y-%m-%d %H:%M:%S`).
+fn format_string(value: &Value, method: &str) -> Result<String> {
+    Ok(
+        args::optional_string(value, &format!("argument #1 to '{method}'"))?
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_else(|| DEFAULT_FORMAT.to_string()),
+    )
+}
+
+/// A method that writes a moment as text.
+type ToText = fn(&DateTime) -> String;
+
+/// The shared method table, built once per VM.
+struct MethodTable(Table);
+
+fn method_table(lua: &Lua) -> Result<Table> {
+    if let Some(table) = lua.app_data_ref::<MethodTable>() {
+        return Ok(table.0.clone());
+    }
+    let methods = lua.create_table()?;
+    let simple: &[(&str, ToText)] = &[
+        ("toIsoDate", |d| d.0.to_rfc3339()),
+        ("toRfc3339", |d| d.0.to_rfc3339()),
+        ("toRfc2822", |d| d.0.to_rfc2822()),
+    ];
+    for &(name, to_string) in simple {
+        let method = format!("DateTime:{name}");
+        methods.set(
+            name,
+            lunet_runtime::create_function(lua, move |_, value: Value| {
+                Ok(to_string(&this(&value, &method)?))
+            })?,
+        )?;
+    }
+    methods.set(
+        "toUniversalTime",
+        lunet_runtime::create_function(lua, |lua, value: Value| {
+            Values::from_date_time(&this(&value, "DateTime:toUniversalTime")?.0).into_table(lua)
+        })?,
+    )?;
+    methods.set(
+        "toLocalTime",
+        lunet_runtime::create_function(lua, |lua, value: Value| {
+            let local = this(&value, "DateTime:toLocalTime")?
+                .0
+                .with_timezone(&Local);
+            Values::from_date_time(&local).into_table(lua)
+        })?,
+    )?;
+    methods.set(
+        "formatUniversalTime",
+        lunet_runtime::create_function(lua, |_, (value, format, loc): (Value, Value, Value)| {
+            const METHOD: &str = "DateTime:formatUniversalTime";
+            let date = this(&value, METHOD)?;
+            date.format(
+                &Utc,
+                &format_string(&format, METHOD)?,
+                locale(&loc, METHOD)?,
+                METHOD,
+            )
+        })?,
+    )?;
+    methods.set(
+        "formatLocalTime",
+        lunet_runtime::create_function(lua, |_, (value, format, loc): (Value, Value, Value)| {
+            const METHOD: &str = "DateTime:formatLocalTime";
+            let date = this(&value, METHOD)?;
+            date.format(
+                &Local,
+                &format_string(&format, METHOD)?,
+                locale(&loc, METHOD)?,
+                METHOD,
+            )
+        })?,
+    )?;
+    methods.set_readonly(true);
+    lua.set_app_data(MethodTable(methods.clone()));
+    Ok(methods)
+}
+
+/// The type's `__index`: a method from the shared table, or a computed field.
+fn create_index(lua: &Lua) -> Result<Function> {
+    let methods = method_table(lua)?;
+    lua.create_function(move |_, (data, key): (UserDataRef<DateTime>, Value)| {
+        let Value::String(key) = &key else {
+            return Ok(Value::Nil);
+        };
+        Ok(match &*key.as_bytes() {
+            b"unixTimestamp" => Value::Number(data.0.timestamp() as f64),
+            b"unixTimestampMillis" => Value::Number(data.0.timestamp_millis() as f64),
+            _ => methods.raw_get(key.clone())?,
+        })
+    })
+}
+
+/// Wraps a moment for Luau.
+fn push(lua: &Lua, date: DateTime) -> Result<AnyUserData> {
+    lua.create_userdata(date)
+}
+
+/// Parses a string with `parse`, for the constructor `name`.
+fn parse_with(
+    value: &Value,
+    name: &str,
+    what: &str,
+    parse: fn(&str) -> chrono::ParseResult<chrono::DateTime<chrono::FixedOffset>>,
+) -> Result<DateTime> {
+    let text = args::string(value, &format!("argument #1 to '{name}'"))?;
+    let text = text.to_str()?;
+    parse(&text)
+        .map(|d| DateTime(d.with_timezone(&Utc)))
+        .map_err(|e| {
+            mlua::Error::runtime(format!(
+                "{name}: {:?} is not a valid {what} date-time ({e})",
+                &*text
+            ))
+        })
+}
+
+pub fn create(lua: &Lua) -> Result<Value> {
+    let module = lua.create_table()?;
+    module.set(
+        "now",
+        lunet_runtime::create_function(lua, |lua, ()| push(lua, DateTime(Utc::now())))?,
+    )?;
+    module.set(
+        "fromUnixTimestamp",
+        lunet_runtime::create_function(lua, |lua, value: Value| {
+            const FIELD: &str = "argument #1 to 'DateTime.fromUnixTimestamp'";
+            let seconds = args::number(&value, FIELD)?;
+            let date = DateTime::from_unix_seconds(seconds)
+                .ok_or_else(|| args::out_of_range(FIELD, TIMESTAMP_RANGE, &value))?;
+            push(lua, date)
+        })?,
+    )?;
+    module.set(
+        "fromUniversalTime",
+        lunet_runtime::create_function(lua, |lua, value: Value| {
+            let values = Values::from_value(&value, "DateTime.fromUniversalTime")?;
+            push(lua, DateTime(values.to_naive()?.and_utc()))
+        })?,
+    )?;
+    module.set(
+        "fromLocalTime",
+        lunet_runtime::create_function(lua, |lua, value: Value| {
+            let values = Values::from_value(&value, "DateTime.fromLocalTime")?;
+            let naive = values.to_naive()?;
+            // A wall-clock time the clocks skip (a DST gap) names no moment; one they
+            // pass twice (a DST fold) is taken at its first occurrence, where Lune
+            // refuses it.
+            let local = match Local.from_local_datetime(&naive) {
+                LocalResult::Single(d) => d,
+                // The earlier of the two instants (chrono does not promise an order).
+                LocalResult::Ambiguous(a, b) => a.min(b),
+                LocalResult::None => {
+                    return Err(mlua::Error::runtime(format!(
+                        "DateTime.fromLocalTime: {naive} does not exist in the local time zone (the clocks skip it)"
+                    )));
+                }
+            };
+            push(lua, DateTime(local.with_timezone(&Utc)))
+        })?,
+    )?;
+    for (name, what, parse) in [
+        (
+            "fromIsoDate",
+            "ISO 8601 (RFC 3339)",
+            chrono::DateTime::parse_from_rfc3339 as fn(&str) -> _,
+        ),
+        (
+            "fromRfc3339",
+            "RFC 3339",
+            chrono::DateTime::parse_from_rfc3339,
+        ),
+        (
+            "fromRfc2822",
+            "RFC 2822",
+            chrono::DateTime::parse_from_rfc2822,
+        ),
+    ] {
+        let full = format!("DateTime.{name}");
+        module.set(
+            name,
+            lunet_runtime::create_function(lua, move |lua, value: Value| {
+                push(lua, parse_with(&value, &full, what, parse)?)
+            })?,
+        )?;
+    }
+    Ok(Value::Table(super::freeze(module)))
+}
