@@ -4,12 +4,19 @@
 //! `socket::WebSocket` wraps any tokio-tungstenite stream; `client` connects one
 //! from a `ws://` or `wss://` URL. The server's upgrade lives in `server::upgrade`.
 //! Only [`config`] is public outside the crate, so tests and peers can speak to Lunet
-//! with the same protocol limits.
+//! with the same protocol limits. A server with its own `maxMessageSize` makes its
+//! streams with [`config_with_max_message_size`]; the socket reads its limit from the
+//! stream, so [`WebSocket::new`] needs no separate argument.
 
 pub(crate) mod client;
 pub(crate) mod socket;
 mod writer;
 
+#[allow(
+    unused_imports,
+    reason = "for server::upgrade, which does not use it yet"
+)]
+pub(crate) use socket::Closer;
 pub(crate) use socket::WebSocket;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -25,8 +32,15 @@ pub(crate) const READ_BUFFER_SIZE: usize = 16 << 10;
 
 /// The protocol settings both sides use.
 pub fn config() -> WebSocketConfig {
+    config_with_max_message_size(MAX_MESSAGE_SIZE)
+}
+
+/// The protocol settings with another message (and frame) size limit, for a server's
+/// `maxMessageSize`. A larger message closes the socket with 1009 (see
+/// [`socket`]'s documentation).
+pub(crate) fn config_with_max_message_size(max: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_SIZE)
-        .max_message_size(Some(MAX_MESSAGE_SIZE))
-        .max_frame_size(Some(MAX_MESSAGE_SIZE))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }

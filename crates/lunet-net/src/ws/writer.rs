@@ -12,7 +12,10 @@
 //! skips the queue when the queue is empty and nothing is half-written.
 //!
 //! This module does not bound the queue (the socket's byte budget does that before
-//! queuing) nor decide when the connection ends (the socket's reader does).
+//! queuing) nor decide when the connection ends (the socket's reader does), except
+//! that once the socket object is gone ([`Writer::end_when_idle`]) it ends itself
+//! after writing what was queued. [`Writer::flushed`] lets the reader wait for a
+//! close frame to reach the socket before it drops the connection.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -30,9 +33,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 pub(crate) type BoxSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
 
 /// A queued message, with the guard that keeps the process alive until it is written
-/// and its share of the socket's byte budget (none for the close frame), given back
-/// once tungstenite has taken the message.
-pub(crate) type Queued = (Message, KeepAlive, Option<OwnedSemaphorePermit>);
+/// (none for a close frame Lunet sends by itself, with no script waiting for it) and
+/// its share of the socket's byte budget (none for the close frame), given back once
+/// tungstenite has taken the message.
+pub(crate) type Queued = (Message, Option<KeepAlive>, Option<OwnedSemaphorePermit>);
 
 /// How an inline write went.
 pub(crate) enum Inline {
@@ -61,6 +65,11 @@ pub(crate) struct Writer {
     wrote_inline: Cell<bool>,
     work: Notify,
     ended: Cell<bool>,
+    /// Set once nothing can send any more: the task ends the writer after the queue.
+    end_when_idle: Cell<bool>,
+    /// Set while someone waits in [`Writer::flushed`]; `idle` wakes them.
+    idle_wanted: Cell<bool>,
+    idle: Notify,
     task: RefCell<Option<AbortHandle>>,
 }
 
@@ -74,6 +83,9 @@ impl Writer {
             wrote_inline: Cell::new(false),
             work: Notify::new(),
             ended: Cell::new(false),
+            end_when_idle: Cell::new(false),
+            idle_wanted: Cell::new(false),
+            idle: Notify::new(),
             task: RefCell::new(None),
         });
         let task = tokio::task::spawn_local(writer.clone().run());
@@ -147,10 +159,39 @@ impl Writer {
         drop(self.sink.borrow_mut().take());
         drop(std::mem::take(&mut *self.queue.borrow_mut()));
         drop(self.unflushed.borrow_mut().take());
+        self.idle.notify_waiters();
+    }
+
+    /// Ends the writer once everything queued is written (at once when nothing is):
+    /// for when no one can send or close any more.
+    pub(crate) fn end_when_idle(&self) {
+        if self.is_idle() {
+            self.end();
+        } else {
+            self.end_when_idle.set(true);
+        }
+    }
+
+    /// Resolves once everything queued so far is written and flushed, or the writer
+    /// has ended. Not bounded in time: a peer that does not read keeps it waiting.
+    pub(crate) async fn flushed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.ended.get() || self.is_idle() {
+                return;
+            }
+            self.idle_wanted.set(true);
+            idle.await;
+        }
     }
 
     fn has_work(&self) -> bool {
         !self.queue.borrow().is_empty() || self.unflushed.borrow().is_some()
+    }
+
+    /// Nothing queued or half-written, and the task is not writing.
+    fn is_idle(&self) -> bool {
+        self.sink.borrow().is_some() && !self.has_work()
     }
 
     async fn run(self: Rc<Self>) {
@@ -165,6 +206,13 @@ impl Writer {
             };
             if self.drain(&mut sink).await {
                 *self.sink.borrow_mut() = Some(sink);
+                if self.end_when_idle.get() {
+                    self.end();
+                    return;
+                }
+                if self.idle_wanted.take() {
+                    self.idle.notify_waiters();
+                }
             } else {
                 // The sink goes with this task; `end` cleans up the rest.
                 self.end();
