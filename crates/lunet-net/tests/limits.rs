@@ -426,6 +426,7 @@ handle.stop()
         }
         other => panic!("expected a 1009 close frame, got {other:?}"),
     }
+    drop(big);
 
     let mut open = connect();
     rt.block_on(async {
@@ -433,17 +434,31 @@ handle.stop()
         assert_eq!(open.next().await.unwrap().unwrap(), Message::text("hi"));
     });
     let ended = std::thread::spawn(move || script.finish());
-    let close = rt.block_on(tokio::time::timeout(Duration::from_secs(5), open.next()));
+    let close =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), open.next()).await });
     match close {
         Ok(Some(Ok(Message::Close(Some(frame))))) => {
             assert_eq!(frame.code, CloseCode::Away, "1001 when the server stops")
         }
         other => panic!("expected a 1001 close frame, got {other:?}"),
     }
-    drop(open);
+    // Answering the close frame completes the handshake; the script then ends.
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = open.next().await {}
+        })
+        .await;
+    });
+    let stopped = Instant::now();
     assert_eq!(
         ended.join().unwrap(),
         0,
         "the script ends once the socket closed"
+    );
+    within(
+        stopped.elapsed(),
+        0,
+        1500,
+        "without waiting out the close timeout",
     );
 }

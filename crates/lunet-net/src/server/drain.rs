@@ -2,7 +2,7 @@
 //! it may take.
 //!
 //! [`Drain::begin`] stops accepting (through the stop channel every connection and
-//! the accept loop watch), fixes the deadline (`shutdownTimeout` from now), and at
+//! the accept loop watch), closes the server's WebSockets with 1001, fixes the deadline (`shutdownTimeout` from now), and at
 //! the deadline gives up on the handlers still running: their Luau threads are
 //! cancelled, so a handler stuck in `task.wait(3600)` cannot hold the process open.
 //! [`Drain::finished`] resolves once every connection and WebSocket of the server
@@ -18,6 +18,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use lunet_runtime::Scheduler;
+
+use crate::ws::Closer;
 use mlua::Thread;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -30,6 +32,9 @@ pub(crate) struct Drain {
     deadline: Cell<Option<Instant>>,
     /// Handler threads that yielded and have not ended, by identity.
     running: RefCell<HashMap<usize, Thread>>,
+    /// The server's WebSockets, closed with 1001 when it stops.
+    websockets: RefCell<HashMap<u64, Closer>>,
+    next_websocket: Cell<u64>,
     /// Connections and WebSockets still open.
     open: Cell<usize>,
     closed: Notify,
@@ -48,6 +53,18 @@ impl Drop for Open {
         if open == 0 {
             self.0.closed.notify_waiters();
         }
+    }
+}
+
+/// Keeps a WebSocket known to the drain while its handler runs.
+pub(crate) struct WebSocketEntry<'a> {
+    drain: &'a Drain,
+    key: u64,
+}
+
+impl Drop for WebSocketEntry<'_> {
+    fn drop(&mut self) {
+        self.drain.websockets.borrow_mut().remove(&self.key);
     }
 }
 
@@ -82,6 +99,8 @@ impl Drain {
             shutdown_timeout,
             deadline: Cell::new(None),
             running: RefCell::new(HashMap::new()),
+            websockets: RefCell::new(HashMap::new()),
+            next_websocket: Cell::new(0),
             open: Cell::new(0),
             closed: Notify::new(),
             abandoned: Cell::new(false),
@@ -102,6 +121,10 @@ impl Drain {
         let deadline = Instant::now() + self.shutdown_timeout;
         self.deadline.set(Some(deadline));
         self.stop.send_replace(true);
+        let websockets: Vec<Closer> = self.websockets.borrow().values().cloned().collect();
+        for socket in websockets {
+            socket.going_away();
+        }
         let drain = self.clone();
         tokio::task::spawn_local(async move {
             tokio::select! {
@@ -153,6 +176,15 @@ impl Drain {
             }
             closed.await;
         }
+    }
+
+    /// Registers a server-side WebSocket, to be closed with 1001 when the server
+    /// stops, until the guard drops.
+    pub(crate) fn websocket(&self, closer: Closer) -> WebSocketEntry<'_> {
+        let key = self.next_websocket.get();
+        self.next_websocket.set(key + 1);
+        self.websockets.borrow_mut().insert(key, closer);
+        WebSocketEntry { drain: self, key }
     }
 
     /// Registers a handler thread that yielded, until the guard drops.

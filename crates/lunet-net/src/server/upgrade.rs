@@ -4,7 +4,9 @@
 //! header listing `upgrade`, and a `Sec-WebSocket-Key`. A version other than 13 gets
 //! `426` with `Sec-WebSocket-Version: 13`, as the RFC requires. A valid handshake is
 //! answered with `101 Switching Protocols`; once hyper hands over the connection, it
-//! becomes a [`WebSocket`] passed to `handleWebSocket` in its own Luau thread.
+//! becomes a [`WebSocket`] (with the server's `maxMessageSize`) passed to
+//! `handleWebSocket` in its own Luau thread, and the server's drain closes it with
+//! 1001 when the server stops.
 
 use std::rc::Rc;
 
@@ -78,10 +80,15 @@ pub(crate) fn accept(
         let stream = WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,
-            Some(crate::ws::config()),
+            Some(crate::ws::config_with_max_message_size(
+                server.limits.max_message,
+            )),
         )
         .await;
         let socket = WebSocket::new(stream);
+        // Closed with 1001 when the server stops.
+        let closer = socket.closer();
+        let closing = server.drain.websocket(closer.clone());
         let lua = server.lua.clone();
         let socket = match lua.create_userdata(socket) {
             Ok(socket) => socket,
@@ -94,6 +101,10 @@ pub(crate) fn accept(
         if let Err(error) = outcome {
             server.report_handler_error("handleWebSocket", "WebSocket connection", &error);
         }
+        drop(closing);
+        // The socket counts as open (for a draining server) until its connection has
+        // ended, so a stopping process does not exit before its close frame is out.
+        closer.finished().await;
     });
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

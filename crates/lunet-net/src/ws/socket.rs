@@ -252,18 +252,10 @@ impl Drop for Inner {
 /// A handle the server keeps on one of its sockets, to close it when the server
 /// stops and to wait for its connection to end. It does not keep the socket alive.
 #[derive(Clone)]
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "for server::upgrade, which does not use it yet")
-)]
 pub(crate) struct Closer {
     state: Weak<State>,
 }
 
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "for server::upgrade, which does not use it yet")
-)]
 impl Closer {
     /// Closes the socket with 1001 (Going Away) as a local `close(1001)` would: the
     /// close frame goes after what was already sent, `closeCode` becomes 1001,
@@ -360,10 +352,6 @@ impl WebSocket {
     }
 
     /// A handle for the server to close this socket when it stops (see [`Closer`]).
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "for server::upgrade, which does not use it yet")
-    )]
     pub(crate) fn closer(&self) -> Closer {
         Closer {
             state: Rc::downgrade(&self.inner.state),
