@@ -10,6 +10,7 @@ Results also go to bench/results/<timestamp>.json.
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
                                          # request, ws-client, tcp
     python3 bench/run.py --quick         # shorter runs, for a smoke test
+    python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
 
 import argparse
@@ -134,8 +135,13 @@ def record(group, scenario, contender, value, unit):
     RESULTS[group][scenario][contender]["values"].append(value)
 
 
+BASELINE = None  # set by --baseline: an older lunet binary to compare against
+
+
 def luau_contenders():
     contenders = [("lunet", [LUNET, "run"])]
+    if BASELINE:
+        contenders.append(("lunet (baseline)", [BASELINE, "run"]))
     if LUNE:
         contenders.append(("lune", [LUNE, "run"]))
     return contenders
@@ -336,7 +342,13 @@ def main():
     parser.add_argument("--only", action="append", choices=sorted(GROUPS))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        help="another lunet binary (an older build) to run beside this one, for before/after ratios",
+    )
     args = parser.parse_args()
+    global BASELINE
+    BASELINE = args.baseline
     if not Path(LUNET).exists():
         sys.exit("build first: cargo build --release --workspace")
     print(f"lunet: {LUNET}\nlune: {LUNE or 'not installed (cargo install lune)'}\nnode: {NODE or 'missing'}"
