@@ -514,3 +514,56 @@ fn a_signal_without_a_server_exits_at_once() {
     // No handler was installed: the default action ends the process by the signal.
     assert_eq!(code, None, "killed by SIGTERM's default action");
 }
+
+/// Running out of file descriptors (EMFILE) pauses accepting, never ends it: once
+/// the clients that used them up leave, the server answers again.
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "server.luau",
+        r#"local net = require("@lune/net")
+local handle = net.serve(0, function() return "still here" end)
+print(handle.port)
+"#,
+    );
+    let command = format!(
+        "ulimit -n 64 && exec {} run server.luau",
+        env!("CARGO_BIN_EXE_lunet")
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let port: u16 = line.trim().parse().expect("the server prints its port");
+    // More connections than the server has descriptors for.
+    let hogs: Vec<_> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(hogs.len() > 64, "connections were made: {}", hogs.len());
+    std::thread::sleep(Duration::from_millis(300));
+    drop(hogs);
+    let started = Instant::now();
+    let mut answer = String::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        answer = http_get(port, "/");
+        if answer.ends_with("still here") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("still here"),
+        "the server answers once descriptors are free again: {answer:?}"
+    );
+}
