@@ -44,6 +44,16 @@ eq(first, "ab", "read(size) returns at most size bytes")
 local rest = ""
 while #rest < 4 do rest ..= stream:read(10) end
 eq(rest, "cdef", "the rest follows")
+-- Cancelling a thread waiting in read() abandons only that wait: what arrives
+-- later is kept for the next read.
+local cancelledRead = task.spawn(function()
+    stream:read()
+    error("a thread cancelled while waiting in read() was resumed")
+end)
+task.wait(0.05)
+task.cancel(cancelledRead)
+stream:write("kept")
+eq(stream:read(), "kept", "data after a cancelled read goes to the next read")
 errors(function() stream:write(42) end, "Invalid data - expected string or buffer, got number", "write rejects a number")
 errors(function() stream:read(0) end, "expected a positive integer, got 0", "read rejects size 0")
 errors(function() stream:read("many") end, "expected a positive integer, got string", "read rejects a string size")
