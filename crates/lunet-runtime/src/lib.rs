@@ -23,6 +23,7 @@ pub mod args;
 pub mod codec;
 pub mod env;
 mod function;
+mod native;
 pub mod report;
 mod require;
 mod runtime;

@@ -51,6 +51,8 @@ impl Runtime {
         lua.gc_set_mode(GcMode::Incremental(
             GcIncParams::default().goal(GC_GOAL_PERCENT),
         ));
+        // Native code only for chunks that ask for it (see `native`).
+        lua.enable_jit(false);
         let scheduler = Scheduler::install(&lua)?;
         let version = version_string(&lua);
         lua.globals().set("_VERSION", version)?;
@@ -72,6 +74,12 @@ impl Runtime {
     /// The scheduler of this VM.
     pub fn scheduler(&self) -> &Rc<Scheduler> {
         &self.scheduler
+    }
+
+    /// Compiles every script and module loaded from now on to native code, whether
+    /// or not it has the `--!native` directive (`lunet run --native`).
+    pub fn compile_all_natively(&self) {
+        crate::native::set_all_native(&self.lua);
     }
 
     /// The script's arguments, as given to [`Runtime::new`].
@@ -97,11 +105,7 @@ impl Runtime {
             }
         };
         let chunk_name = format!("@{}", require::display_path(path));
-        let main = self
-            .lua
-            .load(source)
-            .set_name(chunk_name)
-            .into_function()
+        let main = crate::native::load(&self.lua, &source, chunk_name)
             .and_then(|main| self.lua.create_thread(main));
         match main {
             Ok(thread) => self.scheduler.spawn(&self.lua, thread, ()),

@@ -1,6 +1,6 @@
 //! The `lunet` command: run a Luau script, or set up editor type definitions.
 //!
-//! `lunet run <file> [args...]` (or `lunet <file> [args...]`) runs a script with every
+//! `lunet run [--native] <file> [args...]` (or `lunet <file> [args...]`) runs a script with every
 //! builtin library, `@lune/net` included; `lunet setup` writes type definitions and a
 //! `.luaurc` alias for luau-lsp. Everything else lives in the library crates.
 
@@ -20,6 +20,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Compile every script and module to native code (as if each had `--!native`)
+    #[arg(long)]
+    native: bool,
     /// The script to run (the same as `lunet run <SCRIPT>`)
     script: Option<PathBuf>,
     /// Arguments passed to the script as `process.args`
@@ -31,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run a Luau script
     Run {
+        /// Compile every script and module to native code (as if each had `--!native`)
+        #[arg(long)]
+        native: bool,
         /// The script to run (.luau or .lua)
         script: PathBuf,
         /// Arguments passed to the script as `process.args`
@@ -45,9 +51,12 @@ enum Command {
     },
 }
 
-fn run(script: PathBuf, args: Vec<String>) -> i32 {
+fn run(script: PathBuf, args: Vec<String>, native: bool) -> i32 {
     let script = resolve_script(script);
     lunet_runtime::run_script(&script, args, |runtime| {
+        if native {
+            runtime.compile_all_natively();
+        }
         lunet_std::install(runtime)?;
         runtime.register_library("net", Box::new(lunet_net::create));
         Ok(())
@@ -71,9 +80,16 @@ fn resolve_script(script: PathBuf) -> PathBuf {
 fn main() {
     let cli = Cli::parse();
     let code = match (cli.command, cli.script) {
-        (Some(Command::Run { script, args }), _) => run(script, args),
+        (
+            Some(Command::Run {
+                native,
+                script,
+                args,
+            }),
+            _,
+        ) => run(script, args, native || cli.native),
         (Some(Command::Setup { dir }), _) => setup::run(dir),
-        (None, Some(script)) => run(script, cli.args),
+        (None, Some(script)) => run(script, cli.args, cli.native),
         (None, None) => {
             eprintln!("usage: lunet run <script> [args...]   (see lunet --help)");
             2

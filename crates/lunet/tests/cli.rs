@@ -567,3 +567,37 @@ print(handle.port)
         "the server answers once descriptors are free again: {answer:?}"
     );
 }
+
+/// `--!native` scripts and modules, and `lunet run --native`, run natively compiled
+/// code with the same results (including a net handler defined in a native module).
+#[test]
+fn native_code_generation_runs_scripts_modules_and_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "mathlib.luau",
+        "--!strict\n--!native\nlocal M = {}\nfunction M.sum(n: number): number\n\tlocal s = 0\n\tfor i = 1, n do s += i * 0.5 end\n\treturn s\nend\nfunction M.handler(request)\n\treturn tostring(M.sum(#request.path * 10))\nend\nreturn M\n",
+    );
+    script(
+        dir.path(),
+        "main.luau",
+        r#"--!native
+local net = require("@lune/net")
+local m = require("./mathlib")
+local v = vector.create(1, 2, 3) * 2
+local handle = net.serve(0, m.handler)
+local response = net.request(`http://127.0.0.1:{handle.port}/abcd`)
+handle.stop()
+print(m.sum(1000), v.x + v.y + v.z, response.body)
+"#,
+    );
+    for args in [
+        &["run", "main.luau"][..],
+        &["run", "--native", "main.luau"],
+        &["--native", "main.luau"],
+    ] {
+        let out = lunet(dir.path(), args, LIMIT);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout.trim(), "250250 12 637.5", "{args:?}");
+    }
+}

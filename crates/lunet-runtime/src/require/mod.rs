@@ -89,10 +89,7 @@ impl Modules {
         let name = display_path(&file);
         let source_code = std::fs::read(&file)
             .map_err(|e| Error::runtime(format!("cannot read module '{name}': {e}")))?;
-        let chunk = lua
-            .load(source_code)
-            .set_name(format!("@{name}"))
-            .into_function()?;
+        let chunk = crate::native::load(lua, &source_code, format!("@{name}"))?;
         let parent = requirer.map(|r| cache_key(&r));
         self.loading.borrow_mut().insert(
             key.clone(),
