@@ -33,7 +33,7 @@ mod value;
 
 pub use function::create_function;
 pub use require::LibraryLoader;
-pub use runtime::{Runtime, run_script, version_string};
+pub use runtime::{LUNE_VERSION, Runtime, run_script, version_string};
 pub use scheduler::{
     CallOutcome, KeepAlive, Reply, Scheduler, Waiter, create_async_function,
     create_checked_async_function, create_waiting_function,

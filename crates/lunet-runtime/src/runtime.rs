@@ -16,16 +16,25 @@ use mlua::{Lua, LuaOptions, Result, StdLib};
 use crate::require::{self, Libraries, LibraryLoader};
 use crate::scheduler::Scheduler;
 
-/// `Lunet <version>+<luau version>`, the value of `_VERSION`.
+/// The Lune release whose API Lunet implements; `_VERSION` names it, because real
+/// libraries detect Lune (and its version) by `_VERSION`. Lunet's own version is
+/// `lunet --version`.
+pub const LUNE_VERSION: &str = "0.11.1";
+
+/// `Lune <LUNE_VERSION>+<luau>`, the value of `_VERSION`, in Lune's exact format:
+/// `<luau>` is Luau's version number without its `0.` prefix, as Lune prints it
+/// (`Luau 0.682` gives `Lune 0.11.1+682`). Called on a fresh VM, before `_VERSION`
+/// is replaced.
 pub fn version_string(lua: &Lua) -> String {
     let luau = lua
         .globals()
         .get::<String>("_VERSION")
         .ok()
-        .and_then(|v| v.strip_prefix("Luau ").map(str::to_string))
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "luau".to_string());
-    format!("Lunet {}+{}", env!("CARGO_PKG_VERSION"), luau)
+        .and_then(|v| v.strip_prefix("Luau ").map(|v| v.trim().to_string()))
+        .map(|v| v.strip_prefix("0.").map(str::to_string).unwrap_or(v))
+        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .unwrap_or_else(|| "0".to_string());
+    format!("Lune {LUNE_VERSION}+{luau}")
 }
 
 /// The Luau GC's heap goal: a collection cycle starts when the heap reaches this
@@ -56,6 +65,9 @@ impl Runtime {
         let scheduler = Scheduler::install(&lua)?;
         let version = version_string(&lua);
         lua.globals().set("_VERSION", version)?;
+        // As in Lune, `_G` is a plain table that every module shares, not the
+        // global environment (so `_G.print` is nil).
+        lua.globals().set("_G", lua.create_table()?)?;
         let libraries = Rc::new(Libraries::default());
         require::install(&lua, libraries.clone())?;
         Ok(Runtime {

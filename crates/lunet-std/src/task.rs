@@ -3,8 +3,10 @@
 //! `spawn` runs a function or thread at once until it first yields; `defer` runs it
 //! after the currently running threads yield; `delay` runs it after a number of
 //! seconds; `wait` yields the calling thread and returns the seconds actually waited;
-//! `cancel` stops a thread from ever being resumed. Negative or NaN durations count as
-//! zero. All queueing logic lives in the scheduler; this module only adapts arguments.
+//! `cancel` stops a thread from ever being resumed. As in Lune, every duration is at
+//! least one millisecond, and one that is not a valid duration (NaN, negative,
+//! infinite, too large) counts as that minimum. All queueing logic lives in the
+//! scheduler; this module only adapts arguments.
 
 use std::time::{Duration, Instant};
 
@@ -12,15 +14,20 @@ use mlua::{Lua, MultiValue, Result, Thread, Value};
 
 use lunet_runtime::{Scheduler, args, create_checked_async_function};
 
-/// The longest wait accepted: longer ones are clamped (about 30 years).
-const MAX_WAIT_SECS: f64 = 1.0e9;
+/// The shortest wait, as in Lune: shorter ones, and durations that are not valid
+/// (NaN, negative, infinite, beyond `Duration`'s range), wait this long.
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
-/// Converts a script's duration in seconds; nil, negative and NaN become zero.
+/// The longest wait: longer ones are clamped (about 30 years; not observable, it
+/// only keeps timer arithmetic far from overflow).
+const MAX_WAIT: Duration = Duration::from_secs(1_000_000_000);
+
+/// Converts a script's duration in seconds (nil is zero) as Lune does: at least
+/// [`MIN_WAIT`], which is also what an invalid duration becomes.
 pub fn duration_from_secs(secs: Option<f64>) -> Duration {
-    match secs {
-        Some(s) if s > 0.0 => Duration::from_secs_f64(s.min(MAX_WAIT_SECS)),
-        _ => Duration::ZERO,
-    }
+    Duration::try_from_secs_f64(secs.unwrap_or(0.0))
+        .unwrap_or(Duration::ZERO)
+        .clamp(MIN_WAIT, MAX_WAIT)
 }
 
 /// A function or thread argument, as `task.spawn` and friends take.
@@ -63,10 +70,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
                     "argument #1 to 'task.delay'",
                 )?);
                 let thread = to_thread(lua, target, "argument #2 to 'task.delay'")?;
-                Scheduler::of(lua).park(lua, thread.clone(), async move {
-                    tokio::time::sleep(duration).await;
-                    Ok(args)
-                });
+                Scheduler::of(lua).delay(thread.clone(), duration, args);
                 Ok(thread)
             },
         )?,
@@ -79,7 +83,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
                 duration_from_secs(args::optional_number(&secs, "argument #1 to 'task.wait'")?);
             Ok(async move {
                 let start = Instant::now();
-                // task.wait always yields, even for a zero duration.
+                // task.wait always yields, even when its timer is already due.
                 tokio::task::yield_now().await;
                 tokio::time::sleep(duration).await;
                 Ok(start.elapsed().as_secs_f64())

@@ -31,6 +31,11 @@ fn task_ordering() {
 }
 
 #[test]
+fn task_durations_and_lune_ordering() {
+    run("task_durations.luau", &[]);
+}
+
+#[test]
 fn coroutines_and_pcall_around_yields() {
     run("coroutines.luau", &[]);
 }

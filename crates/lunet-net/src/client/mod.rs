@@ -73,8 +73,8 @@ impl IntoLua for FetchResponse {
     }
 }
 
-/// `lunet/0.1.0+...` from `_VERSION` (`Lunet 0.1.0+...`): the lower-cased first word,
-/// a slash, and the second word.
+/// `lunet/0.1.0` from `Lunet 0.1.0`: the lower-cased first word, a slash, and the
+/// second word.
 pub(crate) fn user_agent_from_version(version: &str) -> String {
     let mut words = version.split_whitespace();
     let name = words.next().unwrap_or("lunet").to_ascii_lowercase();
@@ -279,7 +279,8 @@ fn build(
 
 /// Builds the `net.request` function.
 pub(crate) fn create_request_function(lua: &Lua) -> Result<Function> {
-    let version: String = lua.globals().get("_VERSION")?;
+    // `_VERSION` names Lune (scripts detect Lune by it); the User-Agent names Lunet.
+    let version = format!("Lunet {}", env!("CARGO_PKG_VERSION"));
     let client = Rc::new(Client::new(&user_agent_from_version(&version)));
     lunet_runtime::create_async_function(lua, "net.request", move |_lua, value: Value| {
         let params = RequestParams::from_value(value);

@@ -38,6 +38,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
@@ -51,8 +52,9 @@ use crate::report;
 
 /// The scheduler state, one per Luau VM, stored in the VM's app data.
 pub struct Scheduler {
-    /// Threads deferred with `task.defer`: run once the running thread yields.
-    deferred: RefCell<VecDeque<(Thread, MultiValue)>>,
+    /// Threads deferred with `task.defer` (run once the running thread yields) and
+    /// with `task.delay` (whose timer starts then, see [`Scheduler::delay`]).
+    deferred: RefCell<VecDeque<Deferred>>,
     /// Threads waiting on Rust futures, and threads waiting for a caller (see `call`).
     parked: park::ParkTable,
     watchers: call::Watchers,
@@ -65,6 +67,13 @@ pub struct Scheduler {
     failed: Cell<bool>,
     /// Luau helpers compiled once: the async-function glue and `coroutine.close`.
     glue: RefCell<Option<Glue>>,
+}
+
+/// A deferred thread, its arguments, and for `task.delay` how long it then waits.
+struct Deferred {
+    thread: Thread,
+    args: MultiValue,
+    after: Option<Duration>,
 }
 
 struct Glue {
@@ -145,7 +154,23 @@ impl Scheduler {
 
     /// Queues `thread` to run after the currently running threads yield (`task.defer`).
     pub fn defer(&self, thread: Thread, args: MultiValue) {
-        self.deferred.borrow_mut().push_back((thread, args));
+        self.push_deferred(thread, args, None);
+    }
+
+    /// Runs `thread` with `args` once `duration` has passed (`task.delay`). As in
+    /// Lune (whose `task.delay` defers a thread that waits, then spawns), the timer
+    /// starts when the deferred threads run, after the current thread yields: a
+    /// wait started before then, even a later one in the same thread, ends first.
+    pub fn delay(&self, thread: Thread, duration: Duration, args: MultiValue) {
+        self.push_deferred(thread, args, Some(duration));
+    }
+
+    fn push_deferred(&self, thread: Thread, args: MultiValue, after: Option<Duration>) {
+        self.deferred.borrow_mut().push_back(Deferred {
+            thread,
+            args,
+            after,
+        });
         self.wake.notify_one();
     }
 
@@ -224,7 +249,7 @@ impl Scheduler {
         let ptr = thread.to_pointer();
         self.deferred
             .borrow_mut()
-            .retain(|(t, _)| t.to_pointer() != ptr);
+            .retain(|d| d.thread.to_pointer() != ptr);
         if thread.status() == ThreadStatus::Resumable {
             let close = self.with_glue(|g| g.close.clone());
             close.call::<Value>(thread)?;
@@ -290,8 +315,21 @@ impl Scheduler {
             if batch.is_empty() {
                 break;
             }
-            for (thread, args) in batch {
-                self.resume(lua, thread, args);
+            for Deferred {
+                thread,
+                args,
+                after,
+            } in batch
+            {
+                match after {
+                    None => self.resume(lua, thread, args),
+                    Some(duration) => {
+                        Scheduler::of(lua).park(lua, thread, async move {
+                            tokio::time::sleep(duration).await;
+                            Ok(args)
+                        });
+                    }
+                }
             }
         }
     }

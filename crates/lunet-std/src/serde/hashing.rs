@@ -61,15 +61,31 @@ pub fn hmac(algorithm: &str, message: &[u8], secret: &[u8]) -> Result<String, St
         "sha3-256" => mac::<sha3::Sha3_256>(message, secret),
         "sha3-384" => mac::<sha3::Sha3_384>(message, secret),
         "sha3-512" => mac::<sha3::Sha3_512>(message, secret),
-        "blake3" => {
-            let key = blake3::hash(secret);
-            blake3::keyed_hash(key.as_bytes(), message)
-                .as_bytes()
-                .to_vec()
-        }
+        "blake3" => hmac_blake3(message, secret).to_vec(),
         other => return Err(unknown(other)),
     };
     Ok(hex(&bytes))
+}
+
+/// HMAC (RFC 2104) over blake3 with its 64-byte block, as Lune computes it (not
+/// blake3's own keyed mode). Written out because the `blake3` crate's `digest`
+/// traits are for another `digest` version than `hmac`'s.
+fn hmac_blake3(message: &[u8], secret: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut key = [0u8; BLOCK];
+    if secret.len() > BLOCK {
+        key[..32].copy_from_slice(blake3::hash(secret).as_bytes());
+    } else {
+        key[..secret.len()].copy_from_slice(secret);
+    }
+    let padded = |byte: u8| key.map(|k| k ^ byte);
+    let mut inner = blake3::Hasher::new();
+    inner.update(&padded(0x36));
+    inner.update(message);
+    let mut outer = blake3::Hasher::new();
+    outer.update(&padded(0x5c));
+    outer.update(inner.finalize().as_bytes());
+    *outer.finalize().as_bytes()
 }
 
 #[cfg(test)]
@@ -96,5 +112,29 @@ mod tests {
             "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
         assert!(hash("sha999", b"").unwrap_err().contains("sha3-256"));
+    }
+
+    #[test]
+    fn hmac_blake3_is_the_hmac_construction() {
+        // Lune's own test vector (tests/serde/hashing/hmac.luau in lune-org/lune).
+        let message = b"important data to verify the integrity of";
+        let secret = b"don't read this we operate on the honor system";
+        assert_eq!(
+            hmac("blake3", message, secret).unwrap(),
+            "1d9c1b9405567fc565c2c3c6d6c0e170be72a2623d29911f43cb2ce42a373c01"
+        );
+        // A key longer than the block is hashed first, as for every HMAC: the
+        // same result as the hashed key itself.
+        let long = [7u8; 100];
+        assert_eq!(
+            hmac("blake3", message, &long).unwrap(),
+            hmac("blake3", message, blake3::hash(&long).as_bytes()).unwrap()
+        );
+        // Not blake3's keyed mode with a hashed key (what Lunet did before).
+        let keyed = blake3::keyed_hash(blake3::hash(secret).as_bytes(), message);
+        assert_ne!(
+            hmac("blake3", message, secret).unwrap(),
+            hex(keyed.as_bytes())
+        );
     }
 }

@@ -3,16 +3,23 @@
 //!
 //! `write`/`ewrite` take a string or buffer and write it as is (no newline);
 //! `format` formats values as `print` does; `color(name)` and `style(name)` return ANSI
-//! escape codes (an unknown name is an error listing the valid ones); `readLine` and
-//! `readToEnd` yield while standard input is read on a blocking thread.
+//! escape codes (an unknown name is an error listing the valid ones); `readLine`,
+//! `readToEnd` and `prompt` yield while standard input is read on a blocking thread,
+//! so other threads keep running. As in Lune, `readLine` returns `""` at the end of
+//! input. `prompt` is line-based and works with piped input (see `prompt.rs`).
 
 pub mod format;
+mod prompt;
 
 use std::io::{BufRead, Read, Write};
 
 use mlua::{Error, Lua, MultiValue, Result, Value};
 
 use lunet_runtime::{args, create_async_function};
+
+/// Readers of standard input take turns in the order they were called (a fair
+/// lock), so two threads reading lines get them in call order, as in Lune.
+static STDIN_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const COLORS: &[(&str, &str)] = &[
     ("reset", "\x1b[0m"),
@@ -88,16 +95,21 @@ pub fn create(lua: &Lua) -> Result<Value> {
         create_async_function(lua, "stdio.readLine", |lua, ()| {
             let lua = lua.clone();
             async move {
+                let _turn = STDIN_TURN.lock().await;
                 let line = tokio::task::spawn_blocking(|| {
-                    let mut line = String::new();
-                    let read = std::io::stdin().lock().read_line(&mut line)?;
-                    Ok::<_, std::io::Error>(
-                        (read > 0).then(|| line.trim_end_matches(['\r', '\n']).to_string()),
-                    )
+                    let mut line = Vec::new();
+                    std::io::stdin().lock().read_until(b'\n', &mut line)?;
+                    let end = line.strip_suffix(b"\n").map_or(line.len(), <[u8]>::len);
+                    line.truncate(end);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    Ok::<_, std::io::Error>(line)
                 })
                 .await
                 .map_err(Error::external)??;
-                line.map(|l| lua.create_string(l)).transpose()
+                // At the end of input this is "" (as in Lune), never nil.
+                lua.create_string(line)
             }
         })?,
     )?;
@@ -106,6 +118,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
         create_async_function(lua, "stdio.readToEnd", |lua, ()| {
             let lua = lua.clone();
             async move {
+                let _turn = STDIN_TURN.lock().await;
                 let bytes = tokio::task::spawn_blocking(|| {
                     let mut bytes = Vec::new();
                     std::io::stdin().lock().read_to_end(&mut bytes)?;
@@ -116,6 +129,26 @@ pub fn create(lua: &Lua) -> Result<Value> {
                 lua.create_string(bytes)
             }
         })?,
+    )?;
+    stdio.set(
+        "prompt",
+        lunet_runtime::create_checked_async_function(
+            lua,
+            "stdio.prompt",
+            |lua, values: MultiValue| {
+                let prompt = prompt::Prompt::from_args(values)?;
+                let lua = lua.clone();
+                Ok(async move {
+                    let _turn = STDIN_TURN.lock().await;
+                    let answer = tokio::task::spawn_blocking(move || {
+                        prompt.ask(&mut std::io::stdin().lock(), &mut std::io::stderr().lock())
+                    })
+                    .await
+                    .map_err(Error::external)??;
+                    answer.into_value(&lua)
+                })
+            },
+        )?,
     )?;
     Ok(Value::Table(super::freeze(stdio)))
 }
