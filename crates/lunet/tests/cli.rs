@@ -636,6 +636,7 @@ print(m.sum(1000), v.x + v.y + v.z, response.body)
         assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
         assert_eq!(out.stdout.trim(), "250250 12 637.5", "{args:?}");
     }
+}
 
 #[test]
 fn stdio_reads_lines_prompts_and_the_rest_from_piped_stdin() {
