@@ -8,7 +8,7 @@ Results also go to bench/results/<timestamp>.json.
 
     python3 bench/run.py                 # everything (about 25 minutes)
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
-                                         # request, ws-client, tcp
+                                         # request, ws-client, tcp, native
     python3 bench/run.py --quick         # shorter runs, for a smoke test
     python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
@@ -181,13 +181,14 @@ def bench_serve(runs, quick):
         ("hello world", "serve_hello.luau", "hello", None),
         ("table with headers", "serve_table.luau", "table", None),
         ("1 KiB POST echo", "serve_echo.luau", "echo", echo_lua),
+        ("JSON API (50 items)", "serve_json.luau", "json", None),
     ]
     for title, script, node_mode, wrk_script in scenarios:
         for _ in range(runs):
             contenders = [(n, c + [str(SCRIPTS / script)]) for n, c in luau_contenders()]
             if NODE:
                 contenders.append(("node", [NODE, str(NODE_DIR / "http_server.js"), node_mode]))
-            if node_mode != "table":
+            if node_mode not in ("table", "json"):
                 contenders.append(("hyper (ceiling)", [str(RELEASE / "hyper-hello")]))
             for name, cmd in contenders:
                 port = free_port()
@@ -287,6 +288,19 @@ def bench_ws_client(runs, quick):
                 record("ws-client", f"{messages} pipelined 1 KiB messages, one way", name, rate, "msg/s")
 
 
+def bench_native(runs, quick):
+    """CPU-bound Luau (bench/scripts/cpu/): interpreted, natively compiled (`--native`,
+    the same as a `--!native` line in each file), and Lune. Each script prints its own
+    elapsed milliseconds, so process start-up is not counted."""
+    for script in sorted((SCRIPTS / "cpu").glob("*.luau")):
+        for _ in range(runs):
+            contenders = [(name, cmd + [str(script)]) for name, cmd in luau_contenders()]
+            contenders.insert(1, ("lunet --native", [LUNET, "run", "--native", str(script)]))
+            for name, cmd in contenders:
+                millis, _ = run_client(cmd)
+                record("native", script.stem, name, millis, "ms")
+
+
 def bench_tcp(runs, quick):
     megabytes = "64" if quick else "256"
     port = free_port()
@@ -309,6 +323,7 @@ GROUPS = {
     "request": bench_request,
     "ws-client": bench_ws_client,
     "tcp": bench_tcp,
+    "native": bench_native,
 }
 
 
