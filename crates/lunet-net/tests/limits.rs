@@ -281,18 +281,7 @@ handle.stop()
 /// finish and answer with `Connection: close`, and the script then ends.
 #[test]
 fn stop_drains_idle_stalled_and_busy_connections() {
-    let script = spawn_luau(
-        &format!(
-            "local testkit = require(\"@lune/testkit\")\n\
-             local handle = net.serve(0, {})\n\
-             testkit.ready(handle.port)\n\
-             testkit.finished()\n\
-             handle.stop()\n",
-            config("shutdownTimeout = 5")
-        ),
-        &[],
-    );
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(&config("shutdownTimeout = 5"));
     let idle = connect(port);
     let mut mid_head = connect(port);
     mid_head.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
@@ -346,18 +335,7 @@ fn stop_drains_idle_stalled_and_busy_connections() {
 /// `shutdownTimeout`: its connection is closed and the script ends.
 #[test]
 fn stop_gives_up_on_handlers_at_the_shutdown_timeout() {
-    let script = spawn_luau(
-        &format!(
-            "local testkit = require(\"@lune/testkit\")\n\
-             local handle = net.serve(0, {})\n\
-             testkit.ready(handle.port)\n\
-             testkit.finished()\n\
-             handle.stop()\n",
-            config("shutdownTimeout = 0.5")
-        ),
-        &[],
-    );
-    let port: u16 = script.ready().parse().unwrap();
+    let (script, port) = spawn_server(&config("shutdownTimeout = 0.5"));
     let mut forever = connect(port);
     forever
         .write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -495,16 +495,22 @@ fn sigterm_drains_servers_and_exits_143() {
     );
 }
 
+/// Starts `server.luau` (SIGNAL_SERVER) with a request to `/forever` in flight.
+fn serve_a_stuck_request(dir: &Path) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let (child, port) = spawn_server(dir, "server.luau");
+    let port: u16 = port.parse().unwrap();
+    let stuck = std::thread::spawn(move || http_get(port, "/forever"));
+    std::thread::sleep(Duration::from_millis(150));
+    (child, stuck)
+}
+
 #[test]
 fn sigint_waits_for_the_shutdown_timeout_and_a_second_sigint_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     script(dir.path(), "server.luau", SIGNAL_SERVER);
 
     // A handler that never returns is given up on at shutdownTimeout (1 s).
-    let (mut child, port) = spawn_server(dir.path(), "server.luau");
-    let port: u16 = port.parse().unwrap();
-    let stuck = std::thread::spawn(move || http_get(port, "/forever"));
-    std::thread::sleep(Duration::from_millis(150));
+    let (mut child, stuck) = serve_a_stuck_request(dir.path());
     let signalled = Instant::now();
     send_signal(&child, "INT");
     let code = wait_exit(&mut child, LIMIT);
@@ -517,10 +523,7 @@ fn sigint_waits_for_the_shutdown_timeout_and_a_second_sigint_exits_at_once() {
     let _ = stuck.join();
 
     // A second signal does not wait.
-    let (mut child, port) = spawn_server(dir.path(), "server.luau");
-    let port: u16 = port.parse().unwrap();
-    let stuck = std::thread::spawn(move || http_get(port, "/forever"));
-    std::thread::sleep(Duration::from_millis(150));
+    let (mut child, stuck) = serve_a_stuck_request(dir.path());
     let signalled = Instant::now();
     send_signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(100));
