@@ -1,7 +1,9 @@
 //! Conversions between Luau values and HTTP types, shared by client and server.
 //!
-//! Header tables map lower-case names to a string, or to an array of strings when a
-//! header repeats; values are raw bytes (never dropped for not being UTF-8). Scripts
+//! Header tables map lower-case names to a string, a repeated header's values joined
+//! with `", "` (RFC 9110 5.3), as Lune's scripts expect; [`raw_header_list`] keeps
+//! every line apart (`{ name, value }` tables). Values are raw bytes (never dropped
+//! for not being UTF-8). Scripts
 //! may give a header or query value as a string or an array of strings (bodies, a
 //! string or a buffer, are read with `lunet_runtime::args::bytes`). Every error names
 //! the field and what was expected, in the runtime's
@@ -201,28 +203,40 @@ pub(crate) fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
     Ok(map)
 }
 
-/// A Luau table of headers: lower-case names, repeated headers as arrays.
+/// A Luau table of headers: lower-case names, string values, a repeated header's
+/// values joined with `", "`.
 pub(crate) fn header_table(lua: &Lua, headers: &HeaderMap) -> Result<Table> {
     let table = lua.create_table_with_capacity(0, headers.keys_len())?;
     for name in headers.keys() {
         let mut values = headers.get_all(name).iter();
-        let first = values.next();
-        let second = values.next();
-        match (first, second) {
-            (Some(only), None) => {
-                table.raw_set(name.as_str(), lua.create_string(only.as_bytes())?)?;
-            }
-            (Some(first), Some(second)) => {
-                let list = lua.create_table()?;
-                list.raw_push(lua.create_string(first.as_bytes())?)?;
-                list.raw_push(lua.create_string(second.as_bytes())?)?;
-                for value in values {
-                    list.raw_push(lua.create_string(value.as_bytes())?)?;
+        let Some(first) = values.next() else {
+            continue;
+        };
+        let value = match values.next() {
+            None => lua.create_string(first.as_bytes())?,
+            Some(second) => {
+                let mut joined = first.as_bytes().to_vec();
+                for value in std::iter::once(second).chain(values) {
+                    joined.extend_from_slice(b", ");
+                    joined.extend_from_slice(value.as_bytes());
                 }
-                table.raw_set(name.as_str(), list)?;
+                lua.create_string(joined)?
             }
-            (None, _) => {}
-        }
+        };
+        table.raw_set(name.as_str(), value)?;
     }
     Ok(table)
+}
+
+/// Every header line as `{ name = ..., value = ... }`, in `HeaderMap` order (names in
+/// the order they first appeared, each name's values together, as received).
+pub(crate) fn raw_header_list(lua: &Lua, headers: &HeaderMap) -> Result<Table> {
+    let list = lua.create_table_with_capacity(headers.len(), 0)?;
+    for (name, value) in headers.iter() {
+        let line = lua.create_table_with_capacity(0, 2)?;
+        line.raw_set("name", name.as_str())?;
+        line.raw_set("value", lua.create_string(value.as_bytes())?)?;
+        list.raw_push(line)?;
+    }
+    Ok(list)
 }

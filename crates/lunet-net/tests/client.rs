@@ -129,21 +129,86 @@ eq(net.request(base .. "/empty").body, "", "an empty body is an empty string")
 }
 
 #[test]
-fn response_headers_lowercase_arrays_and_raw_bytes() {
+fn response_headers_are_strings_with_every_line_in_raw_headers() {
     let peer = peers::http(None);
     run_luau(
         r#"
 local res = net.request(process.args[1] .. "/headers")
-eq(type(res.headers["set-cookie"]), "table", "a repeated header is an array")
-eq(res.headers["set-cookie"][1], "a=1", "repeated header values keep their order (1)")
-eq(res.headers["set-cookie"][2], "b=2", "repeated header values keep their order (2)")
+eq(res.headers["set-cookie"], "a=1, b=2", "a repeated header is one string joined with ', '")
 eq(res.headers["x-single"], "one", "a single header is a string")
 eq(res.headers["x-binary"], "f\255o", "a header value that is not UTF-8 is kept as raw bytes")
-for name in res.headers do
+for name, value in res.headers do
     eq(name, string.lower(name), "header names are lower-case")
+    eq(type(value), "string", "every header value is a string (" .. name .. ")")
 end
+check(type(res.rawHeaders) == "table", "rawHeaders is a table")
+local cookies, binary = {}, nil
+for i, line in ipairs(res.rawHeaders) do
+    eq(type(line.name), "string", "rawHeaders[" .. i .. "].name")
+    eq(type(line.value), "string", "rawHeaders[" .. i .. "].value")
+    eq(line.name, string.lower(line.name), "raw header names are lower-case")
+    if line.name == "set-cookie" then table.insert(cookies, line.value) end
+    if line.name == "x-binary" then binary = line.value end
+end
+eq(table.concat(cookies, "|"), "a=1|b=2", "rawHeaders keeps each Set-Cookie line, in order")
+eq(binary, "f\255o", "rawHeaders keeps raw bytes")
 "#,
         &base(&peer),
+    );
+}
+
+/// A raw HTTP/1.1 server that answers each request with its own head (as received,
+/// up to the blank line) as the body, then closes the connection.
+fn head_echo() -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                head.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+            let _ = stream.write_all(&head);
+        }
+    });
+    (port, thread)
+}
+
+#[test]
+fn bodiless_post_put_and_patch_send_content_length_zero() {
+    let (port, _server) = head_echo();
+    run_luau(
+        r#"
+local base = process.args[1]
+local function lengthOf(head)
+    return string.match(string.lower(head), "\r\ncontent%-length: *([^\r]*)\r\n")
+end
+for _, method in { "POST", "PUT", "PATCH" } do
+    local head = net.request({ url = base, method = method }).body
+    eq(lengthOf(head), "0", method .. " without a body sends Content-Length: 0 (head: " .. head .. ")")
+    local empty = net.request({ url = base, method = method, body = "" }).body
+    eq(lengthOf(empty), "0", method .. " with an empty body sends Content-Length: 0")
+    local full = net.request({ url = base, method = method, body = "abc" }).body
+    eq(lengthOf(full), "3", method .. " with a body sends its length")
+end
+local get = net.request(base).body
+eq(lengthOf(get), nil, "a GET without a body sends no Content-Length")
+local own = net.request({ url = base, method = "POST", headers = { ["content-length"] = "0" } }).body
+local _, count = string.gsub(string.lower(own), "content%-length", "")
+eq(count, 1, "a script's own Content-Length is not doubled")
+"#,
+        &[format!("http://127.0.0.1:{port}/")],
     );
 }
 

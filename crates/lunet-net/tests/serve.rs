@@ -39,6 +39,18 @@ function(request)
         return 42
     elseif request.path == "/bad-status" then
         return { status = 42 }
+    elseif request.path == "/nothing" then
+        return
+    elseif request.path == "/nil" then
+        return nil
+    elseif request.path == "/string-status" then
+        return { status = "404", body = "numeric string" }
+    elseif request.path == "/status-999" then
+        return { status = 999, body = "odd status" }
+    elseif request.path == "/status-103" then
+        return { status = 103 }
+    elseif request.path == "/word-status" then
+        return { status = "teapot" }
     elseif request.path == "/nested" then
         local inner = net.request("http://127.0.0.1:" .. request.headers["x-port"] .. "/string")
         return "nested: " .. inner.body
@@ -48,6 +60,12 @@ function(request)
         path = request.path,
         query = request.query,
         headers = request.headers,
+        rawHeaders = request.rawHeaders,
+        headerTypes = (function()
+            local types = {}
+            for name, value in request.headers do types[name] = type(value) end
+            return types
+        end)(),
         body = request.body,
         bodyLength = #request.body,
         ip = request.ip,
@@ -112,9 +130,40 @@ fn request_fields_reach_the_handler() {
         "header names are lower-case"
     );
     assert_eq!(
-        json["headers"]["x-repeat"],
-        serde_json::json!(["one", "two"]),
-        "a repeated header is an array"
+        json["headers"]["x-repeat"], "one, two",
+        "a repeated header is one string joined with \", \""
+    );
+    for (name, kind) in json["headerTypes"].as_object().unwrap() {
+        assert_eq!(kind, "string", "header {name} is a string");
+    }
+    let raw: Vec<(String, String)> = json["rawHeaders"]
+        .as_array()
+        .expect("rawHeaders is an array")
+        .iter()
+        .map(|line| {
+            (
+                line["name"].as_str().unwrap().to_string(),
+                line["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let lines = |name: &str| -> Vec<&str> {
+        raw.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(
+        lines("x-repeat"),
+        ["one", "two"],
+        "rawHeaders keeps each line of a repeated header, in order: {raw:?}"
+    );
+    assert_eq!(lines("x-custom"), ["value"], "{raw:?}");
+    assert_eq!(lines("x-repeat-2"), ["z"], "{raw:?}");
+    assert_eq!(
+        raw.len(),
+        json["headers"].as_object().unwrap().len() + 1,
+        "one raw line per header line (one name repeats): {raw:?}"
     );
     assert_eq!(json["bodyLength"], 256, "the body is binary-safe");
     assert_eq!(json["ip"], "127.0.0.1");
@@ -195,7 +244,13 @@ fn response_forms() {
         ),
         "a handler that yields before returning a table"
     );
-    for path in ["/error", "/bad-return", "/bad-status"] {
+    for path in [
+        "/error",
+        "/bad-return",
+        "/bad-status",
+        "/status-103",
+        "/word-status",
+    ] {
         let (status, _, _, body) = get(path);
         assert_eq!(status, 500, "{path} answers 500");
         assert_eq!(body, "Internal Server Error\n");
@@ -222,6 +277,76 @@ fn response_forms() {
         rt.block_on(head.bytes()).unwrap().len(),
         0,
         "HEAD has no body"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+/// Lune's handler results: nil, numeric-string statuses, any status up to 999, and
+/// `text/plain` for a string.
+#[test]
+fn handler_results_as_lune_gives_them() {
+    let (script, port) = spawn_server(ECHO_HANDLER);
+    let rt = peer_runtime();
+    let client = client();
+    let get = |path: &str| {
+        rt.block_on(async {
+            let response = client
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, content_type, response.text().await.unwrap())
+        })
+    };
+    assert_eq!(
+        get("/string"),
+        (200, Some("text/plain".to_string()), "just a string".into()),
+        "a string is a 200 text/plain body, Lune's exact content-type"
+    );
+    assert_eq!(
+        get("/nothing"),
+        (200, None, String::new()),
+        "a handler returning nothing answers 200 with an empty body"
+    );
+    assert_eq!(
+        get("/nil"),
+        (200, None, String::new()),
+        "a handler returning nil answers 200 with an empty body"
+    );
+    assert_eq!(
+        get("/string-status"),
+        (404, None, "numeric string".into()),
+        "status may be a numeric string"
+    );
+    assert_eq!(
+        get("/no-status").1,
+        None,
+        "a table response gets no content-type of its own"
+    );
+    let odd = raw_exchange(
+        port,
+        b"GET /status-999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        odd.starts_with("HTTP/1.1 999 ") && odd.ends_with("odd status"),
+        "a status past 599 is sent as given: {odd}"
+    );
+    // A 1xx cannot be a final response: a 500, on a connection that stays usable.
+    let mut stream = connect(port, Duration::from_secs(10));
+    stream
+        .write_all(b"GET /status-103 HTTP/1.1\r\nHost: x\r\n\r\nGET /string HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut both = Vec::new();
+    let _ = stream.read_to_end(&mut both);
+    let both = String::from_utf8_lossy(&both);
+    assert!(
+        both.starts_with("HTTP/1.1 500 ") && both.contains("just a string"),
+        "a 1xx status answers 500 and the connection keeps serving: {both}"
     );
     assert_eq!(script.finish(), 0);
 }

@@ -29,14 +29,15 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT,
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderValue, PROXY_AUTHORIZATION,
+    USER_AGENT,
 };
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 
-use crate::convert::header_table;
+use crate::convert::{header_table, raw_header_list};
 use crate::error::{BoxError, error_chain};
 use connect::RequestBody;
 use connect::Sender;
@@ -60,7 +61,7 @@ pub(crate) struct FetchResponse {
 
 impl IntoLua for FetchResponse {
     fn into_lua(self, lua: &Lua) -> Result<Value> {
-        let table = lua.create_table_with_capacity(0, 5)?;
+        let table = lua.create_table_with_capacity(0, 6)?;
         table.raw_set("ok", self.status.is_success())?;
         table.raw_set("statusCode", self.status.as_u16())?;
         table.raw_set(
@@ -68,6 +69,7 @@ impl IntoLua for FetchResponse {
             self.status.canonical_reason().unwrap_or(""),
         )?;
         table.raw_set("headers", header_table(lua, &self.headers)?)?;
+        table.raw_set("rawHeaders", raw_header_list(lua, &self.headers)?)?;
         table.raw_set("body", lua.create_string(&self.body)?)?;
         Ok(Value::Table(table))
     }
@@ -274,7 +276,23 @@ fn build(
     if let Some(authorization) = forward.and_then(|proxy| proxy.authorization.as_ref()) {
         headers.insert(PROXY_AUTHORIZATION, authorization.clone());
     }
+    // hyper sends no length for an empty body, but a POST, PUT or PATCH without one
+    // needs `Content-Length: 0` (RFC 9110 8.6): some servers answer 411 otherwise.
+    let empty = request.body.as_ref().is_none_or(|body| body.is_empty());
+    if empty && sends_length_when_empty(&request.method) {
+        headers
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from_static("0"));
+    }
     Ok(message)
+}
+
+/// Methods whose requests are expected to carry a body, so an empty one is declared.
+fn sends_length_when_empty(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
 }
 
 /// Builds the `net.request` function.

@@ -1,8 +1,13 @@
 //! The request a `handleRequest` handler receives:
-//! `{ method, path, query, headers, body, ip, port }`.
+//! `{ method, path, query, headers, rawHeaders, body, ip, port }`.
 //!
 //! `query` maps each key to a string, or an array when the key repeats; `headers` has
-//! lower-case names with repeated headers as arrays; `body` is a binary-safe string,
+//! lower-case names and string values, a repeated header's values joined with `", "`
+//! (RFC 9110 5.3), as Lune's scripts expect; `rawHeaders` lists every header line as
+//! `{ name = ..., value = ... }`, so repeated `Set-Cookie`s stay apart. The lines come
+//! in `http::HeaderMap` order: names in the order they first appeared, each name's
+//! values together, in the order received (hyper keeps no finer order). `body` is a
+//! binary-safe string,
 //! already decoded when the request had a gzip/deflate/br/zstd `Content-Encoding` (or a list
 //! of them).
 //!
@@ -12,7 +17,18 @@
 //! builds a table with constant keys faster than any host API can. The fields go onto
 //! the handler thread's stack straight from Rust ([`HandlerArgs`]), with the `query`
 //! and `headers` tables built there by Luau's C API: no registry reference and no
-//! protected call per request. This module does not decide how the handler thread is
+//! protected call per request.
+//!
+//! `rawHeaders` is built lazily (decision, serve pass on header strings): most
+//! handlers never read it, and building it eagerly would cost a table per header
+//! line per request. The request table instead gets a shared metatable whose
+//! `__index` builds `rawHeaders` on first read, from every line packed into one
+//! string (`name NUL value NUL ...`: neither names nor values can hold a NUL) that a
+//! weak-keyed table keeps for the request. That costs one string per request, and
+//! nothing per repeated header beyond the joined value. A script that replaces the
+//! request's metatable loses `rawHeaders` (it reads nil).
+//!
+//! This module does not decide how the handler thread is
 //! run (that is the scheduler's `call`) nor read the body (that is `connection`).
 
 use std::ffi::c_char;
@@ -23,8 +39,32 @@ use mlua::{Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, 
 
 /// Calls `handler(request)` with the request table built from the fields it is given.
 pub(crate) const REQUEST_BUILDER: &str = r#"
-return function(handler, method, path, query, headers, body, ip, port)
-	return handler({
+local split = string.split
+local rawset = rawset
+local setmetatable = setmetatable
+-- The packed header lines of each request whose rawHeaders was not read yet.
+local pending = setmetatable({}, { __mode = "k" })
+local requestMeta = {
+	__index = function(request, key)
+		if key ~= "rawHeaders" then
+			return nil
+		end
+		local packed = pending[request]
+		if packed == nil then
+			return nil
+		end
+		pending[request] = nil
+		local parts = split(packed, "\0")
+		local lines = table.create((#parts - 1) // 2)
+		for i = 1, #parts - 1, 2 do
+			lines[(i + 1) // 2] = { name = parts[i], value = parts[i + 1] }
+		end
+		rawset(request, "rawHeaders", lines)
+		return lines
+	end,
+}
+return function(handler, method, path, query, headers, rawHeaders, body, ip, port)
+	local request = {
 		method = method,
 		path = path,
 		query = query,
@@ -32,7 +72,9 @@ return function(handler, method, path, query, headers, body, ip, port)
 		body = body,
 		ip = ip,
 		port = port,
-	})
+	}
+	pending[request] = rawHeaders
+	return handler(setmetatable(request, requestMeta))
 end
 "#;
 
@@ -67,6 +109,38 @@ impl HandlerArgs<'_> {
     }
 }
 
+/// Every header line packed as `name NUL value NUL ...` into `out` (cleared first),
+/// for the lazy `rawHeaders` of [`REQUEST_BUILDER`].
+fn pack_headers(headers: &http::HeaderMap, out: &mut Vec<u8>) {
+    out.clear();
+    for (name, value) in headers.iter() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.push(0);
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+}
+
+thread_local! {
+    /// The buffer [`pack_headers`] fills, kept so that no request allocates one.
+    static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sets `headers[name] = value`, joining a repeated header's values with `", "`. The
+/// general (slow) path, for [`IntoLuaMulti::into_lua_multi`].
+fn join(lua: &Lua, table: &mlua::Table, name: &[u8], value: &[u8]) -> Result<()> {
+    let joined = match table.raw_get::<Option<LuaString>>(lua.create_string(name)?)? {
+        None => lua.create_string(value)?,
+        Some(first) => {
+            let mut bytes = first.as_bytes().to_vec();
+            bytes.extend_from_slice(b", ");
+            bytes.extend_from_slice(value);
+            lua.create_string(bytes)?
+        }
+    };
+    table.raw_set(lua.create_string(name)?, joined)
+}
+
 /// Adds `value` under `key` in `table`, where a repeated key turns the entry into an
 /// array of every value, in order. The general (slow) path, for [`IntoLuaMulti::into_lua_multi`].
 fn append(lua: &Lua, table: &mlua::Table, key: &[u8], value: &[u8]) -> Result<()> {
@@ -89,14 +163,17 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         }
         let headers = lua.create_table_with_capacity(0, self.parts.headers.keys_len())?;
         for (name, value) in self.parts.headers.iter() {
-            append(lua, &headers, name.as_str().as_bytes(), value.as_bytes())?;
+            join(lua, &headers, name.as_str().as_bytes(), value.as_bytes())?;
         }
+        let mut packed = Vec::new();
+        pack_headers(&self.parts.headers, &mut packed);
         Ok(MultiValue::from_vec(vec![
             Value::Function(self.handler.clone()),
             self.parts.method.as_str().into_lua(lua)?,
             self.path().into_lua(lua)?,
             Value::Table(query),
             Value::Table(headers),
+            Value::String(lua.create_string(packed)?),
             Value::String(lua.create_string(self.body)?),
             Value::String(self.ip.clone()),
             Value::Integer(i64::from(self.port)),
@@ -111,10 +188,11 @@ impl IntoLuaMulti for HandlerArgs<'_> {
     unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
-        // eight values and the three temporaries `append_entry` uses is made first,
+        // nine values and the four temporaries `append_entry`/`join_entry` use is made first,
         // and every helper leaves the stack as it found it plus the one value it
-        // pushes, so `push_bytes` always has room, and `append_entry` finds the
-        // table `lua_createtable` just pushed at the top, with room for three. None
+        // pushes, so `push_bytes` always has room, and `append_entry` and
+        // `join_entry` find the table `lua_createtable` just pushed at the top, with
+        // room for four. None
         // of these calls can raise a Luau error here (which would unwind past Rust
         // frames): the VM has no memory limit (mlua aborts on allocation failure
         // instead), strings are far below Luau's size limit (requests are capped at
@@ -132,13 +210,17 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             }
             ffi::lua_createtable(state, 0, self.parts.headers.keys_len() as i32);
             for (name, value) in self.parts.headers.iter() {
-                append_entry(state, name.as_str().as_bytes(), value.as_bytes());
+                join_entry(state, name.as_str().as_bytes(), value.as_bytes());
             }
+            PACKED.with_borrow_mut(|packed| {
+                pack_headers(&self.parts.headers, packed);
+                push_bytes(state, packed);
+            });
             push_bytes(state, self.body);
             self.ip.push_into_stack(lua)?;
             ffi::lua_pushinteger_(state, i32::from(self.port));
         }
-        Ok(8)
+        Ok(9)
     }
 }
 
@@ -153,6 +235,36 @@ unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
     // SAFETY: the pointer and length come from one live slice, which Luau copies
     // before returning; the state and the room are the caller's contract.
     unsafe { ffi::lua_pushlstring_(state, bytes.as_ptr() as *const c_char, bytes.len()) };
+}
+
+/// Sets `t[name] = value` for the table at the top of the stack, where a repeated
+/// name's values are joined with `", "`. Uses four stack slots, and leaves the stack
+/// as it found it.
+///
+/// # Safety
+/// `state` is a live Luau state this thread has locked; the value at the top of its
+/// stack is a table without a metatable that only this function has filled (so
+/// every value in it is a string), and there is room for four more values.
+unsafe fn join_entry(state: *mut ffi::lua_State, name: &[u8], value: &[u8]) {
+    // SAFETY: as for `append_entry`: the name and its copy, then the existing entry,
+    // are pushed above the table, which is at -3 for `lua_rawget`/`lua_rawset`. An
+    // existing entry is nil or a string this function set; concatenating three
+    // strings calls no metamethod and cannot raise (no memory limit, and a joined
+    // value stays far below Luau's string size limit, as requests are capped).
+    unsafe {
+        push_bytes(state, name);
+        ffi::lua_pushvalue(state, -1);
+        if ffi::lua_rawget(state, -3) == ffi::LUA_TNIL {
+            ffi::lua_pop(state, 1);
+            push_bytes(state, value);
+        } else {
+            // [t, name, first] -> [t, name, first .. ", " .. value]
+            push_bytes(state, b", ");
+            push_bytes(state, value);
+            ffi::lua_concat(state, 3);
+        }
+        ffi::lua_rawset(state, -3);
+    }
 }
 
 /// Sets `t[key] = value` for the table at the top of the stack, where a repeated key

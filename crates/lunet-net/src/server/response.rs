@@ -1,10 +1,17 @@
 //! Turning what a handler returned into an HTTP response.
 //!
-//! A string is a 200 response with that body. A table is `{ status?, headers?, body? }`:
-//! `status` defaults to 200 and must be an integer from 200 to 599 (an
-//! informational 1xx cannot be a final response), header values may be arrays (sent as
-//! repeated headers, such as several `Set-Cookie`), and `body` is a string or buffer.
-//! Anything else is an error the server answers with 500.
+//! A string is a 200 response with that body and `content-type: text/plain` (Lune's
+//! exact value). Nothing (or nil) is a 200 with an empty body. A table is
+//! `{ status?, headers?, body? }`: `status` defaults to 200 and is an integer from
+//! 100 to 999, or a string holding one (`"404"`, as Lune's integer conversion
+//! takes), sent as given; header values may be arrays (sent as repeated headers, such
+//! as several `Set-Cookie`), and `body` is a string or buffer. Anything else is an
+//! error the server answers with 500.
+//!
+//! A 1xx status cannot be a final response: hyper would replace it with an empty
+//! 500 and close the connection (what Lune's clients get). It is refused here
+//! instead, as a handler error: the client gets the usual 500, the connection stays
+//! open, and stderr says why.
 //!
 //! What the handler returned is read straight off its thread's stack ([`Returned`]):
 //! a plain response table (no metatable, the usual case) has its three fields read
@@ -37,15 +44,42 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 fn parse_status(value: &Value) -> Result<StatusCode> {
-    let Some(code) = args::optional_integer_in::<u16>(value, "status", 200..=599)? else {
-        return Ok(StatusCode::OK);
+    let code = match value {
+        Value::Nil => return Ok(StatusCode::OK),
+        Value::String(text) => {
+            let text = text.to_string_lossy();
+            match text.trim().parse::<u16>() {
+                Ok(code) if (100..=999).contains(&code) => code,
+                _ => {
+                    return Err(Error::runtime(format!(
+                        "Invalid status - expected {STATUS_RANGE}, got '{text}'"
+                    )));
+                }
+            }
+        }
+        other => args::integer_in::<u16>(other, "status", 100..=999)?,
     };
-    // Every code from 200 to 599 is one `StatusCode` accepts (it takes 100 to 999).
+    if code < 200 {
+        return Err(Error::runtime(format!(
+            "Invalid status - {code} is informational (1xx), which cannot be a final response"
+        )));
+    }
+    // `StatusCode` takes every code from 100 to 999.
     StatusCode::from_u16(code).map_err(|_| args::out_of_range("status", STATUS_RANGE, value))
 }
 
 /// What [`parse_status`] accepts, as its error words it.
-const STATUS_RANGE: &str = "an integer from 200 to 599";
+const STATUS_RANGE: &str = "an integer from 100 to 999";
+
+/// The response to a plain string result: a 200 `text/plain` one, as Lune sends.
+fn text_response(body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
 
 /// What a handler returned (its first return value).
 pub(crate) enum Returned {
@@ -124,14 +158,16 @@ fn table_response(status: Value, headers: Value, body: Value) -> Result<Response
 /// Converts what a handler returned into a response.
 pub(crate) fn from_handler(returned: Returned) -> Result<Response<Body>> {
     match returned {
-        Returned::Text(bytes) => Ok(Response::new(Full::new(bytes))),
+        Returned::Text(bytes) => Ok(text_response(bytes)),
+        // Nothing returned: a 200 with an empty body, as Lune sends.
+        Returned::Other(Value::Nil) => Ok(Response::new(Full::new(Bytes::new()))),
         Returned::Plain(status, headers, body) => table_response(status, headers, body),
         Returned::Other(Value::Buffer(b)) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
         Returned::Other(Value::Table(t)) => {
             table_response(t.get("status")?, t.get("headers")?, t.get("body")?)
         }
         Returned::Other(other) => Err(Error::runtime(format!(
-            "the handler returned {}; expected a string or a table {{ status?, headers?, body? }}",
+            "the handler returned {}; expected a string, nil or a table {{ status?, headers?, body? }}",
             lunet_runtime::type_name(&other)
         ))),
     }
