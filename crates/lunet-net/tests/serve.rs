@@ -351,6 +351,55 @@ fn handler_results_as_lune_gives_them() {
     assert_eq!(script.finish(), 0);
 }
 
+/// File work in handlers (`@lune/fs`) yields like network I/O: while one request
+/// writes and reads back 128 MiB, hello requests on another connection keep being
+/// answered (were the file work blocking the event loop, only a handful could be:
+/// one between each file call).
+#[test]
+fn file_work_in_handlers_does_not_hold_up_other_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    let (script, port) = spawn_server(&format!(
+        r#"function(request)
+    local fs = require("@lune/fs")
+    if request.path == "/file" then
+        local data = string.rep("0123456789abcdef", 8 * 1024 * 1024)
+        fs.writeFile({path:?}, data)
+        local back = fs.readFile({path:?})
+        fs.removeFile({path:?})
+        return tostring(#back == #data)
+    end
+    return "hello"
+end"#
+    ));
+    let rt = peer_runtime();
+    let client = client();
+    let (file, hellos) = rt.block_on(async {
+        let file = tokio::spawn({
+            let client = client.clone();
+            async move {
+                let response = client.get(format!("http://127.0.0.1:{port}/file")).send();
+                response.await.unwrap().text().await.unwrap()
+            }
+        });
+        // Measure hello requests while the file request is in progress.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut hellos = 0;
+        while !file.is_finished() {
+            let hello = client.get(format!("http://127.0.0.1:{port}/")).send();
+            assert_eq!(hello.await.unwrap().text().await.unwrap(), "hello");
+            hellos += 1;
+        }
+        (file.await.unwrap(), hellos)
+    });
+    assert_eq!(file, "true", "the file round trip");
+    assert!(
+        hellos >= 20,
+        "hello requests are answered while the handler does file work: {hellos}"
+    );
+    assert_eq!(script.finish(), 0);
+}
+
 #[test]
 fn yielding_handlers_run_concurrently() {
     let (script, port) = spawn_server(ECHO_HANDLER);

@@ -93,6 +93,9 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
+    if codecs.is_empty() {
+        return read_plain(body, limit).await;
+    }
     let mut raw = Raw::new(body, limit);
     if raw.fill_buf().await.map_err(classify)?.is_empty() {
         return Ok(Bytes::new());
@@ -214,6 +217,55 @@ impl std::fmt::Display for ReadFailed {
 impl std::error::Error for ReadFailed {}
 
 /// Tells the errors of [`Raw`] apart from the decoders' own.
+/// A body with no content coding: its frames gathered as they come (a body of one
+/// frame, most small ones, is returned without a copy), failing once more than
+/// `limit` bytes arrived, yielding every [`YIELD_EVERY`] bytes. No read buffer, no
+/// decoder: this is every plain POST's path.
+async fn read_plain<B>(mut body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    let mut first = Bytes::new();
+    let mut gathered: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut since_yield = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| BodyError::Read(error.into()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let len = data.len();
+        if len == 0 {
+            continue;
+        }
+        total += len;
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        if first.is_empty() && gathered.is_empty() {
+            first = data;
+        } else {
+            if gathered.is_empty() {
+                gathered.reserve(first.len() + data.len());
+                gathered.extend_from_slice(&first);
+            }
+            gathered.extend_from_slice(&data);
+        }
+        since_yield += len;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(if gathered.is_empty() {
+        first
+    } else {
+        Bytes::from(gathered)
+    })
+}
+
 fn classify(error: io::Error) -> BodyError {
     let inner = error.get_ref();
     if inner.is_some_and(|inner| inner.is::<RawTooLarge>()) {
