@@ -67,16 +67,10 @@ impl EventParser {
                 self.data.push_str(&value);
                 self.has_data = true;
             }
-            b"id" => {
-                if !value.contains('\0') {
-                    self.last_id = value.into_owned();
-                }
-            }
-            b"retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    // Digits only, so this parses (very long ones as infinity).
-                    self.retry = value.parse().ok();
-                }
+            b"id" if !value.contains('\0') => self.last_id = value.into_owned(),
+            b"retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                // Digits only, so this parses (very long ones as infinity).
+                self.retry = value.parse().ok();
             }
             _ => {}
         }
