@@ -1,7 +1,7 @@
 //! `@lune/net` for Luau hosts built on the Lunet runtime.
 //!
 //! The library table has `request`, `socket`, `serve`, `urlEncode`, `urlDecode`, and
-//! the submodules `http = { request, serve }`, `tcp = { connect }`, `ws = { connect }`;
+//! the submodules `http = { request, serve, stream }`, `tcp = { connect }`, `ws = { connect }`;
 //! every table is read-only. Each concern has its own module:
 //!
 //! - `client`: `net.request`, an HTTP(S) client on hyper with its own keep-alive pool;
@@ -10,8 +10,10 @@
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
 //! - `tcp`: `net.tcp.connect`, plain and TLS streams;
 //! - `body`: reading a request or response body within a limit, undoing its
-//!   content codings as it arrives;
-//! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream);
+//!   content codings as it arrives; `BodyStream` (a body read piece by piece, with
+//!   its line and Server-Sent Events iterators); request bodies a function produces;
+//! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream,
+//!   BodyStream);
 //! - `convert`: Luau values to and from HTTP headers and bodies;
 //! - `error`: the error type of connections and how it is worded for scripts;
 //! - [`tls`]: the one trust store and the TLS client configurations;
@@ -54,13 +56,18 @@ fn frozen(lua: &Lua, entries: Vec<(&str, Value)>) -> Result<Table> {
 /// Builds the `@lune/net` library table.
 pub fn create(lua: &Lua) -> Result<Value> {
     tls::install_crypto_provider();
-    let request = Value::Function(client::create_request_function(lua)?);
+    let (request, stream) = client::create_functions(lua)?;
+    let request = Value::Function(request);
     let serve = Value::Function(server::create_serve_function(lua)?);
     let socket = Value::Function(ws::client::create_socket_function(lua)?);
     let connect = Value::Function(tcp::create_connect_function(lua)?);
     let http = frozen(
         lua,
-        vec![("request", request.clone()), ("serve", serve.clone())],
+        vec![
+            ("request", request.clone()),
+            ("serve", serve.clone()),
+            ("stream", Value::Function(stream)),
+        ],
     )?;
     let tcp = frozen(lua, vec![("connect", connect)])?;
     let ws = frozen(lua, vec![("connect", socket.clone())])?;

@@ -138,6 +138,85 @@ where
 
 type Reader<'a> = Box<dyn AsyncBufRead + Unpin + 'a>;
 
+/// A body decoded as its reader asks for it, for `BodyStream`: nothing is read from
+/// the body until [`Decoder::next`] is called, and each call decodes at most
+/// [`READ_CHUNK`] bytes, so what is held ahead of the reader is the body's own
+/// buffering plus the decoders' windows. There is no limit on the total (a stream may
+/// run forever); a reader that gathers the whole body applies its own.
+///
+/// Cancel-safe: a `next` whose future is dropped loses nothing; setting up the
+/// decoders (which may read a byte or two to sniff zlib) is kept in progress across
+/// calls.
+pub(crate) struct Decoder {
+    state: DecoderState,
+    chunk: Vec<u8>,
+}
+
+type Starting =
+    Pin<Box<dyn std::future::Future<Output = Result<Option<Reader<'static>>, BodyError>>>>;
+
+enum DecoderState {
+    Starting(Starting),
+    Reading(Reader<'static>),
+    Ended,
+}
+
+impl Decoder {
+    /// A decoder of `body` undoing `codecs` (in the order they were applied).
+    pub(crate) fn new<B>(body: B, codecs: Vec<Codec>) -> Decoder
+    where
+        B: Body<Data = Bytes> + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let start = async move {
+            let mut raw = Raw::new(body, usize::MAX);
+            if raw.fill_buf().await.map_err(classify)?.is_empty() {
+                return Ok(None);
+            }
+            let mut reader: Reader<'static> = Box::new(raw);
+            for codec in codecs.iter().rev() {
+                reader = undo(reader, *codec).await.map_err(classify)?;
+            }
+            Ok(Some(reader))
+        };
+        Decoder {
+            state: DecoderState::Starting(Box::pin(start)),
+            chunk: Vec::new(),
+        }
+    }
+
+    /// The next decoded bytes (as soon as there are any, at most 64 KiB), or `None`
+    /// at the end of the body. After an error, the body counts as ended.
+    pub(crate) async fn next(&mut self) -> Result<Option<&[u8]>, BodyError> {
+        loop {
+            match &mut self.state {
+                DecoderState::Starting(start) => match start.as_mut().await {
+                    Ok(Some(reader)) => self.state = DecoderState::Reading(reader),
+                    Ok(None) => self.state = DecoderState::Ended,
+                    Err(error) => {
+                        self.state = DecoderState::Ended;
+                        return Err(error);
+                    }
+                },
+                DecoderState::Reading(reader) => {
+                    if self.chunk.len() < READ_CHUNK {
+                        self.chunk.resize(READ_CHUNK, 0);
+                    }
+                    match reader.read(&mut self.chunk).await {
+                        Ok(0) => self.state = DecoderState::Ended,
+                        Ok(n) => return Ok(Some(&self.chunk[..n])),
+                        Err(error) => {
+                            self.state = DecoderState::Ended;
+                            return Err(classify(error));
+                        }
+                    }
+                }
+                DecoderState::Ended => return Ok(None),
+            }
+        }
+    }
+}
+
 /// `reader` with `codec` undone.
 async fn undo<'a>(reader: Reader<'a>, codec: Codec) -> io::Result<Reader<'a>> {
     Ok(match codec {

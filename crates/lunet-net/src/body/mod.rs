@@ -1,5 +1,7 @@
 //! Reading an HTTP body into memory within a size limit, undoing its content codings
-//! as it arrives ([`decode`]).
+//! as it arrives ([`decode`]), or handing it to a script piece by piece as a
+//! `BodyStream` ([`stream`], with [`lines`] and [`sse`] for its iterators); and
+//! sending a body that a Luau function produces ([`producer`]).
 //!
 //! Both sides of `@lune/net` read whole bodies: `net.serve` hands the request body to
 //! the handler, `net.request` returns the response body as a Luau string. A peer
@@ -15,5 +17,9 @@
 //! (a status for the server, a Luau error for the client).
 
 pub(crate) mod decode;
+pub(crate) mod lines;
+pub(crate) mod producer;
+pub(crate) mod sse;
+pub(crate) mod stream;
 
-pub(crate) use decode::{BodyError, read_decoded};
+pub(crate) use decode::{BodyError, Decoder, read_decoded};

@@ -25,10 +25,61 @@ use tokio::net::TcpStream;
 
 use super::origin::Origin;
 use super::proxy::{Proxy, Route};
+use crate::body::producer::ProducerBody;
 use crate::error::BoxError;
 
-/// A request body as the connections take it: whole, in memory.
-pub(crate) type RequestBody = Full<Bytes>;
+/// A request body as the connections take it: whole, in memory, or produced by a
+/// Luau function as it is sent.
+pub(crate) enum RequestBody {
+    Full(Full<Bytes>),
+    Produced(ProducerBody),
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestBody::Full(full) => full.fmt(f),
+            RequestBody::Produced(_) => f.write_str("RequestBody::Produced"),
+        }
+    }
+}
+
+impl RequestBody {
+    pub(crate) fn empty() -> RequestBody {
+        RequestBody::Full(Full::new(Bytes::new()))
+    }
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Full(full) => std::pin::Pin::new(full)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+            RequestBody::Produced(produced) => std::pin::Pin::new(produced).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Full(full) => full.is_end_stream(),
+            RequestBody::Produced(produced) => produced.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            RequestBody::Full(full) => full.size_hint(),
+            RequestBody::Produced(produced) => produced.size_hint(),
+        }
+    }
+}
 
 /// A connection ready to carry one request.
 pub(crate) enum Sender {

@@ -6,7 +6,8 @@
 //! left exactly as received. Once decoded, `Content-Encoding` and `Content-Length`
 //! no longer describe the body and are removed. The streaming, the limits and the
 //! codecs are `crate::body`'s; this module only picks the codings and the limit and
-//! words the errors for `net.request`.
+//! words the errors for `net.request`. For `net.http.stream` it makes the streaming
+//! decoder instead ([`stream_decoder`]), with the same choice of codings.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -54,6 +55,26 @@ where
         }
         Err(BodyError::Read(error)) => Err(error),
     }
+}
+
+/// A streaming decoder of `body` (see [`crate::body::Decoder`]), undoing its codings
+/// when `decompress` is on and every coding in `headers` is known (`headers` then
+/// lose `Content-Encoding` and `Content-Length`, as for [`read_body`]).
+pub(crate) fn stream_decoder<B>(headers: &mut HeaderMap, body: B, decompress: bool) -> body::Decoder
+where
+    B: Body<Data = Bytes> + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let codecs = if decompress {
+        codings(headers)
+    } else {
+        Vec::new()
+    };
+    if !codecs.is_empty() {
+        headers.remove(CONTENT_ENCODING);
+        headers.remove(CONTENT_LENGTH);
+    }
+    body::Decoder::new(body, codecs)
 }
 
 /// The codings `headers` list, or none when any of them is unknown.

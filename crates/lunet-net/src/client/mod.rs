@@ -1,4 +1,4 @@
-//! `net.request`: the HTTP(S) client.
+//! `net.request` and `net.http.stream`: the HTTP(S) client.
 //!
 //! The Luau side's argument is checked synchronously ([`params`]) into an
 //! [`Outgoing`] request, then the calling thread yields while the request is sent
@@ -7,6 +7,14 @@
 //! response becomes a `FetchResponse` table. Only transport failures (connection,
 //! DNS, TLS, I/O, too many redirects, a body past the limit) are errors; any HTTP
 //! status is a normal response.
+//!
+//! `net.http.stream` takes the same path up to the final response head, then hands
+//! the body, undecoded, to a `BodyStream` (`crate::body::stream`), which decodes it as
+//! the script reads and checks the connection back in once read to its end. A
+//! script's `timeout` bounds the exchange up to that head; each wait for body data
+//! is then bounded by the 300 s no-progress limit. A request body may be a Luau
+//! function (`crate::body::producer`); a 307/308 redirect that would need it again
+//! is an error, since it cannot be replayed.
 //!
 //! The layers below, each depending only on the ones after it:
 //! [`pool`] checks connections out and in and keeps them idle (hyper HTTP/1.1, or
@@ -37,12 +45,14 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 
+use crate::body::stream::{BodyStream, Source};
 use crate::convert::{header_table, raw_header_list};
 use crate::error::{BoxError, error_chain};
+use crate::object;
 use connect::RequestBody;
 use connect::Sender;
 use limits::Watchdog;
-use origin::{Origin, Outgoing, basic_credentials};
+use origin::{Origin, Outgoing, Payload, basic_credentials};
 use params::RequestParams;
 use pool::Pool;
 use proxy::{Proxies, Proxy, Route};
@@ -73,6 +83,23 @@ impl IntoLua for FetchResponse {
         table.raw_set("body", lua.create_string(&self.body)?)?;
         Ok(Value::Table(table))
     }
+}
+
+/// A response whose body is left to read: what `net.http.stream` returns once the
+/// head is in.
+pub(crate) struct StreamHead {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Incoming,
+    connection: (Origin, Sender),
+    /// `GET http://host/path`, for errors while the body is read.
+    label: String,
+}
+
+/// A response, read whole or left to stream.
+enum Fetched {
+    Whole(FetchResponse),
+    Stream(StreamHead),
 }
 
 /// `lunet/0.1.0` from `Lunet 0.1.0`: the lower-cased first word, a slash, and the
@@ -118,6 +145,23 @@ impl Client {
     /// otherwise). A request that times out, or whose thread is cancelled, drops its
     /// connection (and with it the socket) instead of checking it back in.
     pub(crate) async fn send(&self, params: RequestParams) -> Result<FetchResponse> {
+        match self.fetch(params, false).await? {
+            Fetched::Whole(response) => Ok(response),
+            Fetched::Stream(_) => unreachable!("a whole response was asked for"),
+        }
+    }
+
+    /// [`Client::send`] up to the final response head, for `net.http.stream`: the
+    /// script's `timeout` bounds only that part.
+    async fn stream(&self, params: RequestParams) -> Result<(StreamHead, bool)> {
+        let decompress = params.decompress;
+        match self.fetch(params, true).await? {
+            Fetched::Stream(head) => Ok((head, decompress)),
+            Fetched::Whole(_) => unreachable!("a stream was asked for"),
+        }
+    }
+
+    async fn fetch(&self, params: RequestParams, stream: bool) -> Result<Fetched> {
         let RequestParams {
             mut request,
             decompress,
@@ -126,22 +170,24 @@ impl Client {
         move_credentials_to_header(&mut request.url, &mut request.headers);
         self.add_default_headers(&mut request.headers, decompress);
         let Some(limit) = timeout else {
-            return self.follow(&mut request, decompress, true).await;
+            return self.follow(&mut request, decompress, true, stream).await;
         };
-        let outcome = tokio::time::timeout(limit, self.follow(&mut request, decompress, false))
+        let followed = self.follow(&mut request, decompress, false, stream);
+        let outcome = tokio::time::timeout(limit, followed)
             .await
             .map_err(|_| limits::timed_out(limit, &request.method, &request.url));
         outcome.unwrap_or_else(|message| Err(Error::runtime(message)))
     }
 
     /// [`Client::send`]'s exchanges, one per redirect, each bounded by the default
-    /// limits when `defaults` is set.
+    /// limits when `defaults` is set; the final body is read whole unless `stream`.
     async fn follow(
         &self,
         request: &mut Outgoing,
         decompress: bool,
         defaults: bool,
-    ) -> Result<FetchResponse> {
+        stream: bool,
+    ) -> Result<Fetched> {
         let failed = |method: &http::Method, url: &url::Url, error: BoxError| {
             Error::runtime(format!(
                 "net.request failed for {method} {url}: {}",
@@ -155,10 +201,40 @@ impl Client {
             let exchange = self.exchange(request, &mut watchdog).await;
             let (status, mut headers, body, connection) = match exchange {
                 Ok(response) => response,
-                Err(error) => return Err(failed(&request.method, &request.url, error)),
+                Err(error) => {
+                    // The function's own error, rather than hyper's word for it.
+                    let error = match &request.body {
+                        Some(Payload::Function(producer)) => match producer.failure() {
+                            Some(message) => {
+                                format!("the request body function failed: {message}").into()
+                            }
+                            None => error,
+                        },
+                        _ => error,
+                    };
+                    return Err(failed(&request.method, &request.url, error));
+                }
             };
             let (method, url) = (request.method.clone(), request.url.clone());
             let followed = redirect::follow(request, status, &headers);
+            if followed && matches!(request.body, Some(Payload::Function(_))) {
+                let error = format!(
+                    "cannot follow the {} redirect to {}: the request body was a function, \
+                     which cannot be sent again",
+                    status.as_u16(),
+                    request.url
+                );
+                return Err(failed(&method, &url, error.into()));
+            }
+            if stream && !followed {
+                return Ok(Fetched::Stream(StreamHead {
+                    status,
+                    headers,
+                    body,
+                    connection,
+                    label: format!("{method} {url}"),
+                }));
+            }
             // A followed redirect's body is read (so that its connection can be
             // reused) within the same limit, but neither decoded nor kept.
             let body = decode::read_body(
@@ -179,11 +255,11 @@ impl Client {
                 }
                 continue;
             }
-            return Ok(FetchResponse {
+            return Ok(Fetched::Whole(FetchResponse {
                 status,
                 headers,
                 body,
-            });
+            }));
         }
     }
 
@@ -266,7 +342,18 @@ fn build(
     let mut message = Request::builder()
         .method(request.method.clone())
         .uri(target)
-        .body(Full::new(request.body.clone().unwrap_or_default()))?;
+        .body(match &request.body {
+            None => RequestBody::empty(),
+            Some(Payload::Bytes(bytes)) => RequestBody::Full(Full::new(bytes.clone())),
+            Some(Payload::Function(producer)) => {
+                if producer.started() {
+                    return Err("the request body function was already called; \
+                                a function body cannot be sent again"
+                        .into());
+                }
+                RequestBody::Produced(producer.body())
+            }
+        })?;
     let headers = message.headers_mut();
     *headers = request.headers.clone();
     if !http2 && !headers.contains_key(HOST) {
@@ -278,7 +365,12 @@ fn build(
     }
     // hyper sends no length for an empty body, but a POST, PUT or PATCH without one
     // needs `Content-Length: 0` (RFC 9110 8.6): some servers answer 411 otherwise.
-    let empty = request.body.as_ref().is_none_or(|body| body.is_empty());
+    // (A function body streams: its length is not known, so it is sent chunked.)
+    let empty = match &request.body {
+        None => true,
+        Some(origin::Payload::Bytes(bytes)) => bytes.is_empty(),
+        Some(origin::Payload::Function(_)) => false,
+    };
     if empty && sends_length_when_empty(&request.method) {
         headers
             .entry(CONTENT_LENGTH)
@@ -295,16 +387,75 @@ fn sends_length_when_empty(method: &http::Method) -> bool {
     )
 }
 
-/// Builds the `net.request` function.
-pub(crate) fn create_request_function(lua: &Lua) -> Result<Function> {
+/// A streamed response as the script gets it: `FetchResponse`'s fields, with a
+/// `BodyStream` as `body`.
+struct StreamResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    source: Source,
+}
+
+impl IntoLua for StreamResponse {
+    fn into_lua(self, lua: &Lua) -> Result<Value> {
+        let StreamResponse {
+            status,
+            headers,
+            source,
+        } = self;
+        let table = lua.create_table_with_capacity(0, 6)?;
+        table.raw_set("ok", status.is_success())?;
+        table.raw_set("statusCode", status.as_u16())?;
+        table.raw_set("statusMessage", status.canonical_reason().unwrap_or(""))?;
+        table.raw_set("headers", header_table(lua, &headers)?)?;
+        table.raw_set("rawHeaders", raw_header_list(lua, &headers)?)?;
+        table.raw_set("body", lua.create_userdata(BodyStream::new(source))?)?;
+        Ok(Value::Table(table))
+    }
+}
+
+/// Builds the `net.request` and `net.http.stream` functions, which share one client
+/// (and its connection pool).
+pub(crate) fn create_functions(lua: &Lua) -> Result<(Function, Function)> {
     // `_VERSION` names Lune (scripts detect Lune by it); the User-Agent names Lunet.
     let version = format!("Lunet {}", env!("CARGO_PKG_VERSION"));
     let client = Rc::new(Client::new(&user_agent_from_version(&version)));
-    lunet_runtime::create_async_function(lua, "net.request", move |_lua, value: Value| {
-        let params = RequestParams::from_value(value);
-        let client = client.clone();
+    let shared = client.clone();
+    let request = lunet_runtime::create_async_function(lua, "net.request", move |lua, value| {
+        let params = RequestParams::from_value(lua, value);
+        let client = shared.clone();
         async move { client.send(params?).await }
-    })
+    })?;
+    object::methods::<BodyStream>(lua)?;
+    let stream =
+        lunet_runtime::create_async_function(lua, "net.http.stream", move |lua, value| {
+            let params = RequestParams::from_value(lua, value);
+            let client = client.clone();
+            async move {
+                let (head, decompress) = client.stream(params?).await?;
+                let StreamHead {
+                    status,
+                    mut headers,
+                    body,
+                    connection: (origin, sender),
+                    label,
+                } = head;
+                let decoder = decode::stream_decoder(&mut headers, body, decompress);
+                let source = Source {
+                    decoder,
+                    // Read to its end: the connection can carry another request.
+                    on_end: Some(Box::new(move || client.pool.checkin(&origin, sender))),
+                    label,
+                    what: "response body",
+                    idle: Some(limits::NO_PROGRESS_TIMEOUT),
+                };
+                Ok(StreamResponse {
+                    status,
+                    headers,
+                    source,
+                })
+            }
+        })?;
+    Ok((request, stream))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! [`super::connect`]), keep them ([`super::pool`]) or choose proxies
 //! ([`super::proxy`]).
 
+use std::rc::Rc;
+
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -17,7 +19,15 @@ pub(crate) struct Outgoing {
     pub(crate) url: url::Url,
     pub(crate) method: http::Method,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Bytes>,
+    pub(crate) body: Option<Payload>,
+}
+
+/// A request body: bytes, or a Luau function that produces it piece by piece (which
+/// can be sent only once).
+#[derive(Clone)]
+pub(crate) enum Payload {
+    Bytes(Bytes),
+    Function(Rc<crate::body::producer::Producer>),
 }
 
 /// Where a connection goes. Requests to the same origin share connections.

@@ -2,7 +2,7 @@
 //!
 //! Checks every field and reports the first bad one by name: `url` (required, an
 //! http or https URL), `method` (any case, sent upper-cased), `body` (string or
-//! buffer), `query` and `headers` (tables whose values are strings or arrays of
+//! buffer, or a function that produces it piece by piece), `query` and `headers` (tables whose values are strings or arrays of
 //! strings), `timeout` (seconds, a number greater than 0) and `options.decompress`
 //! (boolean, default true). Query pairs are percent-encoded and appended to any
 //! query already in the URL.
@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method};
 use lunet_runtime::args;
-use mlua::{Error, Result, Table, Value};
+use mlua::{Error, Lua, Result, Table, Value};
 
-use super::origin::Outgoing;
+use super::origin::{Outgoing, Payload};
+use crate::body::producer::Producer;
 use crate::convert::{header_map, sorted_entries, string_values};
 
 /// A fully checked request, ready to send.
@@ -88,7 +89,7 @@ fn parse_decompress(options: &Value) -> Result<bool> {
 
 impl RequestParams {
     /// Reads a URL string or a params table.
-    pub(crate) fn from_value(value: Value) -> Result<RequestParams> {
+    pub(crate) fn from_value(lua: &Lua, value: Value) -> Result<RequestParams> {
         match value {
             Value::String(s) => Ok(RequestParams {
                 request: Outgoing {
@@ -100,12 +101,12 @@ impl RequestParams {
                 decompress: true,
                 timeout: None,
             }),
-            Value::Table(t) => Self::from_table(&t),
+            Value::Table(t) => Self::from_table(lua, &t),
             other => Err(args::wrong("request", "string or table", &other)),
         }
     }
 
-    fn from_table(t: &Table) -> Result<RequestParams> {
+    fn from_table(lua: &Lua, t: &Table) -> Result<RequestParams> {
         let mut url = match t.get::<Value>("url")? {
             Value::String(s) => parse_url(&s.to_string_lossy())?,
             Value::Nil => {
@@ -120,7 +121,11 @@ impl RequestParams {
         let headers = header_map(&t.get::<Value>("headers")?, "headers")?;
         let body = match t.get::<Value>("body")? {
             Value::Nil => None,
-            other => Some(args::bytes(&other, "body")?),
+            Value::Function(function) => Some(Payload::Function(Producer::new(lua, function))),
+            value @ (Value::String(_) | Value::Buffer(_)) => {
+                Some(Payload::Bytes(args::bytes(&value, "body")?))
+            }
+            other => return Err(args::wrong("body", "string, buffer or function", &other)),
         };
         let decompress = parse_decompress(&t.get::<Value>("options")?)?;
         let timeout = args::optional_seconds(&t.get::<Value>("timeout")?, "timeout")?;

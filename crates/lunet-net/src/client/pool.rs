@@ -312,7 +312,7 @@ mod tests {
         let mut checkout = pool.checkout(origin, Route::Direct, None).await.unwrap();
         let request = http::Request::get("/")
             .header(http::header::HOST, format!("127.0.0.1:{}", origin.port))
-            .body(Full::new(Bytes::new()))
+            .body(RequestBody::empty())
             .unwrap();
         let response = checkout.sender.send(request).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();

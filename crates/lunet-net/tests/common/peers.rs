@@ -619,3 +619,197 @@ pub fn tcp_greeter(greeting: &'static [u8], chunk: usize) -> Peer {
 pub fn debug(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
+
+/// What the [`streaming`] peer observed, and the signal scripts send it.
+#[derive(Default)]
+pub struct StreamState {
+    /// Notified by `/signal`.
+    signal: tokio::sync::Notify,
+    /// `/endless` saw the client go away.
+    closed: std::sync::atomic::AtomicBool,
+    /// Bytes of `/big` handed to hyper so far.
+    sent: std::sync::atomic::AtomicUsize,
+    /// `/upload` received its first chunk.
+    first_chunk: std::sync::atomic::AtomicBool,
+}
+
+type StreamedBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// A response whose body is what `produce` sends through the channel it gets (each
+/// send is one frame; the channel holds one frame, so a blocked connection blocks
+/// the sender).
+fn streamed<F, Fut>(headers: &[(&'static str, &'static str)], produce: F) -> Response<StreamedBody>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
+    tokio::spawn(produce(sender));
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let data = receiver.recv().await?;
+        Some((Ok(hyper::body::Frame::data(data)), receiver))
+    });
+    let mut response = Response::new(http_body_util::StreamBody::new(frames).boxed_unsync());
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn whole(body: impl Into<Bytes>) -> Response<StreamedBody> {
+    Response::new(Full::new(body.into()).boxed_unsync())
+}
+
+/// Waits for `/signal` (at most 10 s); false if it never came.
+async fn signalled(state: &StreamState) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), state.signal.notified())
+        .await
+        .is_ok()
+}
+
+async fn stream_route(
+    request: Request<Incoming>,
+    state: Arc<StreamState>,
+) -> Response<StreamedBody> {
+    use std::sync::atomic::Ordering;
+    let path = request.uri().path().to_string();
+    match path.as_str() {
+        "/signal" => {
+            state.signal.notify_one();
+            whole("ok")
+        }
+        // "one", then (once signalled) "two" and "three".
+        "/chunks" => streamed(&[], |tx| async move {
+            let _ = tx.send(Bytes::from_static(b"one")).await;
+            let next = if signalled(&state).await {
+                "two"
+            } else {
+                "never signalled"
+            };
+            let _ = tx.send(Bytes::from_static(next.as_bytes())).await;
+            let _ = tx.send(Bytes::from_static(b"three")).await;
+        }),
+        "/sse" => streamed(&[("content-type", "text/event-stream")], |tx| async move {
+            let pieces: [&'static [u8]; 9] = [
+                b"\xEF\xBB",
+                b"\xBFdata: fir",
+                b"st\r",
+                b"\nid: 1\r\n",
+                b"retry: 250\r\n\r\n",
+                b": keep-alive\n\n",
+                b"event: up",
+                b"date\ndata: a\rdata: b\n\n",
+                b"data: unfinished",
+            ];
+            for piece in pieces {
+                let _ = tx.send(Bytes::from_static(piece)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }),
+        // Two gzip members, the second once signalled.
+        "/gzip" => streamed(&[("content-encoding", "gzip")], |tx| async move {
+            let _ = tx.send(compress("gzip", b"hello ").into()).await;
+            let next: &[u8] = if signalled(&state).await {
+                b"world"
+            } else {
+                b"never signalled"
+            };
+            let _ = tx.send(compress("gzip", next).into()).await;
+        }),
+        "/endless" => streamed(&[], |tx| async move {
+            let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+            while tx.send(chunk.clone()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            state.closed.store(true, Ordering::SeqCst);
+        }),
+        "/closed" => whole(if state.closed.load(Ordering::SeqCst) {
+            "yes"
+        } else {
+            "no"
+        }),
+        // 64 MiB in 64 KiB chunks, counting what hyper took.
+        "/big" => streamed(&[], |tx| async move {
+            let chunk = Bytes::from((0..64 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+            for _ in 0..1024 {
+                if tx.send(chunk.clone()).await.is_err() {
+                    return;
+                }
+                state.sent.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        }),
+        "/sent" => whole(state.sent.load(Ordering::SeqCst).to_string()),
+        // The body's frames joined by "|", then ";" and whether it came chunked and
+        // the HTTP version.
+        "/upload" => {
+            let chunked = request
+                .headers()
+                .get("transfer-encoding")
+                .is_some_and(|v| v == "chunked");
+            let version = format!("{:?}", request.version());
+            let mut body = request.into_body();
+            let mut frames = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    state.first_chunk.store(true, Ordering::SeqCst);
+                    frames.push(String::from_utf8_lossy(&data).into_owned());
+                }
+            }
+            whole(format!("{};{chunked};{version}", frames.join("|")))
+        }
+        "/got-first" => whole(if state.first_chunk.load(Ordering::SeqCst) {
+            "yes"
+        } else {
+            "no"
+        }),
+        "/temporary" => {
+            let mut response = whole("");
+            *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            response
+                .headers_mut()
+                .insert("location", HeaderValue::from_static("/upload"));
+            response
+        }
+        _ => {
+            let mut response = whole("not found");
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    }
+}
+
+/// A server whose responses stream (see [`stream_route`]): HTTP/1.1, and HTTP/2 over
+/// TLS when `tls` offers h2.
+pub fn streaming(tls: Option<Arc<ServerConfig>>) -> (Peer, Arc<StreamState>) {
+    let state = Arc::new(StreamState::default());
+    let shared = state.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let peer = tcp_sessions("127.0.0.1:0", move |stream, _client| {
+        let acceptor = acceptor.clone();
+        let state = shared.clone();
+        async move {
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(stream_route(request, state).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    }
+                }
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
+        }
+    });
+    (peer, state)
+}
