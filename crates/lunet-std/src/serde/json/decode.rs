@@ -76,6 +76,7 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
         depth: 0,
         scratch: Vec::new(),
         items: Vec::new(),
+        members: Vec::new(),
     };
     parser.skip_whitespace();
     let value = parser.value()?;
@@ -95,6 +96,8 @@ struct Parser<'a> {
     scratch: Vec<u8>,
     /// Reused element buffers for arrays, one per nesting level.
     items: Vec<Vec<Value>>,
+    /// Reused member buffers for objects, one per nesting level.
+    members: Vec<Vec<(mlua::LuaString, Value)>>,
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
@@ -224,12 +227,36 @@ impl Parser<'_> {
     fn object(&mut self) -> Result<Value> {
         self.enter()?;
         self.pos += 1;
-        let table = self.lua.create_table().map_err(|e| self.lua_error(e))?;
+        let level = self.depth;
+        if self.members.len() < level {
+            self.members.resize_with(level, Vec::new);
+        }
+        let mut members = std::mem::take(&mut self.members[level - 1]);
+        members.clear();
+        let result = self.object_members(&mut members);
+        // Sized once: no rehashing while the members go in.
+        let table = result.and_then(|()| {
+            let table = self
+                .lua
+                .create_table_with_capacity(0, members.len())
+                .map_err(|e| self.lua_error(e))?;
+            for (key, value) in members.drain(..) {
+                // `null` leaves the key out; a repeated key keeps its last value.
+                table.raw_set(key, value).map_err(|e| self.lua_error(e))?;
+            }
+            Ok(table)
+        });
+        members.clear();
+        self.members[level - 1] = members;
+        self.depth -= 1;
+        table.map(Value::Table)
+    }
+
+    fn object_members(&mut self, members: &mut Vec<(mlua::LuaString, Value)>) -> Result<()> {
         self.skip_whitespace();
         if self.input.get(self.pos) == Some(&b'}') {
             self.pos += 1;
-            self.depth -= 1;
-            return Ok(Value::Table(table));
+            return Ok(());
         }
         loop {
             self.skip_whitespace();
@@ -255,15 +282,13 @@ impl Parser<'_> {
             self.pos += 1;
             self.skip_whitespace();
             let value = self.value()?;
-            // `null` leaves the key out; a repeated key keeps its last value.
-            table.raw_set(key, value).map_err(|e| self.lua_error(e))?;
+            members.push((key, value));
             self.skip_whitespace();
             match self.input.get(self.pos) {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    self.depth -= 1;
-                    return Ok(Value::Table(table));
+                    return Ok(());
                 }
                 _ => {
                     return Err(self.error(format!(
