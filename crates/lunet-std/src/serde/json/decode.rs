@@ -10,12 +10,25 @@
 //! and where (line, column and byte offset). Does not own comment stripping (JSONC,
 //! `lunet_runtime::codec::jsonc`) or encoding ([`super::encode`]).
 
+use std::ffi::c_int;
 use std::fmt;
 
-use mlua::{Lua, Value};
+use mlua::{Lua, Value, ffi};
 
 /// Arrays and objects nested deeper than this are an error.
 pub(crate) const MAX_DEPTH: usize = 512;
+
+/// Luau's own limits (ltable.cpp MAXSIZE, lstring.h MAXSSIZE): past them Luau raises
+/// an error, which must not unwind through this parser, so they are checked first.
+const MAX_TABLE_SIZE: usize = 1 << 26;
+const MAX_STRING_LEN: usize = 1 << 30;
+
+/// Above this stack height a container moves its pending values into a spill table
+/// at once. With at most [`MAX_DEPTH`] levels of 3 more slots each, the stack stays
+/// under Luau's 8000-slot limit (LUAI_MAXCSTACK).
+const STACK_BUDGET: c_int = 4000;
+/// Values a container keeps on the stack before it moves them into its spill table.
+const PENDING_SLOTS: c_int = 256;
 
 /// A decode failure: what was wrong, and its byte offset in the input.
 #[derive(Debug)]
@@ -61,6 +74,9 @@ impl fmt::Display for DecodeError {
 }
 
 /// Decodes one JSON value from `input` into a Luau value.
+///
+/// Values are built on the Luau stack with raw C API calls; only the result becomes
+/// an mlua `Value`.
 pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
     if let Err(e) = std::str::from_utf8(input) {
         return Err(DecodeError::new(
@@ -70,45 +86,73 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
         ));
     }
     let mut parser = Parser {
-        lua,
+        state: std::ptr::null_mut(),
         input,
         pos: 0,
         depth: 0,
         scratch: Vec::new(),
-        items: Vec::new(),
-        members: Vec::new(),
     };
-    parser.skip_whitespace();
-    let value = parser.value()?;
-    parser.skip_whitespace();
-    if parser.pos < input.len() {
-        return Err(parser.error("unexpected characters after the JSON value"));
-    }
-    Ok(value)
+    let mut result = Ok(());
+    // SAFETY: the closure runs inside mlua's protected call on an empty frame. The
+    // parser only makes calls that cannot raise a Luau error: raw sets on tables it
+    // created (no metatables), strings and tables within Luau's size limits (checked
+    // first), stack growth through lua_checkstack (which returns 0 instead of
+    // raising); mlua aborts on allocation failure and no memory limit is set. So no
+    // error unwinds through the Rust frames below. On success exactly the value is
+    // left on the stack, which exec_raw returns.
+    let value = unsafe {
+        lua.exec_raw::<Value>((), |state| {
+            parser.state = state;
+            result = parser.document();
+            if result.is_err() {
+                ffi::lua_settop(state, 0);
+            }
+        })
+    };
+    result?;
+    value.map_err(|e| DecodeError::new(input, 0, e.to_string()))
 }
 
 struct Parser<'a> {
-    lua: &'a Lua,
+    /// The Luau state values are built on (set inside `exec_raw`).
+    state: *mut ffi::lua_State,
     input: &'a [u8],
     pos: usize,
     depth: usize,
     /// Unescaped string contents (only used for strings with escapes).
     scratch: Vec<u8>,
-    /// Reused element buffers for arrays, one per nesting level.
-    items: Vec<Vec<Value>>,
-    /// Reused member buffers for objects, one per nesting level.
-    members: Vec<Vec<(mlua::LuaString, Value)>>,
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
+/// An array or object being read: values waiting on the stack, and a spill table
+/// for the ones moved off it.
+struct Pending {
+    /// Stack index of the spill table (or of the first pending value, without one).
+    base: c_int,
+    /// Whether `base` holds a spill table.
+    spill: bool,
+    /// Its array size.
+    spill_capacity: usize,
+    /// Values in the spill table (slots 1..=spilled).
+    spilled: usize,
+    /// Values on the stack above `base` (or from `base` without a spill table).
+    on_stack: usize,
+}
+
+impl Pending {
+    fn first(&self) -> c_int {
+        if self.spill { self.base + 1 } else { self.base }
+    }
+
+    fn total(&self) -> usize {
+        self.spilled + self.on_stack
+    }
+}
+
 impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> DecodeError {
         DecodeError::new(self.input, self.pos, message)
-    }
-
-    fn lua_error(&self, e: mlua::Error) -> DecodeError {
-        self.error(e.to_string())
     }
 
     fn found(&self) -> String {
@@ -126,31 +170,82 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self) -> Result<Value> {
+    /// The whole input: one value, then only whitespace.
+    ///
+    /// # Safety
+    /// `self.state` is the state `exec_raw` runs on.
+    unsafe fn document(&mut self) -> Result<()> {
+        self.skip_whitespace();
+        // SAFETY: `self.state` is valid (the caller's contract); lua_checkstack
+        // reports failure instead of raising.
+        if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+            return Err(self.error("out of Luau stack space"));
+        }
+        // SAFETY: room for the value was made above.
+        unsafe { self.value()? };
+        self.skip_whitespace();
+        if self.pos < self.input.len() {
+            return Err(self.error("unexpected characters after the JSON value"));
+        }
+        Ok(())
+    }
+
+    /// Reads one value and pushes it.
+    ///
+    /// # Safety
+    /// `self.state` is valid and has room for 4 more values.
+    unsafe fn value(&mut self) -> Result<()> {
+        let state = self.state;
         match self.input.get(self.pos) {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
+            // SAFETY: the caller's contract.
+            Some(b'{') => unsafe { self.object() },
+            // SAFETY: the caller's contract.
+            Some(b'[') => unsafe { self.array() },
             Some(b'"') => {
                 self.pos += 1;
-                let bytes = self.string()?;
-                let s = match bytes {
-                    Str::Input(start, end) => self.lua.create_string(&self.input[start..end]),
-                    Str::Scratch => self.lua.create_string(&self.scratch),
+                let bytes = match self.string()? {
+                    Str::Input(start, end) => &self.input[start..end],
+                    Str::Scratch => &self.scratch[..],
                 };
-                s.map(Value::String).map_err(|e| self.lua_error(e))
+                if bytes.len() > MAX_STRING_LEN {
+                    return Err(self.error("string too long for Luau"));
+                }
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { push_bytes(state, bytes) };
+                Ok(())
             }
-            Some(b't') => self.literal(b"true", Value::Boolean(true)),
-            Some(b'f') => self.literal(b"false", Value::Boolean(false)),
-            Some(b'n') => self.literal(b"null", Value::Nil),
-            Some(b'-' | b'0'..=b'9') => self.number().map(Value::Number),
+            Some(b't') => {
+                self.literal(b"true")?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushboolean(state, 1) };
+                Ok(())
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushboolean(state, 0) };
+                Ok(())
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushnil(state) };
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let n = self.number()?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushnumber(state, n) };
+                Ok(())
+            }
             _ => Err(self.error(format!("expected a JSON value, found {}", self.found()))),
         }
     }
 
-    fn literal(&mut self, word: &[u8], value: Value) -> Result<Value> {
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
         if self.input[self.pos..].starts_with(word) {
             self.pos += word.len();
-            Ok(value)
+            Ok(())
         } else {
             Err(self.error(format!(
                 "expected '{}', found {}",
@@ -170,134 +265,255 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn array(&mut self) -> Result<Value> {
-        self.enter()?;
-        self.pos += 1;
-        let level = self.depth;
-        if self.items.len() < level {
-            self.items.resize_with(level, Vec::new);
+    /// Makes room to push `slots` more values of the container `pending` (whose
+    /// values each take `width` slots), moving its values into its spill table first
+    /// when it holds many or the stack is high.
+    ///
+    /// # Safety
+    /// `self.state` is valid and `pending` describes the top of its stack.
+    unsafe fn room(&mut self, pending: &mut Pending, width: usize) -> Result<()> {
+        let state = self.state;
+        // SAFETY: `self.state` is valid.
+        let top = unsafe { ffi::lua_gettop(state) };
+        if pending.on_stack * width >= PENDING_SLOTS as usize
+            || (top >= STACK_BUDGET && pending.on_stack > 0)
+        {
+            // SAFETY: the caller's contract.
+            unsafe { self.spill(pending, width)? };
         }
-        let mut items = std::mem::take(&mut self.items[level - 1]);
-        items.clear();
-        let result = self.array_items(&mut items);
-        let table = result.and_then(|()| {
-            let table = self
-                .lua
-                .create_table_with_capacity(items.len(), 0)
-                .map_err(|e| self.lua_error(e))?;
-            for (i, item) in items.drain(..).enumerate() {
-                if !item.is_nil() {
-                    table.raw_set(i + 1, item).map_err(|e| self.lua_error(e))?;
-                }
-            }
-            Ok(table)
-        });
-        items.clear();
-        self.items[level - 1] = items;
-        self.depth -= 1;
-        table.map(Value::Table)
+        // SAFETY: lua_checkstack reports failure instead of raising.
+        if unsafe { ffi::lua_checkstack(state, 6) } == 0 {
+            return Err(self.error("out of Luau stack space"));
+        }
+        Ok(())
     }
 
-    fn array_items(&mut self, items: &mut Vec<Value>) -> Result<()> {
+    /// Moves the container's values from the stack into its spill table (created,
+    /// or replaced by one twice the size, as needed).
+    ///
+    /// # Safety
+    /// As [`Parser::room`].
+    unsafe fn spill(&mut self, pending: &mut Pending, width: usize) -> Result<()> {
+        let state = self.state;
+        let slots = pending.total() * width;
+        if slots > MAX_TABLE_SIZE {
+            return Err(self.error("array or object too large for Luau"));
+        }
+        // SAFETY (for the calls below): lua_checkstack reports failure instead of
+        // raising; the spill tables are created here without metatables and within
+        // Luau's size limit, indices stay within their array part, and every rawseti
+        // pops the value it stores.
+        unsafe {
+            if ffi::lua_checkstack(state, 3) == 0 {
+                return Err(self.error("out of Luau stack space"));
+            }
+            if !pending.spill {
+                let capacity = (slots * 2).clamp(64, MAX_TABLE_SIZE);
+                ffi::lua_createtable(state, capacity as c_int, 0);
+                ffi::lua_insert(state, pending.base);
+                pending.spill = true;
+                pending.spill_capacity = capacity;
+            } else if slots > pending.spill_capacity {
+                let capacity = (slots * 2).min(MAX_TABLE_SIZE);
+                ffi::lua_createtable(state, capacity as c_int, 0);
+                let bigger = ffi::lua_gettop(state);
+                for i in 1..=(pending.spilled * width) as c_int {
+                    ffi::lua_rawgeti_(state, pending.base, i);
+                    ffi::lua_rawseti_(state, bigger, i);
+                }
+                ffi::lua_replace(state, pending.base);
+                pending.spill_capacity = capacity;
+            }
+            let from = pending.spilled * width;
+            for i in (1..=(pending.on_stack * width) as c_int).rev() {
+                ffi::lua_rawseti_(state, pending.base, from as c_int + i);
+            }
+        }
+        pending.spilled += pending.on_stack;
+        pending.on_stack = 0;
+        Ok(())
+    }
+
+    /// # Safety
+    /// As [`Parser::value`].
+    unsafe fn array(&mut self) -> Result<()> {
+        self.enter()?;
+        self.pos += 1;
+        let state = self.state;
+        let mut pending = Pending {
+            // SAFETY: `self.state` is valid.
+            base: unsafe { ffi::lua_gettop(state) } + 1,
+            spill: false,
+            spill_capacity: 0,
+            spilled: 0,
+            on_stack: 0,
+        };
         self.skip_whitespace();
         if self.input.get(self.pos) == Some(&b']') {
             self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_whitespace();
-            items.push(self.value()?);
-            self.skip_whitespace();
-            match self.input.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
+        } else {
+            loop {
+                self.skip_whitespace();
+                // SAFETY: `pending` describes the top of the stack; `room` leaves room
+                // for the value.
+                unsafe {
+                    self.room(&mut pending, 1)?;
+                    self.value()?;
                 }
-                _ => {
-                    return Err(self.error(format!(
-                        "expected ',' or ']' after an array element, found {}",
-                        self.found()
-                    )));
+                pending.on_stack += 1;
+                self.skip_whitespace();
+                match self.input.get(self.pos) {
+                    Some(b',') => self.pos += 1,
+                    Some(b']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(self.error(format!(
+                            "expected ',' or ']' after an array element, found {}",
+                            self.found()
+                        )));
+                    }
                 }
             }
         }
+        let len = pending.total();
+        if len > MAX_TABLE_SIZE {
+            return Err(self.error("array too large for Luau"));
+        }
+        // SAFETY (for the calls below): the stack holds the spill table (if any) and
+        // the pending values from `pending.base`, and has room for 2 more (from
+        // `room`, or from the caller for an empty array). The new table has no
+        // metatable and is sized within Luau's limit with every index in its array
+        // part; rawseti pops the value it stores.
+        unsafe {
+            // Sized once, with nulls left out: what `#t` sees is what it always saw.
+            ffi::lua_createtable(state, len as c_int, 0);
+            let table = ffi::lua_gettop(state);
+            for i in 1..=pending.spilled as c_int {
+                if ffi::lua_rawgeti_(state, pending.base, i) == ffi::LUA_TNIL {
+                    ffi::lua_settop(state, -2);
+                } else {
+                    ffi::lua_rawseti_(state, table, i);
+                }
+            }
+            let first = pending.first();
+            ffi::lua_insert(state, first);
+            for i in (1..=pending.on_stack).rev() {
+                if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
+                    ffi::lua_settop(state, -2);
+                } else {
+                    ffi::lua_rawseti_(state, first, (pending.spilled + i) as c_int);
+                }
+            }
+            if pending.spill {
+                ffi::lua_replace(state, pending.base);
+            }
+        }
+        self.depth -= 1;
+        Ok(())
     }
 
-    fn object(&mut self) -> Result<Value> {
+    /// # Safety
+    /// As [`Parser::value`].
+    unsafe fn object(&mut self) -> Result<()> {
         self.enter()?;
         self.pos += 1;
-        let level = self.depth;
-        if self.members.len() < level {
-            self.members.resize_with(level, Vec::new);
-        }
-        let mut members = std::mem::take(&mut self.members[level - 1]);
-        members.clear();
-        let result = self.object_members(&mut members);
-        // Sized once: no rehashing while the members go in.
-        let table = result.and_then(|()| {
-            let table = self
-                .lua
-                .create_table_with_capacity(0, members.len())
-                .map_err(|e| self.lua_error(e))?;
-            for (key, value) in members.drain(..) {
-                // `null` leaves the key out; a repeated key keeps its last value.
-                table.raw_set(key, value).map_err(|e| self.lua_error(e))?;
-            }
-            Ok(table)
-        });
-        members.clear();
-        self.members[level - 1] = members;
-        self.depth -= 1;
-        table.map(Value::Table)
-    }
-
-    fn object_members(&mut self, members: &mut Vec<(mlua::LuaString, Value)>) -> Result<()> {
+        let state = self.state;
+        let mut pending = Pending {
+            // SAFETY: `self.state` is valid.
+            base: unsafe { ffi::lua_gettop(state) } + 1,
+            spill: false,
+            spill_capacity: 0,
+            spilled: 0,
+            on_stack: 0,
+        };
         self.skip_whitespace();
         if self.input.get(self.pos) == Some(&b'}') {
             self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_whitespace();
-            if self.input.get(self.pos) != Some(&b'"') {
-                return Err(self.error(format!(
-                    "expected a string key in an object, found {}",
-                    self.found()
-                )));
-            }
-            self.pos += 1;
-            let key = match self.string()? {
-                Str::Input(start, end) => self.lua.create_string(&self.input[start..end]),
-                Str::Scratch => self.lua.create_string(&self.scratch),
-            }
-            .map_err(|e| self.lua_error(e))?;
-            self.skip_whitespace();
-            if self.input.get(self.pos) != Some(&b':') {
-                return Err(self.error(format!(
-                    "expected ':' after an object key, found {}",
-                    self.found()
-                )));
-            }
-            self.pos += 1;
-            self.skip_whitespace();
-            let value = self.value()?;
-            members.push((key, value));
-            self.skip_whitespace();
-            match self.input.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => {
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.input.get(self.pos) != Some(&b'"') {
                     return Err(self.error(format!(
-                        "expected ',' or '}}' after an object value, found {}",
+                        "expected a string key in an object, found {}",
                         self.found()
                     )));
                 }
+                // SAFETY: `pending` describes the top of the stack; `room` leaves room
+                // for the key and the value (4 slots).
+                unsafe { self.room(&mut pending, 2)? };
+                self.pos += 1;
+                let key = match self.string()? {
+                    Str::Input(start, end) => &self.input[start..end],
+                    Str::Scratch => &self.scratch[..],
+                };
+                if key.len() > MAX_STRING_LEN {
+                    return Err(self.error("string too long for Luau"));
+                }
+                // SAFETY: room was made above.
+                unsafe { push_bytes(state, key) };
+                self.skip_whitespace();
+                if self.input.get(self.pos) != Some(&b':') {
+                    return Err(self.error(format!(
+                        "expected ':' after an object key, found {}",
+                        self.found()
+                    )));
+                }
+                self.pos += 1;
+                self.skip_whitespace();
+                // SAFETY: room was made above (the key took one of 6 slots).
+                unsafe { self.value()? };
+                pending.on_stack += 1;
+                self.skip_whitespace();
+                match self.input.get(self.pos) {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(self.error(format!(
+                            "expected ',' or '}}' after an object value, found {}",
+                            self.found()
+                        )));
+                    }
+                }
             }
         }
+        let len = pending.total();
+        if len > MAX_TABLE_SIZE {
+            return Err(self.error("object too large for Luau"));
+        }
+        // SAFETY (for the calls below): the stack holds the spill table (if any) and
+        // the pending key/value pairs from `pending.first()`, and has room for 3 more
+        // (from `room`, or from the caller for an empty object). The new table has no
+        // metatable and room for every member; keys are strings (never nil or NaN),
+        // so lua_rawset cannot raise.
+        unsafe {
+            // Sized once: no rehashing while the members go in.
+            ffi::lua_createtable(state, 0, len as c_int);
+            let table = ffi::lua_gettop(state);
+            for i in 0..pending.spilled as c_int {
+                ffi::lua_rawgeti_(state, pending.base, 2 * i + 1);
+                ffi::lua_rawgeti_(state, pending.base, 2 * i + 2);
+                // `null` leaves the key out; a repeated key keeps its last value.
+                ffi::lua_rawset(state, table);
+            }
+            let first = pending.first();
+            for i in 0..pending.on_stack as c_int {
+                ffi::lua_pushvalue(state, first + 2 * i);
+                ffi::lua_pushvalue(state, first + 2 * i + 1);
+                ffi::lua_rawset(state, table);
+            }
+            // Leave just the table, where the object began.
+            if table != pending.base {
+                ffi::lua_replace(state, pending.base);
+                ffi::lua_settop(state, pending.base);
+            }
+        }
+        self.depth -= 1;
+        Ok(())
     }
 
     /// Reads a string's contents (after the opening quote) through the closing quote.
@@ -505,6 +721,23 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// Pushes `bytes` as a Luau string.
+///
+/// # Safety
+/// `state` is valid with room for one value, and `bytes` is at most
+/// [`MAX_STRING_LEN`] long (longer strings raise a Luau error; allocation failure
+/// aborts in mlua instead).
+unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
+    // An empty slice's pointer may dangle; Luau copies from it all the same.
+    let ptr = if bytes.is_empty() {
+        c"".as_ptr()
+    } else {
+        bytes.as_ptr().cast()
+    };
+    // SAFETY: the caller's contract; `ptr` is readable for `bytes.len()` bytes.
+    unsafe { ffi::lua_pushlstring_(state, ptr, bytes.len()) };
 }
 
 enum Str {

@@ -12,10 +12,11 @@
 //! values; vectors are `[x, y, z]`. Pretty output is serde_json's (two spaces).
 //! Does not own decoding ([`super::decode`]) or other formats.
 
-use std::ffi::c_void;
+use std::cmp::Ordering;
+use std::ffi::{c_int, c_void};
 use std::fmt;
 
-use mlua::{Lua, LuaSerdeExt, Table, Value};
+use mlua::{Lua, LuaSerdeExt, Value, ffi};
 
 /// Tables nested deeper than this are an error (the walk is recursive).
 pub(crate) const MAX_DEPTH: usize = 512;
@@ -71,82 +72,236 @@ fn is_identifier(key: &str) -> bool {
 type Result<T> = std::result::Result<T, EncodeError>;
 
 /// Encodes `value` as JSON; `pretty` indents with two spaces like serde_json.
+///
+/// The walk reads the value on the Luau stack with raw C API calls (no mlua `Value`,
+/// and so no reference, per table entry).
 pub(crate) fn encode(lua: &Lua, value: &Value, pretty: bool) -> Result<Vec<u8>> {
     let mut encoder = Encoder {
+        state: std::ptr::null_mut(),
         out: Vec::with_capacity(128),
         pretty,
         open: Vec::new(),
         array_metatable: lua.array_metatable().to_pointer(),
-        pairs: Vec::new(),
+        entries: Vec::new(),
     };
-    encoder.value(value)?;
+    let mut result = Ok(());
+    // SAFETY: the closure runs inside mlua's protected call with `value` pushed as
+    // the only argument, so index 1 is valid. Everything it calls is raw and cannot
+    // raise a Luau error (no metamethods; pushes only copy existing values, and stack
+    // growth fails by returning 0 from lua_checkstack, which `value` checks), so no
+    // error unwinds through the Rust frames below.
+    let ran = unsafe {
+        lua.exec_raw::<()>(value, |state| {
+            encoder.state = state;
+            result = encoder.value(1);
+            ffi::lua_settop(state, 0);
+        })
+    };
+    ran.map_err(|e| EncodeError::new(e.to_string()))?;
+    result?;
     Ok(encoder.out)
 }
 
 struct Encoder {
+    /// The Luau state the value is on (set inside `exec_raw`).
+    state: *mut ffi::lua_State,
     out: Vec<u8>,
     pretty: bool,
     /// Tables being written, outermost first: the cycle check and the depth.
     open: Vec<*const c_void>,
     array_metatable: *const c_void,
-    /// Reused buffers for an object's pairs, one per nesting level.
-    pairs: Vec<Vec<(Value, Value)>>,
+    /// Reused buffers for an object's keys, one per nesting level.
+    entries: Vec<Vec<Entry>>,
 }
 
+/// One member of an object being written: its key, and where `lua_rawiter` finds it
+/// again (the iteration position just before it).
+struct Entry {
+    key: Key,
+    slot: c_int,
+}
+
+/// A table key as read from the stack, in mlua's terms (whole numbers that fit an
+/// i64, except -0, are integers). Strings point into the key string, which the table
+/// keeps alive and unchanged while it is written (nothing runs Luau code meanwhile).
+enum Key {
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Str(*const u8, usize),
+    /// Keys JSON cannot hold: their rank in mlua's key order, a pointer to order
+    /// them by, and their type name for the error.
+    Other(u8, *const c_void, &'static str),
+}
+
+impl Key {
+    fn rank(&self) -> u8 {
+        match self {
+            Key::Bool(_) => 2,
+            Key::Int(_) | Key::Num(_) => 3,
+            Key::Str(..) => 5,
+            Key::Other(rank, ..) => *rank,
+        }
+    }
+
+    /// # Safety
+    /// A `Key::Str` must still point at its (live) string.
+    unsafe fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: the caller guarantees the string is alive; Luau strings do not move.
+            Key::Str(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+            _ => &[],
+        }
+    }
+
+    fn number(&self) -> f64 {
+        match self {
+            Key::Int(i) => *i as f64,
+            Key::Num(n) => *n,
+            _ => 0.0,
+        }
+    }
+}
+
+/// The key order of mlua's `sort_keys`: booleans, numbers, vectors, strings (bytes),
+/// then everything else by address.
+///
+/// # Safety
+/// String keys must point at live strings.
+unsafe fn key_order(a: &Key, b: &Key) -> Ordering {
+    match (a, b) {
+        // SAFETY: the caller guarantees the strings are alive.
+        (Key::Str(..), Key::Str(..)) => unsafe { a.bytes().cmp(b.bytes()) },
+        (Key::Int(x), Key::Int(y)) => x.cmp(y),
+        (Key::Bool(x), Key::Bool(y)) => x.cmp(y),
+        _ => match a.rank().cmp(&b.rank()) {
+            Ordering::Equal if a.rank() == 3 => a
+                .number()
+                .partial_cmp(&b.number())
+                .unwrap_or(Ordering::Equal),
+            Ordering::Equal => match (a, b) {
+                (Key::Other(_, x, _), Key::Other(_, y, _)) => x.cmp(y),
+                _ => Ordering::Equal,
+            },
+            other => other,
+        },
+    }
+}
+
+/// mlua's Luau number conversion: an integer when whole, in i64 range and not -0.
+fn as_integer(n: f64) -> Option<i64> {
+    if n.fract() == 0.0
+        && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n)
+        && !(n == 0.0 && n.is_sign_negative())
+    {
+        Some(n as i64)
+    } else {
+        None
+    }
+}
+
+fn type_name(ty: c_int) -> &'static str {
+    match ty {
+        ffi::LUA_TNIL => "nil",
+        ffi::LUA_TBOOLEAN => "boolean",
+        ffi::LUA_TLIGHTUSERDATA => "lightuserdata",
+        ffi::LUA_TNUMBER | ffi::LUA_TINTEGER => "number",
+        ffi::LUA_TVECTOR => "vector",
+        ffi::LUA_TSTRING => "string",
+        ffi::LUA_TTABLE => "table",
+        ffi::LUA_TFUNCTION => "function",
+        ffi::LUA_TTHREAD => "thread",
+        ffi::LUA_TBUFFER => "buffer",
+        _ => "userdata",
+    }
+}
+
+/// Stack slots a table level uses while it is written (the table's entry and its
+/// value, plus the metatable check); checked with `lua_checkstack` before use.
+const SLOTS_PER_LEVEL: c_int = 3;
+
 impl Encoder {
-    fn value(&mut self, value: &Value) -> Result<()> {
-        match value {
-            Value::Nil => self.out.extend_from_slice(b"null"),
-            Value::Boolean(true) => self.out.extend_from_slice(b"true"),
-            Value::Boolean(false) => self.out.extend_from_slice(b"false"),
-            Value::Integer(i) => self
-                .out
-                .extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-            Value::Number(n) => self.number(*n),
-            Value::String(s) => {
-                let bytes = s.as_bytes();
-                if std::str::from_utf8(&bytes).is_ok() {
-                    write_string(&mut self.out, &bytes);
-                } else {
-                    self.byte_array(&bytes);
-                }
-            }
-            Value::Table(t) => self.table(t)?,
-            Value::Vector(v) => {
-                let [x, y, z] = [v.x(), v.y(), v.z()];
-                let level = self.open.len();
-                self.begin(b'[');
-                for (i, c) in [x, y, z].into_iter().enumerate() {
-                    self.element(i == 0, level);
-                    if c.is_finite() {
-                        self.out
-                            .extend_from_slice(zmij::Buffer::new().format_finite(c).as_bytes());
+    /// Writes the value at stack index `idx`.
+    ///
+    /// # Safety
+    /// `self.state` is the state `exec_raw` runs on and `idx` a valid absolute index.
+    unsafe fn value(&mut self, idx: c_int) -> Result<()> {
+        let state = self.state;
+        // SAFETY (for the calls in this block): `idx` is valid (the caller's
+        // contract), each accessor is called for a value of its own type, and none
+        // of them raises.
+        unsafe {
+            match ffi::lua_type(state, idx) {
+                ffi::LUA_TNIL => self.out.extend_from_slice(b"null"),
+                ffi::LUA_TBOOLEAN => {
+                    if ffi::lua_toboolean(state, idx) != 0 {
+                        self.out.extend_from_slice(b"true");
                     } else {
-                        self.out.extend_from_slice(b"null");
+                        self.out.extend_from_slice(b"false");
                     }
                 }
-                self.end(b']', true, level);
-            }
-            Value::Buffer(b) => self.byte_array(&b.to_vec()),
-            Value::LightUserData(p) if p.0.is_null() => self.out.extend_from_slice(b"null"),
-            other => {
-                return Err(EncodeError::new(format!(
-                    "cannot encode a {} as json",
-                    other.type_name()
-                )));
+                ffi::LUA_TNUMBER => self.number(ffi::lua_tonumber(state, idx)),
+                ffi::LUA_TINTEGER => {
+                    let i = ffi::lua_tointeger64(state, idx, std::ptr::null_mut());
+                    self.out
+                        .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+                }
+                ffi::LUA_TSTRING => {
+                    let mut len = 0;
+                    let ptr = ffi::lua_tolstring(state, idx, &mut len);
+                    // The string stays on the stack (alive) while its bytes are used.
+                    let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+                    if std::str::from_utf8(bytes).is_ok() {
+                        write_string(&mut self.out, bytes);
+                    } else {
+                        self.byte_array(bytes);
+                    }
+                }
+                ffi::LUA_TTABLE => self.table(idx)?,
+                ffi::LUA_TVECTOR => {
+                    let v = ffi::lua_tovector(state, idx);
+                    let [x, y, z] = [*v, *v.add(1), *v.add(2)];
+                    let level = self.open.len();
+                    self.begin(b'[');
+                    for (i, c) in [x, y, z].into_iter().enumerate() {
+                        self.element(i == 0, level);
+                        if c.is_finite() {
+                            self.out
+                                .extend_from_slice(zmij::Buffer::new().format_finite(c).as_bytes());
+                        } else {
+                            self.out.extend_from_slice(b"null");
+                        }
+                    }
+                    self.end(b']', true, level);
+                }
+                ffi::LUA_TBUFFER => {
+                    let mut len = 0;
+                    let ptr = ffi::lua_tobuffer(state, idx, &mut len);
+                    let bytes = if len == 0 {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts(ptr.cast::<u8>().cast_const(), len)
+                    };
+                    self.byte_array(bytes);
+                }
+                ffi::LUA_TLIGHTUSERDATA if ffi::lua_tolightuserdata(state, idx).is_null() => {
+                    self.out.extend_from_slice(b"null");
+                }
+                other => {
+                    return Err(EncodeError::new(format!(
+                        "cannot encode a {} as json",
+                        type_name(other)
+                    )));
+                }
             }
         }
         Ok(())
     }
 
     fn number(&mut self, n: f64) {
-        // mlua's rule (Value::Integer): whole, in i64 range, and not -0.
-        if n.fract() == 0.0
-            && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n)
-            && !(n == 0.0 && n.is_sign_negative())
-        {
+        if let Some(i) = as_integer(n) {
             self.out
-                .extend_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
         } else if n.is_finite() {
             self.out
                 .extend_from_slice(zmij::Buffer::new().format_finite(n).as_bytes());
@@ -195,8 +350,12 @@ impl Encoder {
         }
     }
 
-    fn table(&mut self, t: &Table) -> Result<()> {
-        let ptr = t.to_pointer();
+    /// # Safety
+    /// As [`Encoder::value`], and the value at `idx` is a table.
+    unsafe fn table(&mut self, idx: c_int) -> Result<()> {
+        let state = self.state;
+        // SAFETY: `idx` is a valid index of a table (the caller's contract).
+        let ptr = unsafe { ffi::lua_topointer(state, idx) };
         if self.open.contains(&ptr) {
             return Err(EncodeError::new(
                 "cannot encode a table that contains itself (a cycle)",
@@ -207,53 +366,117 @@ impl Encoder {
                 "cannot encode tables nested more than {MAX_DEPTH} deep"
             )));
         }
-        let len = t.raw_len();
+        // SAFETY: lua_checkstack reports failure instead of raising (mlua aborts on
+        // allocation failure; it sets no memory limit here).
+        if unsafe { ffi::lua_checkstack(state, SLOTS_PER_LEVEL) } == 0 {
+            return Err(EncodeError::new("out of Luau stack space"));
+        }
+        // SAFETY: `idx` is a table.
+        let len = unsafe { ffi::lua_objlen_(state, idx) }.max(0) as usize;
         let as_array = len > 0
-            || t.metatable()
-                .is_some_and(|mt| mt.to_pointer() == self.array_metatable);
+            // SAFETY: `idx` is a table; lua_getmetatable pushes one value (room was
+            // made above) only when it returns nonzero, and that value is popped.
+            || unsafe {
+                ffi::lua_getmetatable(state, idx) != 0 && {
+                    let mt = ffi::lua_topointer(state, -1);
+                    ffi::lua_settop(state, -2);
+                    mt == self.array_metatable
+                }
+            };
         let level = self.open.len();
         self.open.push(ptr);
-        let result = if as_array {
-            self.array(t, len, level)
-        } else {
-            self.object(t, level)
+        // SAFETY: `idx` is a table and the stack has room (above).
+        let result = unsafe {
+            if as_array {
+                self.array(idx, len, level)
+            } else {
+                self.object(idx, level)
+            }
         };
         self.open.pop();
         result
     }
 
-    fn array(&mut self, t: &Table, len: usize, level: usize) -> Result<()> {
+    /// # Safety
+    /// As [`Encoder::table`], with room for one more stack value.
+    unsafe fn array(&mut self, idx: c_int, len: usize, level: usize) -> Result<()> {
+        let state = self.state;
         self.begin(b'[');
         for i in 1..=len {
             self.element(i == 1, level);
-            let item: Value = t.raw_get(i).map_err(|e| EncodeError::new(e.to_string()))?;
-            self.value(&item).map_err(|e| e.at(Segment::Index(i)))?;
+            // SAFETY: `idx` is a table and there is room for the pushed element, which
+            // is popped again before the next; `i` fits a c_int (it is at most the
+            // table's length, a c_int).
+            let result = unsafe {
+                ffi::lua_rawgeti_(state, idx, i as c_int);
+                let result = self.value(ffi::lua_gettop(state));
+                ffi::lua_settop(state, -2);
+                result
+            };
+            result.map_err(|e| e.at(Segment::Index(i)))?;
         }
         self.end(b']', len > 0, level);
         Ok(())
     }
 
-    fn object(&mut self, t: &Table, level: usize) -> Result<()> {
-        if self.pairs.len() <= level {
-            self.pairs.resize_with(level + 1, Vec::new);
+    /// # Safety
+    /// As [`Encoder::table`], with room for two more stack values.
+    unsafe fn object(&mut self, idx: c_int, level: usize) -> Result<()> {
+        let state = self.state;
+        if self.entries.len() <= level {
+            self.entries.resize_with(level + 1, Vec::new);
         }
-        let mut pairs = std::mem::take(&mut self.pairs[level]);
-        pairs.clear();
-        let collected = t.for_each(|k: Value, v: Value| {
-            pairs.push((k, v));
-            Ok(())
-        });
-        if let Err(e) = collected {
-            return Err(EncodeError::new(e.to_string()));
+        let mut entries = std::mem::take(&mut self.entries[level]);
+        entries.clear();
+        // SAFETY: `idx` is a table; each lua_rawiter call pushes a key and a value
+        // (room for two was made by the caller), popped again at once. String keys
+        // point into strings the table holds, and the table is not changed while it
+        // is written (nothing here runs Luau code), so they stay valid.
+        unsafe {
+            let mut iter = 0;
+            loop {
+                let next = ffi::lua_rawiter(state, idx, iter);
+                if next < 0 {
+                    break;
+                }
+                let key = match ffi::lua_type(state, -2) {
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0;
+                        let ptr = ffi::lua_tolstring(state, -2, &mut len);
+                        Key::Str(ptr.cast(), len)
+                    }
+                    ffi::LUA_TNUMBER => {
+                        let n = ffi::lua_tonumber(state, -2);
+                        as_integer(n).map_or(Key::Num(n), Key::Int)
+                    }
+                    ffi::LUA_TINTEGER => {
+                        Key::Int(ffi::lua_tointeger64(state, -2, std::ptr::null_mut()))
+                    }
+                    ffi::LUA_TBOOLEAN => Key::Bool(ffi::lua_toboolean(state, -2) != 0),
+                    ffi::LUA_TLIGHTUSERDATA if ffi::lua_tolightuserdata(state, -2).is_null() => {
+                        Key::Other(1, std::ptr::null(), "lightuserdata")
+                    }
+                    ffi::LUA_TVECTOR => Key::Other(4, std::ptr::null(), "vector"),
+                    other => Key::Other(6, ffi::lua_topointer(state, -2), type_name(other)),
+                };
+                ffi::lua_settop(state, -3);
+                entries.push(Entry {
+                    key,
+                    slot: next - 1,
+                });
+                iter = next;
+            }
         }
-        if pairs.len() > 1 {
-            pairs.sort_unstable_by(|(a, _), (b, _)| key_order(a, b));
+        if entries.len() > 1 {
+            // SAFETY: the string keys are alive (above).
+            entries.sort_unstable_by(|a, b| unsafe { key_order(&a.key, &b.key) });
         }
         self.begin(b'{');
         let mut result = Ok(());
-        for (i, (key, value)) in pairs.iter().enumerate() {
+        for (i, entry) in entries.iter().enumerate() {
             self.element(i == 0, level);
-            if let Err(e) = self.key(key) {
+            // SAFETY: the string keys are alive (above).
+            if let Err(e) = unsafe { self.key(&entry.key) } {
                 result = Err(e);
                 break;
             }
@@ -261,54 +484,66 @@ impl Encoder {
             if self.pretty {
                 self.out.push(b' ');
             }
-            if let Err(e) = self.value(value) {
-                result = Err(e.at(Segment::Key(key_name(key))));
+            // SAFETY: `entry.slot` is where lua_rawiter found this entry and the
+            // table is unchanged, so this pushes the same key and value again (room
+            // for two, as above); both are popped after the value is written.
+            let written = unsafe {
+                ffi::lua_rawiter(state, idx, entry.slot);
+                let written = self.value(ffi::lua_gettop(state));
+                ffi::lua_settop(state, -3);
+                written
+            };
+            if let Err(e) = written {
+                // SAFETY: the string keys are alive (above).
+                result = Err(e.at(Segment::Key(unsafe { key_name(&entry.key) })));
                 break;
             }
         }
-        let had_elements = !pairs.is_empty();
-        pairs.clear();
-        self.pairs[level] = pairs;
+        let had_elements = !entries.is_empty();
+        entries.clear();
+        self.entries[level] = entries;
         result?;
         self.end(b'}', had_elements, level);
         Ok(())
     }
 
-    fn key(&mut self, key: &Value) -> Result<()> {
+    /// # Safety
+    /// A string key must point at its live string.
+    unsafe fn key(&mut self, key: &Key) -> Result<()> {
         match key {
-            Value::String(s) => {
-                let bytes = s.as_bytes();
-                if std::str::from_utf8(&bytes).is_err() {
+            Key::Str(..) => {
+                // SAFETY: the caller guarantees the string is alive.
+                let bytes = unsafe { key.bytes() };
+                if std::str::from_utf8(bytes).is_err() {
                     return Err(EncodeError::new(
                         "cannot encode a table key that is not valid UTF-8 as json",
                     ));
                 }
-                write_string(&mut self.out, &bytes);
+                write_string(&mut self.out, bytes);
             }
-            Value::Integer(i) => {
+            Key::Int(i) => {
                 self.out.push(b'"');
                 self.out
                     .extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
                 self.out.push(b'"');
             }
-            Value::Number(n) if n.is_finite() => {
+            Key::Num(n) if n.is_finite() => {
                 self.out.push(b'"');
                 self.number(*n);
                 self.out.push(b'"');
             }
-            Value::Number(_) => {
+            Key::Num(_) => {
                 return Err(EncodeError::new(
                     "cannot encode a table key that is an infinite number as json",
                 ));
             }
-            Value::Boolean(b) => {
+            Key::Bool(b) => {
                 self.out
                     .extend_from_slice(if *b { b"\"true\"" } else { b"\"false\"" });
             }
-            other => {
+            Key::Other(_, _, name) => {
                 return Err(EncodeError::new(format!(
-                    "cannot encode a table key that is a {} as json (keys must be strings or numbers)",
-                    other.type_name()
+                    "cannot encode a table key that is a {name} as json (keys must be strings or numbers)"
                 )));
             }
         }
@@ -316,48 +551,18 @@ impl Encoder {
     }
 }
 
-/// The key order of mlua's `sort_keys`: booleans, numbers, vectors, strings (bytes),
-/// then everything else by address.
-fn key_order(a: &Value, b: &Value) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    fn rank(v: &Value) -> u8 {
-        match v {
-            Value::Nil => 0,
-            Value::LightUserData(p) if p.0.is_null() => 1,
-            Value::Boolean(_) => 2,
-            Value::Integer(_) | Value::Number(_) => 3,
-            Value::Vector(_) => 4,
-            Value::String(_) => 5,
-            _ => 6,
-        }
-    }
-    fn number(v: &Value) -> f64 {
-        match v {
-            Value::Integer(i) => *i as f64,
-            Value::Number(n) => *n,
-            _ => 0.0,
-        }
-    }
-    match (a, b) {
-        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(&y.as_bytes()),
-        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Boolean(x), Value::Boolean(y)) => x.cmp(y),
-        _ => match rank(a).cmp(&rank(b)) {
-            Ordering::Equal if rank(a) == 3 => {
-                number(a).partial_cmp(&number(b)).unwrap_or(Ordering::Equal)
-            }
-            Ordering::Equal => a.to_pointer().cmp(&b.to_pointer()),
-            other => other,
-        },
-    }
-}
-
-fn key_name(key: &Value) -> String {
+/// A key as an error path names it (mlua's `Value::to_string` for these types).
+///
+/// # Safety
+/// A string key must point at its live string.
+unsafe fn key_name(key: &Key) -> String {
     match key {
-        Value::String(s) => s.to_string_lossy(),
-        other => other
-            .to_string()
-            .unwrap_or_else(|_| other.type_name().to_string()),
+        // SAFETY: the caller guarantees the string is alive.
+        Key::Str(..) => String::from_utf8_lossy(unsafe { key.bytes() }).into_owned(),
+        Key::Int(i) => i.to_string(),
+        Key::Num(n) => n.to_string(),
+        Key::Bool(b) => b.to_string(),
+        Key::Other(_, _, name) => (*name).to_string(),
     }
 }
 

@@ -42,6 +42,16 @@ fn canonical(v: &Json) -> Json {
     }
 }
 
+/// A decoded number (it comes off the Luau stack as mlua sees it: whole numbers
+/// that fit an i64, except -0, as `Value::Integer`).
+fn number_of(value: &Value) -> f64 {
+    match value {
+        Value::Number(n) => *n,
+        Value::Integer(i) => *i as f64,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
 fn number() -> impl Strategy<Value = Json> {
     prop_oneof![
         (-(1i64 << 53)..(1i64 << 53)).prop_map(|i| Json::Number(i.into())),
@@ -96,7 +106,7 @@ proptest! {
         let lua = Lua::new();
         let text = encode_str(&lua, &Value::Number(f), false);
         let back = decode(&lua, text.as_bytes()).unwrap();
-        let Value::Number(g) = back else { panic!("{back:?}") };
+        let g = number_of(&back);
         prop_assert_eq!(f.to_bits(), g.to_bits(), "{} -> {}", f, text);
         // Non-whole numbers print exactly as serde_json prints them.
         if f.fract() != 0.0 {
@@ -104,7 +114,7 @@ proptest! {
         }
         // And decoding is exact for serde_json's (shortest) form too.
         let theirs = serde_json::to_string(&f).unwrap();
-        let Value::Number(h) = decode(&lua, theirs.as_bytes()).unwrap() else { unreachable!() };
+        let h = number_of(&decode(&lua, theirs.as_bytes()).unwrap());
         prop_assert_eq!(f.to_bits(), h.to_bits());
     }
 
@@ -158,9 +168,7 @@ fn exact_doubles_from_the_issue() {
         "9007199254740993",
         "123456789012345678901234567890",
     ] {
-        let Value::Number(n) = decode(&lua, text.as_bytes()).unwrap() else {
-            panic!("{text}")
-        };
+        let n = number_of(&decode(&lua, text.as_bytes()).unwrap());
         assert_eq!(
             n.to_bits(),
             text.parse::<f64>().unwrap().to_bits(),
@@ -221,4 +229,157 @@ fn output_matches_the_old_serde_bridge_for_luau_oddities() {
             assert_eq!(encode_str(&lua, &value, pretty), old, "{value:?}");
         }
     }
+}
+
+#[test]
+fn encode_nests_512_deep_and_errors_past_it() {
+    let lua = Lua::new();
+    let nest = lua
+        .load(
+            r#"local depth, object = ...
+            local t = {}
+            for _ = 2, depth do t = if object then {k = t} else {t} end
+            return t"#,
+        )
+        .into_function()
+        .unwrap();
+    for object in [false, true] {
+        let deep: Value = nest.call((512, object)).unwrap();
+        let text = encode_str(&lua, &deep, false);
+        let (open, close) = if object { ("{\"k\":", "}") } else { ("[", "]") };
+        assert_eq!(
+            text,
+            format!("{}{{}}{}", open.repeat(511), close.repeat(511))
+        );
+        let too_deep: Value = nest.call((513, object)).unwrap();
+        let err = encode(&lua, &too_deep, false).unwrap_err().to_string();
+        assert!(err.contains("nested more than 512 deep"), "{err}");
+    }
+}
+
+#[test]
+fn decode_deep_and_wide_containers_round_trip() {
+    // Wide containers at every level: values move off the Luau stack into spill
+    // tables (per container, and once the stack is high), and still come out whole.
+    let lua = Lua::new();
+    let numbers: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    let numbers = numbers.join(",");
+    let mut text = String::new();
+    for level in 0..500 {
+        if level % 2 == 0 {
+            text.push_str(&format!("[{numbers},"));
+        } else {
+            text.push_str("{\"a\":1,\"b\":2,\"c\":3,\"d\":");
+        }
+    }
+    text.push_str("{}");
+    for level in (0..500).rev() {
+        text.push(if level % 2 == 0 { ']' } else { '}' });
+    }
+    let decoded = decode(&lua, text.as_bytes()).unwrap();
+    assert_eq!(encode_str(&lua, &decoded, false), text);
+
+    // A long array with holes and a big object with repeated and null members.
+    let items: Vec<String> = (1..=5000)
+        .map(|i| {
+            if i % 7 == 0 {
+                "null".into()
+            } else {
+                i.to_string()
+            }
+        })
+        .collect();
+    let members: Vec<String> = (0..3000)
+        .map(|i| match i % 10 {
+            1 => format!("\"k{}\":null", i / 2),
+            _ => format!("\"k{}\":{i}", i / 2),
+        })
+        .collect();
+    let text = format!("[[{}],{{{}}}]", items.join(","), members.join(","));
+    let decoded = decode(&lua, text.as_bytes()).unwrap();
+    let check = lua
+        .load(
+            r#"local v = ...
+            local list, map = v[1], v[2]
+            assert(#list == 5000, "length " .. #list)
+            for i = 1, 5000 do
+                assert(list[i] == (if i % 7 == 0 then nil else i), i)
+            end
+            local count = 0
+            for k, x in map do
+                count += 1
+            end
+            -- Each key appears twice (i and i + 1); the later one wins, and a null
+            -- removes the key.
+            for i = 0, 2999 do
+                local later = if i % 2 == 0 then i + 1 else i
+                local expected = if later % 10 == 1 then nil else later
+                assert(map["k" .. i // 2] == expected, "k" .. i // 2)
+            end
+            return count"#,
+        )
+        .into_function()
+        .unwrap();
+    let count: usize = check.call(decoded).unwrap();
+    assert_eq!(count, 1200);
+}
+
+#[test]
+fn odd_table_shapes_match_the_old_serde_bridge() {
+    let lua = Lua::new();
+    let values: Vec<Value> = lua
+        .load(
+            r#"local holes = {1, 2, 3, 4, 5}
+            holes[2] = nil
+            holes[4] = nil
+            local shrunk = {1, 2, 3}
+            table.remove(shrunk)
+            table.remove(shrunk, 1)
+            local sparse = {}
+            sparse[1] = "a"
+            sparse[3] = "c"
+            sparse[100] = "z"
+            local mixed = {10, 20, 30, n = 3, [1.5] = "x", [-1] = "m", [true] = "t"}
+            local hash_only = {}
+            hash_only[2] = "b"
+            hash_only[3] = "c"
+            local emptied = {a = 1, b = 2}
+            emptied.a = nil
+            emptied.b = nil
+            local grown = {}
+            for i = 1, 100 do grown[i] = i end
+            for i = 1, 100, 3 do grown[i] = nil end
+            return {holes, shrunk, sparse, mixed, hash_only, emptied, grown,
+                {[0] = "zero", [1] = "one"}, {[2^40] = 1, [-2^40] = 2, [0.5] = 3}}"#,
+        )
+        .eval::<mlua::Table>()
+        .unwrap()
+        .sequence_values::<Value>()
+        .collect::<mlua::Result<_>>()
+        .unwrap();
+    assert_eq!(values.len(), 9);
+    for value in values {
+        for pretty in [false, true] {
+            let old = old_encode(&value, pretty).unwrap();
+            assert_eq!(encode_str(&lua, &value, pretty), old, "{value:?}");
+        }
+    }
+}
+
+#[test]
+fn encoding_ignores_metamethods() {
+    // Raw access only: __index, __len and __iter are never called.
+    let lua = Lua::new();
+    let value: Value = lua
+        .load(
+            r#"local meta = {
+                __index = function() error("__index called") end,
+                __len = function() error("__len called") end,
+                __iter = function() error("__iter called") end,
+            }
+            return {setmetatable({}, meta), setmetatable({1, 2}, meta), setmetatable({a = 1}, meta)}"#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(encode_str(&lua, &value, false), r#"[{},[1,2],{"a":1}]"#);
 }
