@@ -15,6 +15,8 @@ use std::fmt;
 
 use mlua::{Lua, Value, ffi};
 
+use super::encode::needs_look;
+
 /// Arrays and objects nested deeper than this are an error.
 pub(crate) const MAX_DEPTH: usize = 512;
 
@@ -78,13 +80,6 @@ impl fmt::Display for DecodeError {
 /// Values are built on the Luau stack with raw C API calls; only the result becomes
 /// an mlua `Value`.
 pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
-    if let Err(e) = std::str::from_utf8(input) {
-        return Err(DecodeError::new(
-            input,
-            e.valid_up_to(),
-            "invalid UTF-8 in the input",
-        ));
-    }
     let mut parser = Parser {
         state: std::ptr::null_mut(),
         input,
@@ -109,7 +104,19 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
             }
         })
     };
-    result?;
+    // Bytes outside strings must be ASCII to parse, and each string with non-ASCII
+    // bytes was checked, so a parsed input is valid UTF-8. A failed one is checked
+    // whole: invalid UTF-8 anywhere is the error reported, as if checked first.
+    if let Err(e) = result {
+        if let Err(utf8) = std::str::from_utf8(input) {
+            return Err(DecodeError::new(
+                input,
+                utf8.valid_up_to(),
+                "invalid UTF-8 in the input",
+            ));
+        }
+        return Err(e);
+    }
     value.map_err(|e| DecodeError::new(input, 0, e.to_string()))
 }
 
@@ -520,12 +527,21 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<Str> {
         let start = self.pos;
         let input = self.input;
-        // Fast path: no escapes.
+        // Fast path: no escapes; 8 bytes at a time while none needs a look.
         let mut i = start;
+        let mut non_ascii = false;
         while i < input.len() {
+            if let Some(chunk) = input.get(i..i + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                if needs_look(word) == 0 {
+                    i += 8;
+                    continue;
+                }
+            }
             match input[i] {
                 b'"' => {
                     self.pos = i + 1;
+                    self.check_utf8(non_ascii, start, i)?;
                     return Ok(Str::Input(start, i));
                 }
                 b'\\' => break,
@@ -535,7 +551,10 @@ impl Parser<'_> {
                         "control character 0x{b:02x} in a string (it must be escaped)"
                     )));
                 }
-                _ => i += 1,
+                b => {
+                    non_ascii |= b >= 0x80;
+                    i += 1;
+                }
             }
         }
         self.scratch.clear();
@@ -548,6 +567,8 @@ impl Parser<'_> {
             match b {
                 b'"' => {
                     self.pos += 1;
+                    // Escapes are ASCII: the raw text is UTF-8 when the result is.
+                    self.check_utf8(non_ascii, start, self.pos - 1)?;
                     return Ok(Str::Scratch);
                 }
                 b'\\' => {
@@ -560,11 +581,21 @@ impl Parser<'_> {
                     )));
                 }
                 b => {
+                    non_ascii |= b >= 0x80;
                     self.scratch.push(b);
                     self.pos += 1;
                 }
             }
         }
+    }
+
+    /// Checks a string's raw text `input[start..end]` is UTF-8 (when it has
+    /// non-ASCII bytes at all). The error's details are replaced by `decode`.
+    fn check_utf8(&self, non_ascii: bool, start: usize, end: usize) -> Result<()> {
+        if non_ascii && std::str::from_utf8(&self.input[start..end]).is_err() {
+            return Err(self.error("invalid UTF-8 in the input"));
+        }
+        Ok(())
     }
 
     fn escape(&mut self) -> Result<()> {

@@ -119,6 +119,18 @@ struct Encoder {
 struct Entry {
     key: Key,
     slot: c_int,
+    value: Scalar,
+}
+
+/// An object member's value, read in the first pass when it is a plain scalar (so
+/// writing it needs no second stack access). Strings point into the value string,
+/// which the table keeps alive like its keys.
+enum Scalar {
+    /// Anything else: pushed again from the entry's slot to be written.
+    Fetch,
+    Bool(bool),
+    Num(f64),
+    Str(*const u8, usize),
 }
 
 /// A table key as read from the stack, in mlua's terms (whole numbers that fit an
@@ -251,9 +263,7 @@ impl Encoder {
                     let ptr = ffi::lua_tolstring(state, idx, &mut len);
                     // The string stays on the stack (alive) while its bytes are used.
                     let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-                    if std::str::from_utf8(bytes).is_ok() {
-                        write_string(&mut self.out, bytes);
-                    } else {
+                    if !write_string(&mut self.out, bytes) {
                         self.byte_array(bytes);
                     }
                 }
@@ -459,10 +469,21 @@ impl Encoder {
                     ffi::LUA_TVECTOR => Key::Other(4, std::ptr::null(), "vector"),
                     other => Key::Other(6, ffi::lua_topointer(state, -2), type_name(other)),
                 };
+                let value = match ffi::lua_type(state, -1) {
+                    ffi::LUA_TNUMBER => Scalar::Num(ffi::lua_tonumber(state, -1)),
+                    ffi::LUA_TBOOLEAN => Scalar::Bool(ffi::lua_toboolean(state, -1) != 0),
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0;
+                        let ptr = ffi::lua_tolstring(state, -1, &mut len);
+                        Scalar::Str(ptr.cast(), len)
+                    }
+                    _ => Scalar::Fetch,
+                };
                 ffi::lua_settop(state, -3);
                 entries.push(Entry {
                     key,
                     slot: next - 1,
+                    value,
                 });
                 iter = next;
             }
@@ -484,14 +505,33 @@ impl Encoder {
             if self.pretty {
                 self.out.push(b' ');
             }
-            // SAFETY: `entry.slot` is where lua_rawiter found this entry and the
-            // table is unchanged, so this pushes the same key and value again (room
-            // for two, as above); both are popped after the value is written.
-            let written = unsafe {
-                ffi::lua_rawiter(state, idx, entry.slot);
-                let written = self.value(ffi::lua_gettop(state));
-                ffi::lua_settop(state, -3);
-                written
+            let written = match entry.value {
+                Scalar::Bool(b) => {
+                    self.out
+                        .extend_from_slice(if b { b"true" } else { b"false" });
+                    Ok(())
+                }
+                Scalar::Num(n) => {
+                    self.number(n);
+                    Ok(())
+                }
+                Scalar::Str(ptr, len) => {
+                    // SAFETY: the string is alive (held by the unchanged table, above).
+                    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+                    if !write_string(&mut self.out, bytes) {
+                        self.byte_array(bytes);
+                    }
+                    Ok(())
+                }
+                // SAFETY: `entry.slot` is where lua_rawiter found this entry and the
+                // table is unchanged, so this pushes the same key and value again
+                // (room for two, as above); both are popped after it is written.
+                Scalar::Fetch => unsafe {
+                    ffi::lua_rawiter(state, idx, entry.slot);
+                    let written = self.value(ffi::lua_gettop(state));
+                    ffi::lua_settop(state, -3);
+                    written
+                },
             };
             if let Err(e) = written {
                 // SAFETY: the string keys are alive (above).
@@ -514,12 +554,11 @@ impl Encoder {
             Key::Str(..) => {
                 // SAFETY: the caller guarantees the string is alive.
                 let bytes = unsafe { key.bytes() };
-                if std::str::from_utf8(bytes).is_err() {
+                if !write_string(&mut self.out, bytes) {
                     return Err(EncodeError::new(
                         "cannot encode a table key that is not valid UTF-8 as json",
                     ));
                 }
-                write_string(&mut self.out, bytes);
             }
             Key::Int(i) => {
                 self.out.push(b'"');
@@ -587,28 +626,68 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// Writes `bytes` (valid UTF-8) as a quoted, escaped JSON string.
-pub(crate) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) {
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Nonzero if any of the 8 bytes in `word` needs a look: a quote, a backslash, a
+/// control character, or a non-ASCII byte. (Bytes above the first such byte may be
+/// flagged too; the caller only uses this to skip clean words.)
+#[inline]
+pub(crate) fn needs_look(word: u64) -> u64 {
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')))
+        | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+        | (word & HIGHS)
+}
+
+/// Writes `bytes` as a quoted, escaped JSON string if they are valid UTF-8 (one pass,
+/// eight bytes at a time where nothing needs escaping; the UTF-8 check only runs
+/// when a non-ASCII byte was seen). Returns false, writing nothing, otherwise.
+pub(crate) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mark = out.len();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE[b as usize];
-        if escape == __ {
-            continue;
+    let mut non_ascii = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            if needs_look(word) == 0 {
+                i += 8;
+                continue;
+            }
         }
-        out.extend_from_slice(&bytes[start..i]);
-        if escape == UU {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.push(b'\\');
-            out.push(escape);
+        let end = (i + 8).min(bytes.len());
+        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
+            if b >= 0x80 {
+                non_ascii = true;
+                continue;
+            }
+            let escape = ESCAPE[b as usize];
+            if escape == __ {
+                continue;
+            }
+            out.extend_from_slice(&bytes[start..j]);
+            if escape == UU {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            } else {
+                out.push(b'\\');
+                out.push(escape);
+            }
+            start = j + 1;
         }
-        start = i + 1;
+        i = end;
+    }
+    if non_ascii && std::str::from_utf8(bytes).is_err() {
+        out.truncate(mark);
+        return false;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+    true
 }

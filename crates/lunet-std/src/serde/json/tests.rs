@@ -383,3 +383,59 @@ fn encoding_ignores_metamethods() {
         .unwrap();
     assert_eq!(encode_str(&lua, &value, false), r#"[{},[1,2],{"a":1}]"#);
 }
+
+#[test]
+fn strings_escape_at_every_position_like_serde_json() {
+    // The writer skips 8 clean bytes at a time: put each special byte at every offset
+    // of strings long enough to span several words.
+    let lua = Lua::new();
+    for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", "😀", "\u{7f}"] {
+        for at in 0..20 {
+            let text = format!("{}{special}{}", "a".repeat(at), "b".repeat(19 - at));
+            let value = Value::String(lua.create_string(&text).unwrap());
+            assert_eq!(
+                encode_str(&lua, &value, false),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+    }
+    // Bytes that are not UTF-8, anywhere, make a byte array (not a broken string).
+    for at in 0..20 {
+        let mut bytes = vec![b'a'; 20];
+        bytes[at] = 0xff;
+        let value = Value::String(lua.create_string(&bytes).unwrap());
+        let expected = format!(
+            "[{}]",
+            bytes
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(encode_str(&lua, &value, false), expected);
+    }
+}
+
+#[test]
+fn invalid_utf8_is_reported_wherever_it_is() {
+    // Strings are checked as they are read; any other failure checks the whole input,
+    // so invalid UTF-8 is always the error named, at its first bad byte.
+    let lua = Lua::new();
+    for (input, offset) in [
+        (&b"[\"abcdefghij\xff\"]"[..], 12),
+        (b"[\"a\\n\xc3\"]", 5),
+        (b"\xff", 0),
+        (b"[1, x, \"\xe2\x82\"]", 8),
+        (b"[\"ok\"] \xfe", 7),
+    ] {
+        let err = decode(&lua, input).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid UTF-8 in the input"),
+            "{err}"
+        );
+        assert_eq!(err.offset(), offset, "{input:?}");
+    }
+    let text = "[\"café ✓ — 😀 long enough to span words\"]";
+    let decoded = decode(&lua, text.as_bytes()).unwrap();
+    assert_eq!(encode_str(&lua, &decoded, false), text);
+}
