@@ -26,8 +26,9 @@ const MAX_TABLE_SIZE: usize = 1 << 26;
 const MAX_STRING_LEN: usize = 1 << 30;
 
 /// Above this stack height a container moves its pending values into a spill table
-/// at once. With at most [`MAX_DEPTH`] levels of 3 more slots each, the stack stays
-/// under Luau's 8000-slot limit (LUAI_MAXCSTACK).
+/// at once, so deep input keeps about 3 slots per level on the stack: at most
+/// [`MAX_DEPTH`] levels stay far below the stack limit lua_checkstack enforces
+/// (LUAI_MAXCSTACK, 1,000,000 slots as mlua builds Luau), and the stack stays small.
 const STACK_BUDGET: c_int = 4000;
 /// Values a container keeps on the stack before it moves them into its spill table.
 const PENDING_SLOTS: c_int = 256;
