@@ -8,7 +8,7 @@ Results also go to bench/results/<timestamp>.json.
 
     python3 bench/run.py                 # everything (about 25 minutes)
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
-                                         # request, ws-client, tcp, native
+                                         # request, ws-client, tcp, native, json
     python3 bench/run.py --quick         # shorter runs, for a smoke test
     python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 SCRIPTS = BENCH / "scripts"
 NODE_DIR = BENCH / "node"
-RELEASE = ROOT / "target" / "release"
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release"
 LUNET = str(RELEASE / "lunet")
 SERVER_CPU, LOAD_CPU = "0", "1"
 
@@ -315,6 +315,37 @@ def bench_tcp(runs, quick):
                 record("tcp", "echo throughput, 64 KiB writes", name, rate, "MB/s")
 
 
+def run_cases(cmd, timeout=300):
+    """Runs a benchmark pinned to CPU 0; returns its "<case> <value>" lines as a dict."""
+    out = subprocess.run(pinned(SERVER_CPU, cmd), capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {out.stderr[-500:]}")
+    cases = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, value = line.rsplit(" ", 1)
+        cases[name] = float(value)
+    return cases
+
+
+def bench_json(runs, quick):
+    titles = {
+        "small-encode": "encode 50-item list (3.5 KB)",
+        "small-decode": "decode 50-item list (3.5 KB)",
+        "big-encode": "encode 5,000 records (1.2 MB)",
+        "big-decode": "decode 5,000 records (1.2 MB)",
+    }
+    for _ in range(runs):
+        contenders = [(n, c + [str(SCRIPTS / "json_codec.luau")]) for n, c in luau_contenders()]
+        if NODE:
+            contenders.append(("node", [NODE, str(NODE_DIR / "json_codec.js")]))
+        contenders.append(("serde_json structs (ceiling)", [str(RELEASE / "json-ceiling")]))
+        for name, cmd in contenders:
+            for case, us in run_cases(cmd).items():
+                record("json", titles.get(case, case), name, us, "us/op")
+
+
 GROUPS = {
     "startup": bench_startup,
     "serve": bench_serve,
@@ -324,6 +355,7 @@ GROUPS = {
     "ws-client": bench_ws_client,
     "tcp": bench_tcp,
     "native": bench_native,
+    "json": bench_json,
 }
 
 

@@ -1,7 +1,8 @@
 //! Encoding Luau values to JSON, JSONC, YAML and TOML text, and decoding them back.
 //!
-//! Encoding goes through mlua's serde bridge with keys sorted (stable output) and
-//! clear errors for values a format cannot hold (functions, cycles, NaN in JSON).
+//! JSON and JSONC go straight between Luau values and bytes ([`super::json`]). YAML
+//! and TOML go through mlua's serde bridge with keys sorted (stable output). Every
+//! format gives clear errors for values it cannot hold (functions, cycles).
 //! Decoding produces plain tables: JSON `null` becomes `nil`, arrays carry no
 //! metatable. JSONC decodes like JSON after comments and trailing commas are removed.
 
@@ -9,6 +10,8 @@ use mlua::serde::SerializeOptions;
 use mlua::{Error, Lua, LuaSerdeExt, Result, Value};
 
 use lunet_runtime::codec::jsonc;
+
+use super::json;
 
 /// A text format `serde.encode`/`serde.decode` understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,15 +50,14 @@ fn fail(format: Format, action: &str, error: impl std::fmt::Display) -> Error {
 }
 
 /// Encodes `value` as `format` text; `pretty` indents JSON and TOML.
-pub fn encode(format: Format, value: &Value, pretty: bool) -> Result<String> {
+pub fn encode(lua: &Lua, format: Format, value: &Value, pretty: bool) -> Result<mlua::LuaString> {
     let serializable = value.to_serializable().sort_keys(true);
-    match format {
-        Format::Json | Format::Jsonc => if pretty {
-            serde_json::to_string_pretty(&serializable)
-        } else {
-            serde_json::to_string(&serializable)
+    let text = match format {
+        Format::Json | Format::Jsonc => {
+            let bytes =
+                json::encode::encode(lua, value, pretty).map_err(|e| fail(format, "encode", e))?;
+            return lua.create_string(bytes);
         }
-        .map_err(|e| fail(format, "encode", e)),
         Format::Yaml => {
             serde_saphyr::to_string(&serializable).map_err(|e| fail(format, "encode", e))
         }
@@ -65,7 +67,8 @@ pub fn encode(format: Format, value: &Value, pretty: bool) -> Result<String> {
             toml::to_string(&serializable)
         }
         .map_err(|e| fail(format, "encode", e)),
-    }
+    }?;
+    lua.create_string(text)
 }
 
 fn options() -> SerializeOptions {
@@ -78,15 +81,11 @@ fn options() -> SerializeOptions {
 /// Decodes `format` text into a Luau value.
 pub fn decode(lua: &Lua, format: Format, bytes: &[u8]) -> Result<Value> {
     match format {
-        Format::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(bytes).map_err(|e| fail(format, "decode", e))?;
-            lua.to_value_with(&value, options())
-        }
+        Format::Json => json::decode::decode(lua, bytes).map_err(|e| fail(format, "decode", e)),
         Format::Jsonc => {
             let text = std::str::from_utf8(bytes).map_err(|e| fail(format, "decode", e))?;
-            let value = jsonc::from_str(text).map_err(|e| fail(format, "decode", e))?;
-            lua.to_value_with(&value, options())
+            json::decode::decode(lua, jsonc::strip(text).as_bytes())
+                .map_err(|e| fail(format, "decode", e))
         }
         Format::Yaml => {
             let text = std::str::from_utf8(bytes).map_err(|e| fail(format, "decode", e))?;

@@ -8,6 +8,7 @@
 
 mod encoding;
 mod hashing;
+mod json;
 
 use bytes::Bytes;
 use lunet_runtime::args;
@@ -28,9 +29,9 @@ pub fn create(lua: &Lua) -> Result<Value> {
         "encode",
         lunet_runtime::create_function(
             lua,
-            |_, (format, value, pretty): (Value, Value, Option<bool>)| {
+            |lua, (format, value, pretty): (Value, Value, Option<bool>)| {
                 let format = encoding::Format::parse(&string_arg(&format, "format")?)?;
-                encoding::encode(format, &value, pretty.unwrap_or(false))
+                encoding::encode(lua, format, &value, pretty.unwrap_or(false))
             },
         )?,
     )?;

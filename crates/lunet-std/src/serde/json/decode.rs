@@ -1,0 +1,780 @@
+//! JSON bytes -> Luau values: a recursive-descent parser that creates the Luau
+//! tables and strings as it reads (no `serde_json::Value` tree in between).
+//!
+//! Owns what `serde.decode("json")` accepts (RFC 8259 JSON, UTF-8, nothing after
+//! the value but whitespace) and what it builds: objects and arrays become plain
+//! tables (no metatable), `null` becomes `nil` (a missing key, or a hole in an
+//! array), numbers are the correctly rounded double of their decimal text (Rust's
+//! `str::parse::<f64>`, with an exact fast path for short integers). Nesting deeper
+//! than [`MAX_DEPTH`] is an error, not a stack overflow. Errors say what was wrong
+//! and where (line, column and byte offset). Does not own comment stripping (JSONC,
+//! `lunet_runtime::codec::jsonc`) or encoding ([`super::encode`]).
+
+use std::ffi::c_int;
+use std::fmt;
+
+use mlua::{Lua, Value, ffi};
+
+use super::encode::needs_look;
+
+/// Arrays and objects nested deeper than this are an error.
+pub(crate) const MAX_DEPTH: usize = 512;
+
+/// Luau's own limits (ltable.cpp MAXSIZE, lstring.h MAXSSIZE): past them Luau raises
+/// an error, which must not unwind through this parser, so they are checked first.
+const MAX_TABLE_SIZE: usize = 1 << 26;
+const MAX_STRING_LEN: usize = 1 << 30;
+
+/// Above this stack height a container moves its pending values into a spill table
+/// at once, so deep input keeps about 3 slots per level on the stack: at most
+/// [`MAX_DEPTH`] levels stay far below the stack limit lua_checkstack enforces
+/// (LUAI_MAXCSTACK, 1,000,000 slots as mlua builds Luau), and the stack stays small.
+const STACK_BUDGET: c_int = 4000;
+/// Values a container keeps on the stack before it moves them into its spill table.
+const PENDING_SLOTS: c_int = 256;
+
+/// A decode failure: what was wrong, and its byte offset in the input.
+#[derive(Debug)]
+pub(crate) struct DecodeError {
+    message: String,
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl DecodeError {
+    fn new(input: &[u8], offset: usize, message: impl Into<String>) -> DecodeError {
+        let offset = offset.min(input.len());
+        let before = &input[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        DecodeError {
+            message: message.into(),
+            offset,
+            line,
+            column: offset - line_start + 1,
+        }
+    }
+
+    /// Byte offset of the error in the input.
+    #[cfg(test)]
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {} (byte {})",
+            self.message, self.line, self.column, self.offset
+        )
+    }
+}
+
+/// Decodes one JSON value from `input` into a Luau value.
+///
+/// Values are built on the Luau stack with raw C API calls; only the result becomes
+/// an mlua `Value`.
+pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
+    let mut parser = Parser {
+        state: std::ptr::null_mut(),
+        input,
+        pos: 0,
+        depth: 0,
+        scratch: Vec::new(),
+    };
+    let mut result = Ok(());
+    // SAFETY: the closure runs inside mlua's protected call on an empty frame. The
+    // parser only makes calls that cannot raise a Luau error: raw sets on tables it
+    // created (no metatables), strings and tables within Luau's size limits (checked
+    // first), stack growth through lua_checkstack (which returns 0 instead of
+    // raising); mlua aborts on allocation failure and no memory limit is set. So no
+    // error unwinds through the Rust frames below. On success exactly the value is
+    // left on the stack, which exec_raw returns.
+    let value = unsafe {
+        lua.exec_raw::<Value>((), |state| {
+            parser.state = state;
+            result = parser.document();
+            if result.is_err() {
+                ffi::lua_settop(state, 0);
+            }
+        })
+    };
+    // Bytes outside strings must be ASCII to parse, and each string with non-ASCII
+    // bytes was checked, so a parsed input is valid UTF-8. A failed one is checked
+    // whole: invalid UTF-8 anywhere is the error reported, as if checked first.
+    if let Err(e) = result {
+        if let Err(utf8) = std::str::from_utf8(input) {
+            return Err(DecodeError::new(
+                input,
+                utf8.valid_up_to(),
+                "invalid UTF-8 in the input",
+            ));
+        }
+        return Err(e);
+    }
+    value.map_err(|e| DecodeError::new(input, 0, e.to_string()))
+}
+
+struct Parser<'a> {
+    /// The Luau state values are built on (set inside `exec_raw`).
+    state: *mut ffi::lua_State,
+    input: &'a [u8],
+    pos: usize,
+    depth: usize,
+    /// Unescaped string contents (only used for strings with escapes).
+    scratch: Vec<u8>,
+}
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+/// An array or object being read: values waiting on the stack, and a spill table
+/// for the ones moved off it.
+struct Pending {
+    /// Stack index of the spill table (or of the first pending value, without one).
+    base: c_int,
+    /// Whether `base` holds a spill table.
+    spill: bool,
+    /// Its array size.
+    spill_capacity: usize,
+    /// Values in the spill table (slots 1..=spilled).
+    spilled: usize,
+    /// Values on the stack above `base` (or from `base` without a spill table).
+    on_stack: usize,
+}
+
+impl Pending {
+    fn first(&self) -> c_int {
+        if self.spill { self.base + 1 } else { self.base }
+    }
+
+    fn total(&self) -> usize {
+        self.spilled + self.on_stack
+    }
+}
+
+impl Parser<'_> {
+    fn error(&self, message: impl Into<String>) -> DecodeError {
+        DecodeError::new(self.input, self.pos, message)
+    }
+
+    fn found(&self) -> String {
+        match self.input.get(self.pos) {
+            None => "the end of the input".to_string(),
+            Some(&b) if b.is_ascii_graphic() => format!("'{}'", b as char),
+            Some(&b) => format!("byte 0x{b:02x}"),
+        }
+    }
+
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.input.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The whole input: one value, then only whitespace.
+    ///
+    /// # Safety
+    /// `self.state` is the state `exec_raw` runs on.
+    unsafe fn document(&mut self) -> Result<()> {
+        self.skip_whitespace();
+        // SAFETY: `self.state` is valid (the caller's contract); lua_checkstack
+        // reports failure instead of raising.
+        if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+            return Err(self.error("out of Luau stack space"));
+        }
+        // SAFETY: room for the value was made above.
+        unsafe { self.value()? };
+        self.skip_whitespace();
+        if self.pos < self.input.len() {
+            return Err(self.error("unexpected characters after the JSON value"));
+        }
+        Ok(())
+    }
+
+    /// Reads one value and pushes it.
+    ///
+    /// # Safety
+    /// `self.state` is valid and has room for 4 more values.
+    unsafe fn value(&mut self) -> Result<()> {
+        let state = self.state;
+        match self.input.get(self.pos) {
+            // SAFETY: the caller's contract.
+            Some(b'{') => unsafe { self.object() },
+            // SAFETY: the caller's contract.
+            Some(b'[') => unsafe { self.array() },
+            Some(b'"') => {
+                self.pos += 1;
+                let bytes = match self.string()? {
+                    Str::Input(start, end) => &self.input[start..end],
+                    Str::Scratch => &self.scratch[..],
+                };
+                if bytes.len() > MAX_STRING_LEN {
+                    return Err(self.error("string too long for Luau"));
+                }
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { push_bytes(state, bytes) };
+                Ok(())
+            }
+            Some(b't') => {
+                self.literal(b"true")?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushboolean(state, 1) };
+                Ok(())
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushboolean(state, 0) };
+                Ok(())
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushnil(state) };
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let n = self.number()?;
+                // SAFETY: room for one value (the caller's contract).
+                unsafe { ffi::lua_pushnumber(state, n) };
+                Ok(())
+            }
+            _ => Err(self.error(format!("expected a JSON value, found {}", self.found()))),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.input[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "expected '{}', found {}",
+                std::str::from_utf8(word).unwrap_or_default(),
+                self.found()
+            )))
+        }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!(
+                "arrays and objects nested more than {MAX_DEPTH} deep"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Makes room to push `slots` more values of the container `pending` (whose
+    /// values each take `width` slots), moving its values into its spill table first
+    /// when it holds many or the stack is high.
+    ///
+    /// # Safety
+    /// `self.state` is valid and `pending` describes the top of its stack.
+    unsafe fn room(&mut self, pending: &mut Pending, width: usize) -> Result<()> {
+        let state = self.state;
+        // SAFETY: `self.state` is valid.
+        let top = unsafe { ffi::lua_gettop(state) };
+        if pending.on_stack * width >= PENDING_SLOTS as usize
+            || (top >= STACK_BUDGET && pending.on_stack > 0)
+        {
+            // SAFETY: the caller's contract.
+            unsafe { self.spill(pending, width)? };
+        }
+        // SAFETY: lua_checkstack reports failure instead of raising.
+        if unsafe { ffi::lua_checkstack(state, 6) } == 0 {
+            return Err(self.error("out of Luau stack space"));
+        }
+        Ok(())
+    }
+
+    /// Moves the container's values from the stack into its spill table (created,
+    /// or replaced by one twice the size, as needed).
+    ///
+    /// # Safety
+    /// As [`Parser::room`].
+    unsafe fn spill(&mut self, pending: &mut Pending, width: usize) -> Result<()> {
+        let state = self.state;
+        let slots = pending.total() * width;
+        if slots > MAX_TABLE_SIZE {
+            return Err(self.error("array or object too large for Luau"));
+        }
+        // SAFETY (for the calls below): lua_checkstack reports failure instead of
+        // raising; the spill tables are created here without metatables and within
+        // Luau's size limit, indices stay within their array part, and every rawseti
+        // pops the value it stores.
+        unsafe {
+            if ffi::lua_checkstack(state, 3) == 0 {
+                return Err(self.error("out of Luau stack space"));
+            }
+            if !pending.spill {
+                let capacity = (slots * 2).clamp(64, MAX_TABLE_SIZE);
+                ffi::lua_createtable(state, capacity as c_int, 0);
+                ffi::lua_insert(state, pending.base);
+                pending.spill = true;
+                pending.spill_capacity = capacity;
+            } else if slots > pending.spill_capacity {
+                let capacity = (slots * 2).min(MAX_TABLE_SIZE);
+                ffi::lua_createtable(state, capacity as c_int, 0);
+                let bigger = ffi::lua_gettop(state);
+                for i in 1..=(pending.spilled * width) as c_int {
+                    ffi::lua_rawgeti_(state, pending.base, i);
+                    ffi::lua_rawseti_(state, bigger, i);
+                }
+                ffi::lua_replace(state, pending.base);
+                pending.spill_capacity = capacity;
+            }
+            let from = pending.spilled * width;
+            for i in (1..=(pending.on_stack * width) as c_int).rev() {
+                ffi::lua_rawseti_(state, pending.base, from as c_int + i);
+            }
+        }
+        pending.spilled += pending.on_stack;
+        pending.on_stack = 0;
+        Ok(())
+    }
+
+    /// # Safety
+    /// As [`Parser::value`].
+    unsafe fn array(&mut self) -> Result<()> {
+        self.enter()?;
+        self.pos += 1;
+        let state = self.state;
+        let mut pending = Pending {
+            // SAFETY: `self.state` is valid.
+            base: unsafe { ffi::lua_gettop(state) } + 1,
+            spill: false,
+            spill_capacity: 0,
+            spilled: 0,
+            on_stack: 0,
+        };
+        self.skip_whitespace();
+        if self.input.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                // SAFETY: `pending` describes the top of the stack; `room` leaves room
+                // for the value.
+                unsafe {
+                    self.room(&mut pending, 1)?;
+                    self.value()?;
+                }
+                pending.on_stack += 1;
+                self.skip_whitespace();
+                match self.input.get(self.pos) {
+                    Some(b',') => self.pos += 1,
+                    Some(b']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(self.error(format!(
+                            "expected ',' or ']' after an array element, found {}",
+                            self.found()
+                        )));
+                    }
+                }
+            }
+        }
+        let len = pending.total();
+        if len > MAX_TABLE_SIZE {
+            return Err(self.error("array too large for Luau"));
+        }
+        // SAFETY (for the calls below): the stack holds the spill table (if any) and
+        // the pending values from `pending.base`, and has room for 2 more (from
+        // `room`, or from the caller for an empty array). The new table has no
+        // metatable and is sized within Luau's limit with every index in its array
+        // part; rawseti pops the value it stores.
+        unsafe {
+            // Sized once, with nulls left out: what `#t` sees is what it always saw.
+            ffi::lua_createtable(state, len as c_int, 0);
+            let table = ffi::lua_gettop(state);
+            for i in 1..=pending.spilled as c_int {
+                if ffi::lua_rawgeti_(state, pending.base, i) == ffi::LUA_TNIL {
+                    ffi::lua_settop(state, -2);
+                } else {
+                    ffi::lua_rawseti_(state, table, i);
+                }
+            }
+            let first = pending.first();
+            ffi::lua_insert(state, first);
+            for i in (1..=pending.on_stack).rev() {
+                if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
+                    ffi::lua_settop(state, -2);
+                } else {
+                    ffi::lua_rawseti_(state, first, (pending.spilled + i) as c_int);
+                }
+            }
+            if pending.spill {
+                ffi::lua_replace(state, pending.base);
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// # Safety
+    /// As [`Parser::value`].
+    unsafe fn object(&mut self) -> Result<()> {
+        self.enter()?;
+        self.pos += 1;
+        let state = self.state;
+        let mut pending = Pending {
+            // SAFETY: `self.state` is valid.
+            base: unsafe { ffi::lua_gettop(state) } + 1,
+            spill: false,
+            spill_capacity: 0,
+            spilled: 0,
+            on_stack: 0,
+        };
+        self.skip_whitespace();
+        if self.input.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.input.get(self.pos) != Some(&b'"') {
+                    return Err(self.error(format!(
+                        "expected a string key in an object, found {}",
+                        self.found()
+                    )));
+                }
+                // SAFETY: `pending` describes the top of the stack; `room` leaves room
+                // for the key and the value (4 slots).
+                unsafe { self.room(&mut pending, 2)? };
+                self.pos += 1;
+                let key = match self.string()? {
+                    Str::Input(start, end) => &self.input[start..end],
+                    Str::Scratch => &self.scratch[..],
+                };
+                if key.len() > MAX_STRING_LEN {
+                    return Err(self.error("string too long for Luau"));
+                }
+                // SAFETY: room was made above.
+                unsafe { push_bytes(state, key) };
+                self.skip_whitespace();
+                if self.input.get(self.pos) != Some(&b':') {
+                    return Err(self.error(format!(
+                        "expected ':' after an object key, found {}",
+                        self.found()
+                    )));
+                }
+                self.pos += 1;
+                self.skip_whitespace();
+                // SAFETY: room was made above (the key took one of 6 slots).
+                unsafe { self.value()? };
+                pending.on_stack += 1;
+                self.skip_whitespace();
+                match self.input.get(self.pos) {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(self.error(format!(
+                            "expected ',' or '}}' after an object value, found {}",
+                            self.found()
+                        )));
+                    }
+                }
+            }
+        }
+        let len = pending.total();
+        if len > MAX_TABLE_SIZE {
+            return Err(self.error("object too large for Luau"));
+        }
+        // SAFETY (for the calls below): the stack holds the spill table (if any) and
+        // the pending key/value pairs from `pending.first()`, and has room for 3 more
+        // (from `room`, or from the caller for an empty object). The new table has no
+        // metatable and room for every member; keys are strings (never nil or NaN),
+        // so lua_rawset cannot raise.
+        unsafe {
+            // Sized once: no rehashing while the members go in.
+            ffi::lua_createtable(state, 0, len as c_int);
+            let table = ffi::lua_gettop(state);
+            for i in 0..pending.spilled as c_int {
+                ffi::lua_rawgeti_(state, pending.base, 2 * i + 1);
+                ffi::lua_rawgeti_(state, pending.base, 2 * i + 2);
+                // `null` leaves the key out; a repeated key keeps its last value.
+                ffi::lua_rawset(state, table);
+            }
+            let first = pending.first();
+            for i in 0..pending.on_stack as c_int {
+                ffi::lua_pushvalue(state, first + 2 * i);
+                ffi::lua_pushvalue(state, first + 2 * i + 1);
+                ffi::lua_rawset(state, table);
+            }
+            // Leave just the table, where the object began.
+            if table != pending.base {
+                ffi::lua_replace(state, pending.base);
+                ffi::lua_settop(state, pending.base);
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Reads a string's contents (after the opening quote) through the closing quote.
+    fn string(&mut self) -> Result<Str> {
+        let start = self.pos;
+        let input = self.input;
+        // Fast path: no escapes; 8 bytes at a time while none needs a look.
+        let mut i = start;
+        let mut non_ascii = false;
+        while i < input.len() {
+            if let Some(chunk) = input.get(i..i + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                if needs_look(word) == 0 {
+                    i += 8;
+                    continue;
+                }
+            }
+            match input[i] {
+                b'"' => {
+                    self.pos = i + 1;
+                    self.check_utf8(non_ascii, start, i)?;
+                    return Ok(Str::Input(start, i));
+                }
+                b'\\' => break,
+                b if b < 0x20 => {
+                    self.pos = i;
+                    return Err(self.error(format!(
+                        "control character 0x{b:02x} in a string (it must be escaped)"
+                    )));
+                }
+                b => {
+                    non_ascii |= b >= 0x80;
+                    i += 1;
+                }
+            }
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&input[start..i]);
+        self.pos = i;
+        loop {
+            let Some(&b) = input.get(self.pos) else {
+                return Err(self.error("unterminated string"));
+            };
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    // Escapes are ASCII: the raw text is UTF-8 when the result is.
+                    self.check_utf8(non_ascii, start, self.pos - 1)?;
+                    return Ok(Str::Scratch);
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    self.escape()?;
+                }
+                b if b < 0x20 => {
+                    return Err(self.error(format!(
+                        "control character 0x{b:02x} in a string (it must be escaped)"
+                    )));
+                }
+                b => {
+                    non_ascii |= b >= 0x80;
+                    self.scratch.push(b);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// Checks a string's raw text `input[start..end]` is UTF-8 (when it has
+    /// non-ASCII bytes at all). The error's details are replaced by `decode`.
+    fn check_utf8(&self, non_ascii: bool, start: usize, end: usize) -> Result<()> {
+        if non_ascii && std::str::from_utf8(&self.input[start..end]).is_err() {
+            return Err(self.error("invalid UTF-8 in the input"));
+        }
+        Ok(())
+    }
+
+    fn escape(&mut self) -> Result<()> {
+        let Some(&b) = self.input.get(self.pos) else {
+            return Err(self.error("unterminated string"));
+        };
+        let plain = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let escape_start = self.pos - 1;
+                self.pos += 1;
+                let first = self.hex4()?;
+                let code = if (0xD800..0xDC00).contains(&first) {
+                    if !self.input[self.pos..].starts_with(b"\\u") {
+                        self.pos = escape_start;
+                        return Err(self.error(
+                            "lone leading surrogate in a \\u escape (expected a \\uDC00-\\uDFFF escape after it)",
+                        ));
+                    }
+                    self.pos += 2;
+                    let second = self.hex4()?;
+                    if !(0xDC00..0xE000).contains(&second) {
+                        self.pos = escape_start;
+                        return Err(self.error(
+                            "invalid surrogate pair in \\u escapes (the second must be \\uDC00-\\uDFFF)",
+                        ));
+                    }
+                    0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                } else if (0xDC00..0xE000).contains(&first) {
+                    self.pos = escape_start;
+                    return Err(self.error("lone trailing surrogate in a \\u escape"));
+                } else {
+                    first
+                };
+                let c = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
+                let mut buf = [0; 4];
+                self.scratch
+                    .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                return Ok(());
+            }
+            _ => {
+                self.pos -= 1;
+                return Err(self.error(format!(
+                    "invalid escape '\\{}' in a string",
+                    self.input[self.pos + 1].escape_ascii()
+                )));
+            }
+        };
+        self.scratch.push(plain);
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let mut code = 0;
+        for _ in 0..4 {
+            let digit = self
+                .input
+                .get(self.pos)
+                .and_then(|&b| (b as char).to_digit(16));
+            let Some(digit) = digit else {
+                return Err(self.error(format!(
+                    "expected 4 hex digits in a \\u escape, found {}",
+                    self.found()
+                )));
+            };
+            code = code * 16 + digit;
+            self.pos += 1;
+        }
+        Ok(code)
+    }
+
+    fn number(&mut self) -> Result<f64> {
+        let input = self.input;
+        let start = self.pos;
+        let mut i = start;
+        let negative = input[i] == b'-';
+        if negative {
+            i += 1;
+        }
+        let digits_start = i;
+        match input.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(b'0'..=b'9') = input.get(i) {
+                    i += 1;
+                }
+            }
+            _ => {
+                self.pos = i;
+                return Err(self.error(format!(
+                    "expected a digit in a number, found {}",
+                    self.found()
+                )));
+            }
+        }
+        let int_end = i;
+        let mut simple = true;
+        if input.get(i) == Some(&b'.') {
+            simple = false;
+            i += 1;
+            if !matches!(input.get(i), Some(b'0'..=b'9')) {
+                self.pos = i;
+                return Err(self.error(format!(
+                    "expected a digit after the decimal point, found {}",
+                    self.found()
+                )));
+            }
+            while let Some(b'0'..=b'9') = input.get(i) {
+                i += 1;
+            }
+        }
+        if let Some(b'e' | b'E') = input.get(i) {
+            simple = false;
+            i += 1;
+            if let Some(b'+' | b'-') = input.get(i) {
+                i += 1;
+            }
+            if !matches!(input.get(i), Some(b'0'..=b'9')) {
+                self.pos = i;
+                return Err(self.error(format!(
+                    "expected a digit in the exponent, found {}",
+                    self.found()
+                )));
+            }
+            while let Some(b'0'..=b'9') = input.get(i) {
+                i += 1;
+            }
+        }
+        self.pos = i;
+        // Up to 15 digits: the integer is exact in both u64 and f64.
+        if simple && int_end - digits_start <= 15 {
+            let mut n: u64 = 0;
+            for &d in &input[digits_start..int_end] {
+                n = n * 10 + u64::from(d - b'0');
+            }
+            let n = n as f64;
+            return Ok(if negative { -n } else { n });
+        }
+        // The grammar was checked above, so this is valid for Rust's (exact) parser.
+        let text = std::str::from_utf8(&input[start..i]).unwrap_or_default();
+        match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(n),
+            _ => {
+                self.pos = start;
+                Err(self.error(format!("number {text} is out of range for a double")))
+            }
+        }
+    }
+}
+
+/// Pushes `bytes` as a Luau string.
+///
+/// # Safety
+/// `state` is valid with room for one value, and `bytes` is at most
+/// [`MAX_STRING_LEN`] long (longer strings raise a Luau error; allocation failure
+/// aborts in mlua instead).
+unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
+    // An empty slice's pointer may dangle; Luau copies from it all the same.
+    let ptr = if bytes.is_empty() {
+        c"".as_ptr()
+    } else {
+        bytes.as_ptr().cast()
+    };
+    // SAFETY: the caller's contract; `ptr` is readable for `bytes.len()` bytes.
+    unsafe { ffi::lua_pushlstring_(state, ptr, bytes.len()) };
+}
+
+enum Str {
+    /// The string is `input[start..end]` as is.
+    Input(usize, usize),
+    /// The string (with escapes resolved) is in `scratch`.
+    Scratch,
+}
