@@ -108,6 +108,13 @@ impl ProducerBody {
     }
 }
 
+impl ProducerBody {
+    /// The thread of the call that yielded and has not returned yet, if one has.
+    pub(crate) fn waiting_thread(&self) -> Option<&Thread> {
+        self.waiting.as_ref().map(|(thread, _)| thread)
+    }
+}
+
 impl Body for ProducerBody {
     type Data = Bytes;
     type Error = BoxError;

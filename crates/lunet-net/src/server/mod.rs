@@ -7,7 +7,8 @@
 //! [`watchdog`]'s timeouts, the graceful stop); [`service`] takes each request from
 //! hyper to the Luau handler and back, with [`request`] and [`response`] converting
 //! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
-//! `WebSocket` objects; [`peer`] is what the last two share about a connection.
+//! `WebSocket` objects, and [`stream`] running a handler's function body as a
+//! streaming response; [`peer`] is what they share about a connection.
 //! [`drain`] holds what stopping involves (`stop()`, or SIGINT/SIGTERM through the
 //! runtime's `shutdown`). Each request runs in its own Luau thread via the
 //! scheduler's `call`, so a handler that yields holds up nothing else. A handler
@@ -21,6 +22,7 @@ mod peer;
 mod request;
 mod response;
 mod service;
+mod stream;
 mod upgrade;
 mod watchdog;
 

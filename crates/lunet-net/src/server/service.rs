@@ -140,7 +140,12 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         .await
         .and_then(response::from_handler);
     match result {
-        Ok(response) => response,
+        Ok(mut response) => {
+            if let Body::Stream(stream) = response.body_mut() {
+                stream.start(server, describe(&parts));
+            }
+            response
+        }
         Err(error) => {
             server.report_handler_error("handleRequest", &describe(&parts), &error);
             response::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
