@@ -48,6 +48,8 @@ pub(crate) struct Server {
     /// Builds each request table and calls `handle_request` with it (see [`request`]).
     pub(crate) request_builder: Function,
     pub(crate) limits: Limits,
+    /// `streamRequestBody`: `request.body` is a `BodyStream` read as the handler asks.
+    pub(crate) stream_request_body: bool,
     pub(crate) drain: Rc<Drain>,
 }
 
@@ -191,6 +193,7 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
             handle_websocket: config.handle_websocket,
             request_builder: request::create_request_builder(lua)?,
             limits: config.limits,
+            stream_request_body: config.stream_request_body,
             drain: drain.clone(),
         });
         tokio::task::spawn_local(accept_loop(listener, server, scheduler.keep_alive()));

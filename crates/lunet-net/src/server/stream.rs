@@ -40,6 +40,9 @@ pub(crate) struct StreamBody {
     /// hyper flushes the chunk before the function is called again (hyper would
     /// otherwise buffer chunks that come without a wait).
     flush: bool,
+    /// With `streamRequestBody`: the request's body, closed when this body ends (the
+    /// function may read it while it produces the response).
+    request_body: Option<Rc<crate::body::stream::Inner>>,
     ended: bool,
 }
 
@@ -61,6 +64,7 @@ impl StreamBody {
             started: None,
             in_flight: None,
             flush: false,
+            request_body: None,
             ended: false,
         }
     }
@@ -81,6 +85,11 @@ impl StreamBody {
         self.in_flight = Some(in_flight);
     }
 
+    /// Keeps the request's `BodyStream` readable until this body ends.
+    pub(crate) fn close_at_end(&mut self, request_body: Rc<crate::body::stream::Inner>) {
+        self.request_body = Some(request_body);
+    }
+
     fn set_sending(&self, sending: bool) {
         if let Some(in_flight) = &self.in_flight {
             in_flight.peer().activity.sending.set(sending);
@@ -93,6 +102,17 @@ impl StreamBody {
             started.running = None;
         }
         self.in_flight = None;
+        if let Some(request_body) = self.request_body.take() {
+            request_body.close();
+        }
+    }
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        if let Some(request_body) = self.request_body.take() {
+            request_body.close();
+        }
     }
 }
 
