@@ -69,6 +69,14 @@ const HANDLER: &str = r#"(function()
                 if n > 1 then task.wait(0.4) end
                 return `chunk{n};`
             end }
+        elseif path == "/flood" then
+            -- 64 KiB chunks as fast as the client takes them
+            state.calls = 0
+            local block = string.rep("x", 65536)
+            return { body = function()
+                state.calls += 1
+                return block
+            end }
         elseif path == "/forever" then
             return { body = function()
                 task.wait(0.1)
@@ -354,5 +362,35 @@ fn a_slow_body_function_outlives_the_idle_timeout() {
     get(&mut stream, "/slow");
     let mut received = Vec::new();
     read_until(&mut stream, &mut received, "chunk3;\r\n0\r\n\r\n");
+    assert_eq!(script.finish(), 0);
+}
+
+/// A client that stops reading a stream is given up on after `idleTimeout` (the chunk
+/// it does not take is no progress), and the function is not called again.
+#[test]
+fn a_client_that_stops_reading_a_stream_is_closed_after_the_idle_timeout() {
+    let (script, port) = spawn_server(&config("idleTimeout = 0.3"));
+    let mut stream = connect(port);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    get(&mut stream, "/flood");
+    let mut received = Vec::new();
+    read_until(&mut stream, &mut received, "xxxx");
+    // Stop reading: the socket's buffers fill, then the server's writes stall.
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = request(port, "/count");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        request(port, "/count"),
+        calls,
+        "the function is no longer called"
+    );
+    let started = Instant::now();
+    let (_, _) = read_to_close(&mut stream, started);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the connection was closed"
+    );
     assert_eq!(script.finish(), 0);
 }
