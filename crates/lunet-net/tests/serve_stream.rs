@@ -259,7 +259,7 @@ fn an_error_in_the_body_function_ends_the_stream_early_and_is_reported() {
     );
     assert!(
         report.contains("net.serve: handleRequest's body function failed for GET /number")
-            && report.contains("got number"),
+            && report.contains("Invalid body chunk - expected string or buffer, got number"),
         "a bad chunk is reported naming what was returned:\n{report}"
     );
 }

@@ -102,7 +102,8 @@ impl ProducerBody {
             Ok(bytes) => Some(Ok(Frame::data(bytes))),
             Err(error) => {
                 self.ended = true;
-                Some(Err(self.producer.fail(error.to_string())))
+                let message = lunet_runtime::report::error_message(&error);
+                Some(Err(self.producer.fail(message)))
             }
         }
     }
