@@ -317,3 +317,33 @@ fn an_unread_body_is_discarded_or_the_connection_closed() {
     }
     assert_eq!(script.finish(), 0);
 }
+
+/// A body that stops arriving fails the handler's read after `bodyTimeout`; a bad
+/// `streamRequestBody` value is an error naming the field.
+#[test]
+fn a_stalled_body_fails_the_read_after_body_timeout() {
+    let (script, port) = spawn_server(&config("bodyTimeout = 0.3"));
+    let mut stream = connect(port);
+    stream
+        .write_all(b"POST /all HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n123")
+        .unwrap();
+    let started = Instant::now();
+    let (_, body) = read_response(&mut stream);
+    assert!(
+        body.contains("BodyStream:readAll failed for POST /all: no data received for 0.3 s (waiting for the request body)"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(script.finish(), 0);
+
+    common::run_luau(
+        r#"errors(function()
+            net.serve(0, { handleRequest = function() return "" end, streamRequestBody = 5 })
+        end, "streamRequestBody", "a bad value names the field")"#,
+        &[],
+    );
+}
