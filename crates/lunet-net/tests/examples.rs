@@ -1,8 +1,8 @@
 //! The server examples under `examples/`, started as a user would start them (the
 //! script file as it is, with a port argument), do what their comments promise: the
-//! HTTP echo server echoes, and the WebSocket chat serves its page and relays messages
-//! between clients. (The self-contained client examples run in the `lunet` crate's
-//! CLI tests.)
+//! HTTP echo server echoes, the WebSocket chat serves its page and relays messages
+//! between clients, and the SSE server ticks once a second, read by its client
+//! example. (The self-contained client examples run in the `lunet` crate's CLI tests.)
 
 mod common;
 
@@ -156,4 +156,67 @@ fn the_chat_example_serves_its_page_and_relays_messages() {
         bob.close(None).await.unwrap();
         assert_eq!(next_text(&mut alice).await, "* someone left (1 online)");
     });
+}
+
+#[test]
+fn the_sse_example_serves_its_page_and_ticks_and_its_client_reads_them() {
+    let port = start_example("sse/server.luau");
+    let rt = peer_runtime();
+    rt.block_on(async {
+        let page = client()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("new EventSource(\"/events\")")
+        );
+
+        let mut events = client()
+            .get(format!("http://127.0.0.1:{port}/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+        let started = Instant::now();
+        let mut seen = String::new();
+        while !seen.contains("id: 2\n") {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk())
+                .await
+                .expect("a tick within 5 s")
+                .unwrap()
+                .expect("the stream goes on");
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        assert!(
+            seen.starts_with("event: tick\nid: 1\ndata: tick 1 at "),
+            "{seen}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "one tick a second: {:?}",
+            started.elapsed()
+        );
+    });
+
+    // The client example reads two events from it and ends by itself.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/sse/client.luau");
+    let args = vec![format!("http://127.0.0.1:{port}/events"), "2".to_string()];
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let code = lunet_runtime::run_script(&path, args, |runtime| {
+            lunet_std::install(runtime)?;
+            runtime.register_library("net", Box::new(lunet_net::create));
+            Ok(())
+        });
+        let _ = done_tx.send(code);
+    });
+    let code = done
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the SSE client ends after two events");
+    assert_eq!(code, 0, "the SSE client succeeded (its error is above)");
 }

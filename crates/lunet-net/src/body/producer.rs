@@ -102,9 +102,17 @@ impl ProducerBody {
             Ok(bytes) => Some(Ok(Frame::data(bytes))),
             Err(error) => {
                 self.ended = true;
-                Some(Err(self.producer.fail(error.to_string())))
+                let message = lunet_runtime::report::error_message(&error);
+                Some(Err(self.producer.fail(message)))
             }
         }
+    }
+}
+
+impl ProducerBody {
+    /// The thread of the call that yielded and has not returned yet, if one has.
+    pub(crate) fn waiting_thread(&self) -> Option<&Thread> {
+        self.waiting.as_ref().map(|(thread, _)| thread)
     }
 }
 

@@ -52,6 +52,9 @@ pub(crate) struct Source {
     pub(crate) what: &'static str,
     /// How long a wait for data may last without any.
     pub(crate) idle: Option<Duration>,
+    /// The most decoded bytes the script may read, with the name of the setting that
+    /// set it (`net.serve`'s `maxBodySize`); `None` for no limit.
+    pub(crate) limit: Option<(usize, &'static str)>,
 }
 
 /// The reading state, held by one method call at a time.
@@ -60,6 +63,8 @@ struct Reading {
     on_end: Option<Box<dyn FnOnce()>>,
     ended: bool,
     failed: Option<String>,
+    /// Decoded bytes handed out so far, checked against `Inner::limit`.
+    delivered: usize,
     lines: LineSplitter,
     events: EventParser,
 }
@@ -71,6 +76,7 @@ pub(crate) struct Inner {
     label: String,
     what: &'static str,
     idle: Option<Duration>,
+    limit: Option<(usize, &'static str)>,
 }
 
 /// The script's `BodyStream` userdata.
@@ -87,6 +93,7 @@ impl BodyStream {
                     on_end: source.on_end,
                     ended: false,
                     failed: None,
+                    delivered: 0,
                     lines: LineSplitter::default(),
                     events: EventParser::default(),
                 })),
@@ -95,8 +102,14 @@ impl BodyStream {
                 label: source.label,
                 what: source.what,
                 idle: source.idle,
+                limit: source.limit,
             }),
         }
+    }
+
+    /// A handle that can close the stream from Rust (see [`Inner::close`]).
+    pub(crate) fn handle(&self) -> Rc<Inner> {
+        self.inner.clone()
     }
 }
 
@@ -105,6 +118,19 @@ fn closed_error() -> Error {
 }
 
 impl Inner {
+    /// Closes the stream: a wait in progress ends with an error, later calls fail,
+    /// and the body is dropped (now, or when the call reading it wakes).
+    pub(crate) fn close(&self) {
+        if !self.closed.replace(true) {
+            self.close.notify_waiters();
+            // Unless a call is reading (it drops the body when it wakes), drop the
+            // body, and with it the connection, now.
+            if let Ok(mut reading) = self.reading.try_lock() {
+                *reading = None;
+            }
+        }
+    }
+
     fn failed(&self, method: &str, reason: &str) -> String {
         format!("BodyStream:{method} failed for {}: {reason}", self.label)
     }
@@ -160,7 +186,20 @@ impl Inner {
             }
         };
         match outcome {
-            Ok(Some(chunk)) => Ok(Some(chunk)),
+            Ok(Some(chunk)) => {
+                reading.delivered += chunk.len();
+                if let Some((limit, setting)) = self.limit
+                    && reading.delivered > limit
+                {
+                    let message = self.failed(
+                        method,
+                        &format!("the {} is larger than {setting} ({limit} bytes)", self.what),
+                    );
+                    reading.failed = Some(message.clone());
+                    return Err(Error::runtime(message));
+                }
+                Ok(Some(chunk))
+            }
             Ok(None) => {
                 reading.ended = true;
                 if let Some(on_end) = reading.on_end.take() {
@@ -316,15 +355,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
         })
     })?;
     let close = lunet_runtime::create_function(lua, |_lua, this: This<BodyStream>| {
-        let inner = this.get("close")?;
-        if !inner.closed.replace(true) {
-            inner.close.notify_waiters();
-            // Unless a call is reading (it drops the body when it wakes), drop the
-            // body, and with it the connection, now.
-            if let Ok(mut reading) = inner.reading.try_lock() {
-                *reading = None;
-            }
-        }
+        this.get("close")?.close();
         Ok(())
     })?;
     table.raw_set("read", read)?;

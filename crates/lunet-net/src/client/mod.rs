@@ -447,6 +447,7 @@ pub(crate) fn create_functions(lua: &Lua) -> Result<(Function, Function)> {
                     label,
                     what: "response body",
                     idle: Some(limits::NO_PROGRESS_TIMEOUT),
+                    limit: None,
                 };
                 Ok(StreamResponse {
                     status,

@@ -21,6 +21,8 @@ pub(crate) struct ServeConfig {
     pub(crate) handle_request: Option<Function>,
     pub(crate) handle_websocket: Option<Function>,
     pub(crate) limits: Limits,
+    /// `streamRequestBody`: handlers get the request body as a `BodyStream`.
+    pub(crate) stream_request_body: bool,
 }
 
 /// What one server lets a peer make it spend: `ServeConfig`'s limit fields.
@@ -128,6 +130,7 @@ impl ServeConfig {
             handle_request: None,
             handle_websocket: None,
             limits: Limits::default(),
+            stream_request_body: false,
         };
         match handler {
             Value::Function(f) => config.handle_request = Some(f),
@@ -140,6 +143,9 @@ impl ServeConfig {
                     config.address = parse_address(&address.to_string_lossy())?;
                 }
                 config.limits = Limits::from_table(&t)?;
+                config.stream_request_body =
+                    args::optional_boolean(&t.get("streamRequestBody")?, "streamRequestBody")?
+                        .unwrap_or(false);
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",

@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 
 use super::Server;
 use super::peer::{InFlight, Peer};
+use super::response::Body;
 use super::service::handle;
 use super::watchdog::{self, Activity, Expired, Progress, Watched};
 
@@ -65,8 +66,14 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
     let service = service_fn(move |request| {
         let peer = service_peer.clone();
         async move {
-            let _in_flight = InFlight::new(&peer);
+            let in_flight = InFlight::new(&peer);
             let mut response = handle(&peer, request).await;
+            // A streaming response stays in flight until its body ends.
+            if let Body::Stream(stream) = response.body_mut() {
+                stream.hold(in_flight);
+            } else {
+                drop(in_flight);
+            }
             if peer.stopping.get() {
                 response.headers_mut().insert(
                     http::header::CONNECTION,
@@ -106,15 +113,26 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
     // With no handler running, hyper's graceful shutdown closes an idle connection at
     // once and finishes a response it is still writing. (With a handler running it
     // would drop that response, so then the response is sent with `Connection:
-    // close` instead.)
-    if activity.in_flight.get() == 0 {
-        connection.as_mut().graceful_shutdown();
-    }
+    // close` instead.) A streaming response whose head went out before the stop has
+    // no `Connection: close`: the connection is shut down once its body ended.
     let deadline = peer
         .server
         .drain
         .deadline()
         .unwrap_or_else(tokio::time::Instant::now);
+    loop {
+        let at_rest = activity.at_rest.notified();
+        if activity.in_flight.get() == 0 {
+            connection.as_mut().graceful_shutdown();
+            break;
+        }
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = watching.as_mut() => return,
+            () = tokio::time::sleep_until(deadline) => return,
+            () = at_rest => {}
+        }
+    }
     tokio::select! {
         _ = connection => {}
         _ = watching => {}

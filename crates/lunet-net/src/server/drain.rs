@@ -68,13 +68,14 @@ impl Drop for WebSocketEntry<'_> {
     }
 }
 
-/// Keeps a handler thread known to the drain while its caller waits for it.
-pub(crate) struct Running<'a> {
-    drain: &'a Drain,
+/// Keeps a handler thread (or a streaming response's body function) known to the
+/// drain while its caller waits for it.
+pub(crate) struct Running {
+    drain: Rc<Drain>,
     key: usize,
 }
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
         let thread = self.drain.running.borrow_mut().remove(&self.key);
         // Its caller stopped waiting (the connection was dropped): past the
@@ -188,9 +189,12 @@ impl Drain {
     }
 
     /// Registers a handler thread that yielded, until the guard drops.
-    pub(crate) fn running(&self, thread: Thread) -> Running<'_> {
+    pub(crate) fn running(self: &Rc<Self>, thread: Thread) -> Running {
         let key = thread.to_pointer() as usize;
         self.running.borrow_mut().insert(key, thread);
-        Running { drain: self, key }
+        Running {
+            drain: self.clone(),
+            key,
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! [`watchdog`]'s timeouts, the graceful stop); [`service`] takes each request from
 //! hyper to the Luau handler and back, with [`request`] and [`response`] converting
 //! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
-//! `WebSocket` objects; [`peer`] is what the last two share about a connection.
+//! `WebSocket` objects, and [`stream`] running a handler's function body as a
+//! streaming response; [`peer`] is what they share about a connection.
 //! [`drain`] holds what stopping involves (`stop()`, or SIGINT/SIGTERM through the
 //! runtime's `shutdown`). Each request runs in its own Luau thread via the
 //! scheduler's `call`, so a handler that yields holds up nothing else. A handler
@@ -21,6 +22,7 @@ mod peer;
 mod request;
 mod response;
 mod service;
+mod stream;
 mod upgrade;
 mod watchdog;
 
@@ -46,6 +48,8 @@ pub(crate) struct Server {
     /// Builds each request table and calls `handle_request` with it (see [`request`]).
     pub(crate) request_builder: Function,
     pub(crate) limits: Limits,
+    /// `streamRequestBody`: `request.body` is a `BodyStream` read as the handler asks.
+    pub(crate) stream_request_body: bool,
     pub(crate) drain: Rc<Drain>,
 }
 
@@ -189,6 +193,7 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
             handle_websocket: config.handle_websocket,
             request_builder: request::create_request_builder(lua)?,
             limits: config.limits,
+            stream_request_body: config.stream_request_body,
             drain: drain.clone(),
         });
         tokio::task::spawn_local(accept_loop(listener, server, scheduler.keep_alive()));

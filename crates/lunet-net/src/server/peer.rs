@@ -22,23 +22,33 @@ pub(crate) struct Peer {
     pub(crate) progress: Progress,
 }
 
-/// Counts a request as in flight for as long as it lives, and marks the connection
-/// at rest when the last one ends.
-pub(crate) struct InFlight<'a>(&'a Peer);
+/// Counts a request as in flight for as long as it lives (until its handler returns,
+/// or until a streaming response's body ends), and marks the connection at rest when
+/// the last one ends.
+pub(crate) struct InFlight(Rc<Peer>);
 
-impl<'a> InFlight<'a> {
-    pub(crate) fn new(peer: &'a Peer) -> Self {
+impl InFlight {
+    pub(crate) fn new(peer: &Rc<Peer>) -> Self {
         let activity = &peer.activity;
         activity.in_flight.set(activity.in_flight.get() + 1);
-        InFlight(peer)
+        InFlight(peer.clone())
+    }
+
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.0
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0.activity;
-        activity.in_flight.set(activity.in_flight.get() - 1);
+        let in_flight = activity.in_flight.get() - 1;
+        activity.in_flight.set(in_flight);
         activity.reading_body.set(false);
+        activity.sending.set(false);
         activity.request_finished(&self.0.progress);
+        if in_flight == 0 {
+            activity.at_rest.notify_waiters();
+        }
     }
 }

@@ -37,7 +37,9 @@ use std::ffi::c_char;
 
 use http::request::Parts;
 use mlua::state::RawLua;
-use mlua::{Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi};
+use mlua::{
+    AnyUserData, Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi,
+};
 
 /// Calls `handler(request)` with the request table built from the fields it is given.
 pub(crate) const REQUEST_BUILDER: &str = r#"
@@ -90,6 +92,8 @@ pub(crate) struct HandlerArgs<'a> {
     pub(crate) handler: &'a Function,
     pub(crate) parts: &'a Parts,
     pub(crate) body: &'a [u8],
+    /// With `streamRequestBody`: the `BodyStream` that is `request.body` instead.
+    pub(crate) stream: Option<&'a AnyUserData>,
     /// The connection's peer address, made into a Luau string once per connection.
     pub(crate) ip: &'a LuaString,
     pub(crate) port: u16,
@@ -176,7 +180,10 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             Value::Table(query),
             Value::Table(headers),
             Value::Buffer(lua.create_buffer(packed)?),
-            Value::String(lua.create_string(self.body)?),
+            match self.stream {
+                Some(stream) => Value::UserData(stream.clone()),
+                None => Value::String(lua.create_string(self.body)?),
+            },
             Value::String(self.ip.clone()),
             Value::Integer(i64::from(self.port)),
         ]))
@@ -218,7 +225,10 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 pack_headers(&self.parts.headers, packed);
                 push_buffer(state, packed);
             });
-            push_bytes(state, self.body);
+            match self.stream {
+                Some(stream) => stream.push_into_stack(lua)?,
+                None => push_bytes(state, self.body),
+            }
             self.ip.push_into_stack(lua)?;
             ffi::lua_pushinteger_(state, i32::from(self.port));
         }

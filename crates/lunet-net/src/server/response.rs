@@ -5,7 +5,8 @@
 //! `{ status?, headers?, body? }`: `status` defaults to 200 and is an integer from
 //! 100 to 999, or a string holding one (`"404"`, as Lune's integer conversion
 //! takes), sent as given; header values may be arrays (sent as repeated headers, such
-//! as several `Set-Cookie`), and `body` is a string or buffer. Anything else is an
+//! as several `Set-Cookie`), and `body` is a string, a buffer, or a function that
+//! produces the body chunk by chunk (see [`super::stream`]). Anything else is an
 //! error the server answers with 500.
 //!
 //! A 1xx status cannot be a final response: hyper would replace it with an empty
@@ -23,18 +24,70 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use std::ffi::{CStr, c_int};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::body::{Frame, SizeHint};
 
 use mlua::state::RawLua;
 use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
+use super::stream::StreamBody;
 use crate::convert::{header_map, string_bytes};
+use crate::error::BoxError;
 use lunet_runtime::args;
 
-pub(crate) type Body = Full<Bytes>;
+/// A response body: the whole of it at once, or chunks a Luau function produces
+/// (see [`super::stream`]).
+pub(crate) enum Body {
+    Full(Full<Bytes>),
+    Stream(Box<StreamBody>),
+}
+
+impl From<Full<Bytes>> for Body {
+    fn from(full: Full<Bytes>) -> Body {
+        Body::Full(full)
+    }
+}
+
+impl Body {
+    fn bytes(bytes: Bytes) -> Body {
+        Body::Full(Full::new(bytes))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|e| match e {}),
+            Body::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(full) => full.is_end_stream(),
+            Body::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(full) => full.size_hint(),
+            Body::Stream(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// A response with a fixed status and a short text body.
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let mut response = Response::new(Body::bytes(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -73,7 +126,7 @@ const STATUS_RANGE: &str = "an integer from 100 to 999";
 
 /// The response to a plain string result: a 200 `text/plain` one, as Lune sends.
 fn text_response(body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Body::bytes(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain"),
@@ -146,10 +199,11 @@ fn table_response(status: Value, headers: Value, body: Value) -> Result<Response
     let status = parse_status(&status)?;
     let headers = header_map(&headers, "headers")?;
     let body = match body {
-        Value::Nil => Bytes::new(),
-        other => args::bytes(&other, "body")?,
+        Value::Nil => Body::bytes(Bytes::new()),
+        Value::Function(function) => Body::Stream(Box::new(StreamBody::new(function))),
+        other => Body::bytes(args::bytes(&other, "body")?),
     };
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
@@ -160,9 +214,11 @@ pub(crate) fn from_handler(returned: Returned) -> Result<Response<Body>> {
     match returned {
         Returned::Text(bytes) => Ok(text_response(bytes)),
         // Nothing returned: a 200 with an empty body, as Lune sends.
-        Returned::Other(Value::Nil) => Ok(Response::new(Full::new(Bytes::new()))),
+        Returned::Other(Value::Nil) => Ok(Response::new(Body::bytes(Bytes::new()))),
         Returned::Plain(status, headers, body) => table_response(status, headers, body),
-        Returned::Other(Value::Buffer(b)) => Ok(Response::new(Full::new(Bytes::from(b.to_vec())))),
+        Returned::Other(Value::Buffer(b)) => {
+            Ok(Response::new(Body::bytes(Bytes::from(b.to_vec()))))
+        }
         Returned::Other(Value::Table(t)) => {
             table_response(t.get("status")?, t.get("headers")?, t.get("body")?)
         }

@@ -21,6 +21,13 @@ use lunet_runtime::codec::compression::content_codings;
 use super::peer::Peer;
 use super::response::{self, Body};
 use super::{request, upgrade};
+use std::rc::Rc;
+
+use mlua::Function;
+
+use super::Server;
+use crate::body::decode::Decoder;
+use crate::body::stream::{BodyStream, Source};
 use crate::body::{self, BodyError};
 
 /// A refusal that also closes the connection (what follows on it is not trusted).
@@ -117,6 +124,9 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         );
         return response;
     };
+    if server.stream_request_body {
+        return Box::pin(handle_streaming(peer, handler, request)).await;
+    }
     // A request without a body (most of them) skips reading one; the body reader is
     // boxed so that its state does not enlarge every request's future, which hyper
     // moves around several times per request.
@@ -132,6 +142,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         handler,
         parts: &parts,
         body: &body,
+        stream: None,
         ip: &peer.ip,
         port: peer.port,
     };
@@ -139,13 +150,80 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         .run_handler(&server.request_builder, args)
         .await
         .and_then(response::from_handler);
+    respond(server, &parts, result)
+}
+
+/// The handler's result as the response, or a 500 for its error (reported).
+fn respond(
+    server: &Rc<Server>,
+    parts: &http::request::Parts,
+    result: mlua::Result<Response<Body>>,
+) -> Response<Body> {
     match result {
-        Ok(response) => response,
+        Ok(mut response) => {
+            if let Body::Stream(stream) = response.body_mut() {
+                stream.start(server, describe(parts));
+            }
+            response
+        }
         Err(error) => {
-            server.report_handler_error("handleRequest", &describe(&parts), &error);
+            server.report_handler_error("handleRequest", &describe(parts), &error);
             response::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
     }
+}
+
+/// With `streamRequestBody`: the handler gets the body as a `BodyStream`, decoded
+/// as it reads (within `maxBodySize`, each wait within `bodyTimeout`). Whatever it
+/// left unread when it returns (or, for a streaming response, when that ends) is
+/// dropped: hyper then discards a little of it or closes the connection.
+async fn handle_streaming(
+    peer: &Peer,
+    handler: &Function,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let server = &peer.server;
+    let (parts, body) = request.into_parts();
+    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
+    let Ok(codecs) = content_codings(values.map(|v| v.as_bytes())) else {
+        return response::plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
+        );
+    };
+    let stream = BodyStream::new(Source {
+        decoder: Decoder::new(body, codecs),
+        on_end: None,
+        label: describe(&parts),
+        what: "request body",
+        idle: Some(server.limits.body_timeout),
+        limit: Some((server.limits.max_body, "maxBodySize")),
+    });
+    let handle = stream.handle();
+    let result = match server.lua.create_userdata(stream) {
+        Ok(stream) => {
+            let args = request::HandlerArgs {
+                handler,
+                parts: &parts,
+                body: &[],
+                stream: Some(&stream),
+                ip: &peer.ip,
+                port: peer.port,
+            };
+            server
+                .run_handler(&server.request_builder, args)
+                .await
+                .and_then(response::from_handler)
+        }
+        Err(error) => Err(error),
+    };
+    let mut response = respond(server, &parts, result);
+    match response.body_mut() {
+        // A streaming response may go on reading the request body.
+        Body::Stream(stream) => stream.close_at_end(handle),
+        Body::Full(_) => handle.close(),
+    }
+    response
 }
 
 fn describe(parts: &http::request::Parts) -> String {

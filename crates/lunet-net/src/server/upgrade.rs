@@ -106,7 +106,7 @@ pub(crate) fn accept(
         // ended, so a stopping process does not exit before its close frame is out.
         closer.finished().await;
     });
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(Full::new(Bytes::new()).into());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));

@@ -1,6 +1,6 @@
 //! Closing connections that dawdle: `net.serve`'s header, body and idle timeouts.
 //!
-//! A connection is always in one of four phases, which the watchdog reads from
+//! A connection is always in one of five phases, which the watchdog reads from
 //! [`Activity`] (kept by the connection and the request path) and [`Progress`] (bytes
 //! read and written, counted by [`Watched`]):
 //!
@@ -10,7 +10,10 @@
 //! - **body**: a request's body is being read. Bounded by `bodyTimeout` without a
 //!   byte read; on expiry the request path is told ([`Activity::body_expired`]) and
 //!   answers 408.
-//! - **busy**: a handler runs. Never bounded here: slow handlers are not cut off.
+//! - **busy**: a handler runs, or a streaming response's body function does. Never
+//!   bounded here: slow handlers and slow body functions are not cut off.
+//! - **sending**: a streaming response's chunk waits for the client to take it.
+//!   Bounded like idle (a client that stopped reading is not progress).
 //! - **idle**: a request finished and nothing of the next arrived. Bounded by
 //!   `idleTimeout` without a byte written (a response still being written to a slow
 //!   reader is progress; a client that stopped reading is not).
@@ -77,6 +80,11 @@ pub(crate) struct Activity {
     pub(crate) in_flight: Cell<usize>,
     /// True while a request's body is being read.
     pub(crate) reading_body: Cell<bool>,
+    /// True while a streaming response waits for the client to take its last chunk
+    /// (its body function is not running).
+    pub(crate) sending: Cell<bool>,
+    /// Woken when no request is in flight any more.
+    pub(crate) at_rest: Notify,
     /// `Counters::reads` when the last request finished, so a later read is the
     /// start of the next head; `None` until one finished (the first head's phase
     /// starts when the connection does).
@@ -105,6 +113,8 @@ impl Activity {
         if self.in_flight.get() > 0 {
             if self.reading_body.get() {
                 Phase::Body
+            } else if self.sending.get() {
+                Phase::Sending
             } else {
                 Phase::Busy
             }
@@ -121,6 +131,7 @@ enum Phase {
     Head,
     Body,
     Busy,
+    Sending,
     Idle,
 }
 
@@ -156,7 +167,7 @@ pub(crate) async fn watch(progress: &Counters, activity: &Activity, limits: &Lim
             // The head's deadline counts from its start, whatever arrives meanwhile.
             Phase::Head | Phase::Busy => false,
             Phase::Body => new_reads != reads,
-            Phase::Idle => new_writes != writes,
+            Phase::Idle | Phase::Sending => new_writes != writes,
         };
         (reads, writes) = (new_reads, new_writes);
         if current != phase || moved {
@@ -171,7 +182,9 @@ pub(crate) async fn watch(progress: &Counters, activity: &Activity, limits: &Lim
                     begun: progress.reads() != 0 || activity.reads_at_rest.get().is_some(),
                 };
             }
-            Phase::Idle if waited >= limits.idle_timeout => return Expired::Idle,
+            Phase::Idle | Phase::Sending if waited >= limits.idle_timeout => {
+                return Expired::Idle;
+            }
             Phase::Body if waited >= limits.body_timeout => {
                 activity.body_expired.notify_one();
                 since = now;

@@ -1,0 +1,178 @@
+//! Streaming responses: a handler's `body = function() ... end`.
+//!
+//! [`StreamBody`] runs the function through the client's [`ProducerBody`] (each call
+//! in its own Luau thread, so it may yield; a string or buffer it returns is one
+//! chunk, flushed before the next call; nil ends the body). Around it,
+//! this module ties the body to the connection and the server:
+//!
+//! - the request stays in flight (its [`InFlight`] guard lives in the body) until the
+//!   body ends, so the watchdog sees a busy connection, not an idle one, and a
+//!   stopping server lets the response finish;
+//! - while the function yields, its thread is registered with the drain, so at the
+//!   shutdown deadline it is cancelled;
+//! - an error in the function (or a chunk that is not a string or buffer) is
+//!   reported like a handler error, and the body fails, which makes hyper close the
+//!   connection without the terminating chunk;
+//! - when the body is dropped (the client went away), the function is not called
+//!   again and a thread waiting in it is cancelled ([`ProducerBody`]'s drop).
+
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame};
+use mlua::{Error, Function};
+
+use super::Server;
+use super::drain::Running;
+use super::peer::InFlight;
+use crate::body::producer::{Producer, ProducerBody};
+use crate::error::BoxError;
+
+/// A response body produced by a Luau function; see the module documentation.
+pub(crate) struct StreamBody {
+    function: Function,
+    started: Option<Started>,
+    /// Holds the request in flight until the body ends.
+    in_flight: Option<InFlight>,
+    /// Set when a chunk was handed to hyper: the next poll yields once first, so
+    /// hyper flushes the chunk before the function is called again (hyper would
+    /// otherwise buffer chunks that come without a wait).
+    flush: bool,
+    /// With `streamRequestBody`: the request's body, closed when this body ends (the
+    /// function may read it while it produces the response).
+    request_body: Option<Rc<crate::body::stream::Inner>>,
+    ended: bool,
+}
+
+/// What the body knows once the request path took it.
+struct Started {
+    server: Rc<Server>,
+    /// The request, as errors name it (`GET /events`).
+    what: String,
+    body: ProducerBody,
+    /// The function's thread while it yields (by identity), registered with the
+    /// drain.
+    running: Option<(*const std::ffi::c_void, Running)>,
+}
+
+impl StreamBody {
+    pub(crate) fn new(function: Function) -> StreamBody {
+        StreamBody {
+            function,
+            started: None,
+            in_flight: None,
+            flush: false,
+            request_body: None,
+            ended: false,
+        }
+    }
+
+    /// Makes the body ready to run for `server`'s request `what`.
+    pub(crate) fn start(&mut self, server: &Rc<Server>, what: String) {
+        let producer = Producer::new(&server.lua, self.function.clone());
+        self.started = Some(Started {
+            server: server.clone(),
+            what,
+            body: producer.body(),
+            running: None,
+        });
+    }
+
+    /// Keeps the request in flight until the body ends.
+    pub(crate) fn hold(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
+    }
+
+    /// Keeps the request's `BodyStream` readable until this body ends.
+    pub(crate) fn close_at_end(&mut self, request_body: Rc<crate::body::stream::Inner>) {
+        self.request_body = Some(request_body);
+    }
+
+    fn set_sending(&self, sending: bool) {
+        if let Some(in_flight) = &self.in_flight {
+            in_flight.peer().activity.sending.set(sending);
+        }
+    }
+
+    fn end(&mut self) {
+        self.ended = true;
+        if let Some(started) = &mut self.started {
+            started.running = None;
+        }
+        self.in_flight = None;
+        if let Some(request_body) = self.request_body.take() {
+            request_body.close();
+        }
+    }
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        if let Some(request_body) = self.request_body.take() {
+            request_body.close();
+        }
+    }
+}
+
+impl Body for StreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.flush {
+            // hyper flushes what it buffered when its body is not ready.
+            this.flush = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.set_sending(false);
+        let Some(started) = &mut this.started else {
+            this.end();
+            return Poll::Ready(Some(Err("the response body was never started".into())));
+        };
+        let polled = Pin::new(&mut started.body).poll_frame(cx);
+        match polled {
+            Poll::Pending => {
+                if let Some(thread) = started.body.waiting_thread()
+                    && started.running.as_ref().map(|(key, _)| *key) != Some(thread.to_pointer())
+                {
+                    let running = started.server.drain.running(thread.clone());
+                    started.running = Some((thread.to_pointer(), running));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                started.running = None;
+                this.set_sending(true);
+                this.flush = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                started.server.report_handler_error(
+                    "handleRequest's body function",
+                    &started.what,
+                    &Error::runtime(error.to_string()),
+                );
+                this.end();
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => {
+                this.end();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
