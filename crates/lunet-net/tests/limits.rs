@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{peer_runtime, run_luau, spawn_luau, spawn_server};
+use common::{peer_runtime, read_to_close, run_luau, spawn_luau, spawn_server};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,35 +26,12 @@ const HANDLER: &str = r#"function(request)
     return "echo " .. #request.body
 end"#;
 
+fn connect(port: u16) -> TcpStream {
+    common::raw_client(port, Duration::from_secs(10))
+}
+
 fn config(fields: &str) -> String {
     format!("{{ handleRequest = {HANDLER}, {fields} }}")
-}
-
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-/// Reads until the server closes the connection; returns what arrived and when the
-/// end came (measured from `since`).
-fn read_to_close(stream: &mut TcpStream, since: Instant) -> (String, Duration) {
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("the server did not close the connection: {e}"),
-        }
-    }
-    (
-        String::from_utf8_lossy(&received).into_owned(),
-        since.elapsed(),
-    )
 }
 
 fn within(elapsed: Duration, low_ms: u64, high_ms: u64, what: &str) {

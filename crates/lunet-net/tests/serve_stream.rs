@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{peer_runtime, spawn_server};
+use common::{peer_runtime, read_to_close, spawn_server};
 
 /// Routes shared by the tests; `state` is visible to every request.
 const HANDLER: &str = r#"(function()
@@ -87,16 +87,12 @@ const HANDLER: &str = r#"(function()
     end
 end)()"#;
 
-fn config(fields: &str) -> String {
-    format!("{{ handleRequest = {HANDLER}, {fields} }}")
+fn connect(port: u16) -> TcpStream {
+    common::raw_client(port, Duration::from_secs(10))
 }
 
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
+fn config(fields: &str) -> String {
+    format!("{{ handleRequest = {HANDLER}, {fields} }}")
 }
 
 fn get(stream: &mut TcpStream, path: &str) {
@@ -119,27 +115,6 @@ fn read_until(stream: &mut TcpStream, received: &mut Vec<u8>, needle: &str) {
             ),
         }
     }
-}
-
-/// Reads until the server closes the connection; returns what arrived and when.
-fn read_to_close(stream: &mut TcpStream, since: Instant) -> (String, Duration) {
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!(
-                "the server did not close the connection ({e}): {:?}",
-                String::from_utf8_lossy(&received)
-            ),
-        }
-    }
-    (
-        String::from_utf8_lossy(&received).into_owned(),
-        since.elapsed(),
-    )
 }
 
 fn request(port: u16, path: &str) -> String {

@@ -52,16 +52,12 @@ const HANDLER: &str = r#"function(request)
     return `ignored {typeof(body)}`
 end"#;
 
-fn config(fields: &str) -> String {
-    format!("{{ handleRequest = {HANDLER}, streamRequestBody = true, {fields} }}")
+fn connect(port: u16) -> TcpStream {
+    common::raw_client(port, Duration::from_secs(20))
 }
 
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
+fn config(fields: &str) -> String {
+    format!("{{ handleRequest = {HANDLER}, streamRequestBody = true, {fields} }}")
 }
 
 /// Reads one response with a Content-Length body; returns (head, body).

@@ -12,9 +12,11 @@ pub mod peers;
 pub mod tls;
 
 use std::cell::RefCell;
+use std::io::Read;
+use std::net::TcpStream;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlua::{Lua, Value};
 
@@ -181,4 +183,34 @@ pub fn peer_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// A raw TCP client of a test server on loopback, whose reads give up after
+/// `read_limit` (so a server that never answers fails the test instead of hanging it).
+pub fn raw_client(port: u16, read_limit: Duration) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
+    stream.set_read_timeout(Some(read_limit)).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; returns what arrived and when the
+/// end came (measured from `since`).
+pub fn read_to_close(stream: &mut TcpStream, since: Instant) -> (String, Duration) {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "the server did not close the connection ({e}): {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        since.elapsed(),
+    )
 }
