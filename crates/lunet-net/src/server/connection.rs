@@ -45,7 +45,7 @@ const REQUEST_TIMEOUT: &[u8] =
 pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Server>) {
     let _keep_alive = server.scheduler.keep_alive();
     let _open = server.drain.open();
-    let mut stop = server.drain.subscribe();
+    let stop = server.drain.stop_signal();
     let _ = stream.set_nodelay(true);
     let Ok(ip) = server
         .lua
@@ -102,7 +102,7 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
             }
             return;
         }
-        _ = super::stop_requested(&mut stop) => {}
+        () = stop => {}
     }
     peer.stopping.set(true);
     let activity = &peer.activity;

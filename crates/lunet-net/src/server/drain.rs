@@ -14,20 +14,26 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use lunet_runtime::Scheduler;
 
 use crate::ws::Closer;
 use mlua::Thread;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// One server's stop state.
 pub(crate) struct Drain {
     scheduler: Rc<Scheduler>,
-    stop: watch::Sender<bool>,
+    /// The tasks waiting in a [`StopSignal`] (the accept loop and each connection),
+    /// woken when the server starts stopping.
+    stop_wakers: RefCell<HashMap<u64, Waker>>,
+    next_waker: Cell<u64>,
     shutdown_timeout: Duration,
     deadline: Cell<Option<Instant>>,
     /// Handler threads that yielded and have not ended, by identity.
@@ -41,6 +47,46 @@ pub(crate) struct Drain {
     /// Set at the deadline: handler failures from then on are the cancellation, not
     /// worth reporting.
     abandoned: Cell<bool>,
+}
+
+/// Resolves once its server starts stopping (see [`Drain::stop_signal`]). Must be
+/// polled by one task only (its waker is taken at the first poll).
+pub(crate) struct StopSignal {
+    drain: Rc<Drain>,
+    /// Where this waiter's waker is kept, once it has waited.
+    key: Option<u64>,
+}
+
+impl Future for StopSignal {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.drain.deadline.get().is_some() {
+            return Poll::Ready(());
+        }
+        // Registered once: a `StopSignal` is only ever polled by the one task that
+        // made it (the accept loop, or a connection's task), whose waker does not
+        // change, so later polls cost no lookup at all.
+        if this.key.is_none() {
+            let key = this.drain.next_waker.get();
+            this.drain.next_waker.set(key + 1);
+            this.drain
+                .stop_wakers
+                .borrow_mut()
+                .insert(key, cx.waker().clone());
+            this.key = Some(key);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.drain.stop_wakers.borrow_mut().remove(&key);
+        }
+    }
 }
 
 /// Counts one connection or WebSocket as open while it lives.
@@ -96,7 +142,8 @@ impl Drain {
     pub(crate) fn new(scheduler: Rc<Scheduler>, shutdown_timeout: Duration) -> Rc<Drain> {
         Rc::new(Drain {
             scheduler,
-            stop: watch::channel(false).0,
+            stop_wakers: RefCell::new(HashMap::new()),
+            next_waker: Cell::new(0),
             shutdown_timeout,
             deadline: Cell::new(None),
             running: RefCell::new(HashMap::new()),
@@ -108,9 +155,14 @@ impl Drain {
         })
     }
 
-    /// A receiver of the stop signal (true once stopping).
-    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
-        self.stop.subscribe()
+    /// A future that resolves once the server starts stopping. Polling it is a flag
+    /// check (it runs on every wake of every connection task, so no channel or
+    /// `Notify`, whose polls cost a lock and tokio's budget bookkeeping each).
+    pub(crate) fn stop_signal(self: &Rc<Self>) -> StopSignal {
+        StopSignal {
+            drain: self.clone(),
+            key: None,
+        }
     }
 
     /// Starts stopping: no more connections, a deadline for the rest. False when the
@@ -121,7 +173,15 @@ impl Drain {
         }
         let deadline = Instant::now() + self.shutdown_timeout;
         self.deadline.set(Some(deadline));
-        self.stop.send_replace(true);
+        let wakers: Vec<Waker> = self
+            .stop_wakers
+            .borrow_mut()
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
         let websockets: Vec<Closer> = self.websockets.borrow().values().cloned().collect();
         for socket in websockets {
             socket.going_away();

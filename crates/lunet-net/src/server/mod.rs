@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use mlua::{Error, FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Value};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
 
 use config::{Limits, ServeConfig};
 use drain::Drain;
@@ -114,14 +113,6 @@ fn bind(address: SocketAddr) -> Result<TcpListener> {
     socket.listen(1024).map_err(fail)
 }
 
-/// Resolves once `stop()` was called. If the handle (and with it the sender) was
-/// dropped without stopping, the server runs until the process ends: never resolves.
-pub(crate) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|stopped| *stopped).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Accepts connections until the server stops, then waits for it to drain. While
 /// it runs, a SIGINT or SIGTERM stops the server and the process exits once it has
 /// drained (see the runtime's `shutdown`).
@@ -140,7 +131,8 @@ async fn accept_loop(listener: TcpListener, server: Rc<Server>, keep_alive: Keep
             }
         }
     });
-    let mut stop = server.drain.subscribe();
+    let stop = server.drain.stop_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -151,7 +143,7 @@ async fn accept_loop(listener: TcpListener, server: Rc<Server>, keep_alive: Keep
                 // and go on accepting once descriptors are free again.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
-            _ = stop_requested(&mut stop) => break,
+            () = &mut stop => break,
         }
     }
     drop(listener);

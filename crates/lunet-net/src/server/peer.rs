@@ -47,7 +47,9 @@ impl Drop for InFlight {
         activity.reading_body.set(false);
         activity.sending.set(false);
         activity.request_finished(&self.0.progress);
-        if in_flight == 0 {
+        // Only a stopping connection waits for this (and `notify_waiters` takes a
+        // lock: not worth it on every request).
+        if in_flight == 0 && self.0.stopping.get() {
             activity.at_rest.notify_waiters();
         }
     }
