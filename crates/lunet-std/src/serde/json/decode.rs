@@ -172,6 +172,27 @@ impl Parser<'_> {
     }
 
     #[inline]
+    /// After an element of an array or object: consumes `,` (true: another element
+    /// follows) or `close` (false: the container ends), or fails naming `after`.
+    fn separator(&mut self, close: u8, after: &str) -> Result<bool> {
+        self.skip_whitespace();
+        match self.input.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(&b) if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(self.error(format!(
+                "expected ',' or '{}' after {after}, found {}",
+                close as char,
+                self.found()
+            ))),
+        }
+    }
+
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.input.get(self.pos) {
             self.pos += 1;
@@ -369,19 +390,8 @@ impl Parser<'_> {
                     self.value()?;
                 }
                 pending.on_stack += 1;
-                self.skip_whitespace();
-                match self.input.get(self.pos) {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => {
-                        return Err(self.error(format!(
-                            "expected ',' or ']' after an array element, found {}",
-                            self.found()
-                        )));
-                    }
+                if !self.separator(b']', "an array element")? {
+                    break;
                 }
             }
         }
@@ -473,19 +483,8 @@ impl Parser<'_> {
                 // SAFETY: room was made above (the key took one of 6 slots).
                 unsafe { self.value()? };
                 pending.on_stack += 1;
-                self.skip_whitespace();
-                match self.input.get(self.pos) {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => {
-                        return Err(self.error(format!(
-                            "expected ',' or '}}' after an object value, found {}",
-                            self.found()
-                        )));
-                    }
+                if !self.separator(b'}', "an object value")? {
+                    break;
                 }
             }
         }
