@@ -148,6 +148,12 @@ pub(crate) fn sorted_entries(table: &Table, field: &str) -> Result<Vec<(String, 
     Ok(entries)
 }
 
+/// The most header lines a script may give in one headers table. `http`'s
+/// `HeaderMap` panics past 32,768 entries (and on reserving ~24k), so a table of
+/// tens of thousands of names would otherwise take the process down; real requests
+/// and responses carry a few dozen.
+const MAX_HEADERS: usize = 8192;
+
 /// A header map from a script's headers table, in the order of the names (a Luau
 /// table has none of its own). Names and values go straight from the Luau strings
 /// into `HeaderName`s and `HeaderValue`s, with no copy in between.
@@ -178,6 +184,16 @@ pub(crate) fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
         Ok(())
     })?;
     entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let too_many = || {
+        lunet_runtime::args::invalid(
+            field,
+            &format!("at most {MAX_HEADERS} header lines"),
+            "more",
+        )
+    };
+    if entries.len() > MAX_HEADERS {
+        return Err(too_many());
+    }
     let mut map = HeaderMap::with_capacity(entries.len());
     for (name, value) in entries {
         let header_value = |bytes: &[u8]| {
@@ -196,6 +212,9 @@ pub(crate) fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
                 for bytes in string_values(&value, field, name.as_str())? {
                     let value = header_value(&bytes)?;
                     map.append(name.clone(), value);
+                    if map.len() > MAX_HEADERS {
+                        return Err(too_many());
+                    }
                 }
             }
         }

@@ -323,6 +323,9 @@ errors(function() net.request({ url = "http://127.0.0.1/", body = 5 }) end, "Inv
 errors(function() net.request({ url = "http://127.0.0.1/", method = 1 }) end, "Invalid method - expected string, got number", "a bad method type")
 errors(function() net.request({ url = "http://127.0.0.1/", method = "GE T" }) end, "Invalid method 'GE T'", "an invalid method")
 errors(function() net.request({ url = "http://127.0.0.1/", headers = "x" }) end, "Invalid headers - expected table, got string", "bad headers")
+local huge = {}
+for i = 1, 30000 do huge["x-h" .. i] = "v" end
+errors(function() net.request({ url = "http://127.0.0.1/", headers = huge }) end, "Invalid headers - expected at most 8192 header lines", "30,000 headers are an error, not a crash")
 errors(function() net.request({ url = "http://127.0.0.1/", headers = { ["bad name"] = "x" } }) end, "'bad name' is not a valid header name", "an invalid header name")
 errors(function() net.request({ url = "http://127.0.0.1/", headers = { x = "a\nb" } }) end, "Invalid headers value for 'x'", "an invalid header value")
 errors(function() net.request({ url = "http://127.0.0.1/", headers = { x = { 1 } } }) end, "array containing number", "a header array of numbers")

@@ -112,20 +112,25 @@ pub fn optional_number(value: &Value, field: &str) -> Result<Option<f64>> {
 
 /// A duration given in seconds: a finite number greater than zero (as a timeout
 /// is), or nil for "not given".
+///
+/// Durations longer than [`MAX_SECONDS`] (about a century) are taken as that: a
+/// deadline that far away never comes, and adding a larger one to a clock reading
+/// would overflow (a panic in `Instant + Duration`).
 pub fn optional_seconds(value: &Value, field: &str) -> Result<Option<Duration>> {
     const EXPECTED: &str = "a number of seconds greater than 0";
     match value {
         Value::Nil => Ok(None),
         other => match as_number(other) {
             Some(seconds) if seconds > 0.0 && seconds.is_finite() => {
-                Duration::try_from_secs_f64(seconds)
-                    .map(Some)
-                    .map_err(|_| out_of_range(field, EXPECTED, other))
+                Ok(Some(Duration::from_secs_f64(seconds.min(MAX_SECONDS))))
             }
             _ => Err(out_of_range(field, EXPECTED, other)),
         },
     }
 }
+
+/// The longest duration [`optional_seconds`] gives: 100 years.
+pub const MAX_SECONDS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
 
 /// A string.
 pub fn string(value: &Value, field: &str) -> Result<LuaString> {
@@ -248,7 +253,17 @@ mod tests {
             Some(Duration::from_millis(1500))
         );
         assert_eq!(optional_seconds(&Value::Nil, "timeout").unwrap(), None);
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+        assert_eq!(
+            optional_seconds(&Value::Number(1e300), "timeout").unwrap(),
+            Some(Duration::from_secs_f64(MAX_SECONDS)),
+            "a huge duration is capped, so adding it to a clock cannot overflow"
+        );
+        let far = std::time::Instant::now()
+            + optional_seconds(&Value::Number(1e19), "t")
+                .unwrap()
+                .unwrap();
+        assert!(far > std::time::Instant::now());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let text = message(optional_seconds(&Value::Number(bad), "timeout").unwrap_err());
             assert!(
                 text.starts_with(

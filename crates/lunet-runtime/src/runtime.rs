@@ -153,7 +153,7 @@ pub fn run_script(
             return 1;
         }
     };
-    tokio.block_on(async {
+    let code = tokio.block_on(async {
         let runtime = match Runtime::new(args).and_then(|rt| setup(&rt).map(|_| rt)) {
             Ok(runtime) => runtime,
             Err(error) => {
@@ -162,5 +162,9 @@ pub fn run_script(
             }
         };
         runtime.run_file(path).await
-    })
+    });
+    // A blocking task nobody waits for any more (a stdin read whose thread was
+    // cancelled) must not hold the exit: dropping the runtime would wait for it.
+    tokio.shutdown_background();
+    code
 }

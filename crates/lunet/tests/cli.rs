@@ -715,3 +715,25 @@ end"#,
         "the other thread ran while input was awaited, and readers took lines in call order"
     );
 }
+
+/// A thread cancelled while reading stdin does not hold the exit: the blocking read
+/// it left behind is not waited for.
+#[test]
+fn a_cancelled_stdin_read_does_not_hold_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "read.luau",
+        "local stdio = require(\"@lune/stdio\")\nlocal task = require(\"@lune/task\")\nlocal reader = task.spawn(stdio.readLine)\ntask.wait(0.1)\ntask.cancel(reader)\nprint(\"done\")\n",
+    );
+    // The input comes only after the limit: a process waiting for it fails.
+    let out = lunet_with_input(
+        dir.path(),
+        &["run", "read.luau"],
+        "late\n",
+        Duration::from_secs(6),
+        Duration::from_secs(5),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "done\n");
+}

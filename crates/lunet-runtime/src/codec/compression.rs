@@ -121,36 +121,37 @@ fn flate_level(level: Option<i32>) -> flate2::Compression {
     flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32)
 }
 
-/// Decompresses `data`. `Zlib` also accepts raw DEFLATE, as HTTP clients must.
-pub fn decompress(codec: Codec, data: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The most bytes one Luau string may hold (1 GiB): anything a library reads or
+/// decodes for a script to receive as one string stops here.
+pub const MAX_STRING_LEN: usize = 1 << 30;
+
+/// Reads `reader` to its end, failing once it would pass [`MAX_STRING_LEN`] (a
+/// decompression bomb or an endless file never makes us allocate past it).
+pub fn read_to_end_bounded(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    match codec {
-        Codec::Brotli => {
-            brotli::Decompressor::new(data, 4096).read_to_end(&mut out)?;
-        }
-        Codec::Gzip => {
-            flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
-        }
-        Codec::Zlib => {
-            if flate2::read::ZlibDecoder::new(data)
-                .read_to_end(&mut out)
-                .is_err()
-            {
-                out.clear();
-                flate2::read::DeflateDecoder::new(data).read_to_end(&mut out)?;
-            }
-        }
-        Codec::Deflate => {
-            flate2::read::DeflateDecoder::new(data).read_to_end(&mut out)?;
-        }
-        Codec::Zstd => {
-            out = zstd::decode_all(data)?;
-        }
-        Codec::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out)?;
-        }
+    (&mut reader)
+        .take(MAX_STRING_LEN as u64 + 1)
+        .read_to_end(&mut out)?;
+    if out.len() > MAX_STRING_LEN {
+        return Err(std::io::Error::other(
+            "the data is larger than 1 GiB, the most a Luau string can hold",
+        ));
     }
     Ok(out)
+}
+
+/// Decompresses `data`, to at most [`MAX_STRING_LEN`] bytes. `Zlib` also accepts
+/// raw DEFLATE, as HTTP clients must.
+pub fn decompress(codec: Codec, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    match codec {
+        Codec::Brotli => read_to_end_bounded(brotli::Decompressor::new(data, 4096)),
+        Codec::Gzip => read_to_end_bounded(flate2::read::MultiGzDecoder::new(data)),
+        Codec::Zlib => read_to_end_bounded(flate2::read::ZlibDecoder::new(data))
+            .or_else(|_| read_to_end_bounded(flate2::read::DeflateDecoder::new(data))),
+        Codec::Deflate => read_to_end_bounded(flate2::read::DeflateDecoder::new(data)),
+        Codec::Zstd => read_to_end_bounded(zstd::stream::read::Decoder::new(data)?),
+        Codec::Lz4 => read_to_end_bounded(lz4_flex::frame::FrameDecoder::new(data)),
+    }
 }
 
 #[cfg(test)]

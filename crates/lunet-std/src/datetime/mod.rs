@@ -193,7 +193,7 @@ fn format_string(value: &Value, method: &str) -> Result<String> {
 }
 
 /// A method that writes a moment as text.
-type ToText = fn(&DateTime) -> String;
+type ToText = fn(&DateTime) -> Result<String>;
 
 /// The shared method table, built once per VM.
 struct MethodTable(Table);
@@ -204,16 +204,26 @@ fn method_table(lua: &Lua) -> Result<Table> {
     }
     let methods = lua.create_table()?;
     let simple: &[(&str, ToText)] = &[
-        ("toIsoDate", |d| d.0.to_rfc3339()),
-        ("toRfc3339", |d| d.0.to_rfc3339()),
-        ("toRfc2822", |d| d.0.to_rfc2822()),
+        ("toIsoDate", |d| Ok(d.0.to_rfc3339())),
+        ("toRfc3339", |d| Ok(d.0.to_rfc3339())),
+        // chrono panics formatting RFC 2822 outside years 0-9999 (its four-digit
+        // field); such dates get an error instead.
+        ("toRfc2822", |d| {
+            let year = chrono::Datelike::year(&d.0);
+            if !(0..=9999).contains(&year) {
+                return Err(mlua::Error::runtime(format!(
+                    "DateTime:toRfc2822 - the year {year} cannot be written in RFC 2822 (years 0 to 9999)"
+                )));
+            }
+            Ok(d.0.to_rfc2822())
+        }),
     ];
     for &(name, to_string) in simple {
         let method = format!("DateTime:{name}");
         methods.set(
             name,
             lunet_runtime::create_function(lua, move |_, value: Value| {
-                Ok(to_string(&this(&value, &method)?))
+                to_string(&this(&value, &method)?)
             })?,
         )?;
     }

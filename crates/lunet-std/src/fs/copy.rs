@@ -49,13 +49,21 @@ pub(super) fn copy(from: &Path, to: &Path, overwrite: bool) -> Result<()> {
     };
     let target = existing(to)?;
     if let Some(target) = &target {
-        let same = match (fs::canonicalize(from), fs::canonicalize(to)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
+        let (same, inside) = match (fs::canonicalize(from), fs::canonicalize(to)) {
+            (Ok(a), Ok(b)) => (a == b, a.starts_with(&b)),
+            _ => (false, false),
         };
         if same {
             return Err(lune_error(format!(
                 "'{}' and '{}' are the same path",
+                from.display(),
+                to.display()
+            )));
+        }
+        // Overwriting a folder that holds the source would delete the source first.
+        if inside && overwrite {
+            return Err(lune_error(format!(
+                "'{}' is inside '{}', which overwriting would delete",
                 from.display(),
                 to.display()
             )));

@@ -114,9 +114,21 @@ pub fn create(lua: &Lua) -> Result<Value> {
         create_checked_async_function(lua, "fs.readFile", |_, path: Value| {
             let path = path_arg(&path, &field(1, "readFile"))?;
             Ok(async move {
-                let bytes = tokio::fs::read(&path)
+                use tokio::io::AsyncReadExt;
+                let fail = |e| failed("readFile", &path, e);
+                let file = tokio::fs::File::open(&path).await.map_err(fail)?;
+                // Bounded: an endless file (`/dev/zero`) stops at Luau's string limit.
+                let limit = lunet_runtime::codec::compression::MAX_STRING_LEN;
+                let mut bytes = Vec::new();
+                file.take(limit as u64 + 1)
+                    .read_to_end(&mut bytes)
                     .await
-                    .map_err(|e| failed("readFile", &path, e))?;
+                    .map_err(fail)?;
+                if bytes.len() > limit {
+                    return Err(fail(std::io::Error::other(
+                        "the file is larger than 1 GiB, the most a Luau string can hold",
+                    )));
+                }
                 Ok(Contents(bytes))
             })
         })?,

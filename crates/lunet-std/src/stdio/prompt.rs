@@ -99,7 +99,9 @@ impl Prompt {
                 &message_value,
             ));
         }
-        if matches!(kind, Kind::Select | Kind::MultiSelect) && !has_options {
+        if matches!(kind, Kind::Select | Kind::MultiSelect)
+            && (!has_options || prompt.options.is_empty())
+        {
             return Err(args::wrong(
                 field,
                 "table of options (select and multiselect need them)",
@@ -271,6 +273,12 @@ mod tests {
         );
         assert!(check("'ask'").unwrap().contains("multiselect"));
         assert!(check("'confirm'").unwrap().contains("message"));
+        assert!(
+            check("'select', 'pick', {}")
+                .unwrap()
+                .contains("table of options"),
+            "an empty option list could never be answered: refused"
+        );
         assert!(
             check("'select', 'Pick'")
                 .unwrap()
