@@ -331,7 +331,14 @@ fn stop_gives_up_on_handlers_at_the_shutdown_timeout() {
     forever
         .write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
+    // Another stuck handler whose client already left: nothing waits for it, and
+    // it must not hold the process open past the deadline either.
+    let mut left = connect(port);
+    left.write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(150));
+    drop(left);
+    std::thread::sleep(Duration::from_millis(50));
     let stopped = Instant::now();
     let ended = std::thread::spawn(move || script.finish());
     let (_, closed_at) = read_to_close(&mut forever, stopped);
@@ -345,6 +352,12 @@ fn stop_gives_up_on_handlers_at_the_shutdown_timeout() {
         ended.join().unwrap(),
         0,
         "the script ends after the deadline"
+    );
+    within(
+        stopped.elapsed(),
+        400,
+        3000,
+        "both stuck handlers are given up on at the deadline",
     );
 }
 

@@ -16,7 +16,6 @@
 //! What happens to each request (the header and body limits, the handler call, the
 //! response) is [`super::service`]'s.
 
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -58,7 +57,6 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
         server,
         ip,
         port: remote.port(),
-        stopping: Cell::new(false),
         activity: Activity::default(),
         progress: Progress::default(),
     });
@@ -74,7 +72,7 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
             } else {
                 drop(in_flight);
             }
-            if peer.stopping.get() {
+            if peer.server.drain.stopping() {
                 response.headers_mut().insert(
                     http::header::CONNECTION,
                     http::HeaderValue::from_static("close"),
@@ -104,7 +102,6 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
         }
         () = stop => {}
     }
-    peer.stopping.set(true);
     let activity = &peer.activity;
     if activity.reading_body.get() || activity.head_begun(&peer.progress) {
         // Nothing was handed to a handler: nothing to finish.

@@ -24,6 +24,8 @@ use lunet_runtime::Scheduler;
 
 use crate::ws::Closer;
 use mlua::Thread;
+use mlua::thread::ThreadStatus;
+use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -37,7 +39,11 @@ pub(crate) struct Drain {
     shutdown_timeout: Duration,
     deadline: Cell<Option<Instant>>,
     /// Handler threads that yielded and have not ended, by identity.
-    running: RefCell<HashMap<usize, Thread>>,
+    running: RefCell<FxHashMap<usize, Thread>>,
+    /// Handler threads still running whose caller stopped waiting (their client
+    /// left): nothing else would cancel them at the deadline. Finished ones are
+    /// dropped whenever another is added.
+    orphans: RefCell<Vec<Thread>>,
     /// The server's WebSockets, closed with 1001 when it stops.
     websockets: RefCell<HashMap<u64, Closer>>,
     next_websocket: Cell<u64>,
@@ -123,17 +129,26 @@ pub(crate) struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let thread = self.drain.running.borrow_mut().remove(&self.key);
-        // Its caller stopped waiting (the connection was dropped): past the
-        // deadline, the thread is given up on with it rather than left running.
-        if let Some(thread) = thread
-            && self
-                .drain
-                .deadline()
-                .is_some_and(|deadline| Instant::now() >= deadline)
+        let Some(thread) = self.drain.running.borrow_mut().remove(&self.key) else {
+            return;
+        };
+        if thread.status() != ThreadStatus::Resumable {
+            return; // it ended: its caller got the outcome
+        }
+        // Its caller stopped waiting (the connection was dropped) while it runs:
+        // past the deadline it is given up on with the connection; before, it may
+        // finish, and the deadline (if the server stops) cancels it.
+        if self
+            .drain
+            .deadline()
+            .is_some_and(|deadline| Instant::now() >= deadline)
         {
             self.drain.abandoned.set(true);
             let _ = self.drain.scheduler.cancel(&thread);
+        } else {
+            let mut orphans = self.drain.orphans.borrow_mut();
+            orphans.retain(|orphan| orphan.status() == ThreadStatus::Resumable);
+            orphans.push(thread);
         }
     }
 }
@@ -146,7 +161,8 @@ impl Drain {
             next_waker: Cell::new(0),
             shutdown_timeout,
             deadline: Cell::new(None),
-            running: RefCell::new(HashMap::new()),
+            running: RefCell::new(FxHashMap::default()),
+            orphans: RefCell::new(Vec::new()),
             websockets: RefCell::new(HashMap::new()),
             next_websocket: Cell::new(0),
             open: Cell::new(0),
@@ -193,7 +209,7 @@ impl Drain {
                 () = drain.finished() => {
                     // Every connection closed; handlers whose clients left may
                     // still run, and get until the deadline too.
-                    if drain.running.borrow().is_empty() {
+                    if drain.running.borrow().is_empty() && !drain.has_orphans() {
                         return;
                     }
                     tokio::time::sleep_until(deadline).await;
@@ -202,6 +218,12 @@ impl Drain {
             drain.abandon();
         });
         true
+    }
+
+    /// True once the server started stopping (responses then carry `Connection:
+    /// close`).
+    pub(crate) fn stopping(&self) -> bool {
+        self.deadline.get().is_some()
     }
 
     /// When work still running is given up on; `None` until the server stops.
@@ -216,10 +238,18 @@ impl Drain {
 
     fn abandon(&self) {
         self.abandoned.set(true);
-        let running: Vec<Thread> = self.running.borrow_mut().drain().map(|(_, t)| t).collect();
-        for thread in running {
+        let mut threads: Vec<Thread> = self.running.borrow_mut().drain().map(|(_, t)| t).collect();
+        threads.append(&mut self.orphans.borrow_mut());
+        for thread in threads {
             let _ = self.scheduler.cancel(&thread);
         }
+    }
+
+    /// True while a handler whose client left still runs.
+    fn has_orphans(&self) -> bool {
+        let mut orphans = self.orphans.borrow_mut();
+        orphans.retain(|orphan| orphan.status() == ThreadStatus::Resumable);
+        !orphans.is_empty()
     }
 
     /// Counts a connection or WebSocket as open until the guard drops.

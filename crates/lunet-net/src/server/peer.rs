@@ -1,9 +1,8 @@
 //! What one connection's request path knows about it: the server, the client's
-//! address, whether the server is stopping, and the [`Activity`] and [`Progress`]
+//! address, and the [`Activity`] and [`Progress`]
 //! the watchdog reads. Made by `connection`, read by `service`; neither the
 //! connection's lifecycle nor the request path lives here.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use mlua::LuaString;
@@ -16,8 +15,6 @@ pub(crate) struct Peer {
     /// The client's IP address, as the string handlers see.
     pub(crate) ip: LuaString,
     pub(crate) port: u16,
-    /// Set when the server stops: responses then carry `Connection: close`.
-    pub(crate) stopping: Cell<bool>,
     pub(crate) activity: Activity,
     pub(crate) progress: Progress,
 }
@@ -49,7 +46,7 @@ impl Drop for InFlight {
         activity.request_finished(&self.0.progress);
         // Only a stopping connection waits for this (and `notify_waiters` takes a
         // lock: not worth it on every request).
-        if in_flight == 0 && self.0.stopping.get() {
+        if in_flight == 0 && self.0.server.drain.stopping() {
             activity.at_rest.notify_waiters();
         }
     }

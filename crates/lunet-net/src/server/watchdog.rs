@@ -186,7 +186,9 @@ pub(crate) async fn watch(progress: &Counters, activity: &Activity, limits: &Lim
                 return Expired::Idle;
             }
             Phase::Body if waited >= limits.body_timeout => {
-                activity.body_expired.notify_one();
+                // Only a waiting read may take it: `notify_one` would store a permit
+                // that fails the next request's body read with 408 at once.
+                activity.body_expired.notify_waiters();
                 since = now;
             }
             _ => {}
