@@ -29,6 +29,7 @@
 
 mod body;
 mod client;
+mod connect_limit;
 mod convert;
 mod error;
 mod object;

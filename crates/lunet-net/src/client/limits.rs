@@ -22,9 +22,7 @@ use super::origin::Origin;
 use super::proxy::Route;
 use crate::error::BoxError;
 
-/// How long opening a connection (TCP connect, proxy tunnel, TLS and HTTP/2
-/// handshakes) may take when the script gave no `timeout`.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) use crate::connect_limit::CONNECT_TIMEOUT;
 
 /// How long a response may send nothing (no response head yet, or no body bytes)
 /// when the script gave no `timeout`.

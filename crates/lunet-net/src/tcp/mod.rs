@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 
 use lunet_runtime::args;
 
+use crate::connect_limit::{CONNECT_TIMEOUT, within_connect_limit};
 use crate::error::error_chain;
 use crate::object::{self, Object, This};
 
@@ -109,25 +110,36 @@ async fn connect(host: String, port: u16, options: ConnectOptions) -> Result<Str
             error_chain(e)
         ))
     };
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| fail(&e))?;
-    let _ = tcp.set_nodelay(true);
-    if let Some(ttl) = options.ttl {
-        tcp.set_ttl(ttl).map_err(|e| fail(&e))?;
-    }
-    let local = tcp.local_addr().map_err(|e| fail(&e))?;
-    let remote = tcp.peer_addr().map_err(|e| fail(&e))?;
-    let (reader, writer): (Reader, Writer) = if options.tls {
-        let name = ServerName::try_from(host.clone()).map_err(|e| fail(&e))?;
-        let connector = tokio_rustls::TlsConnector::from(crate::tls::stream_client_config());
-        let stream = connector.connect(name, tcp).await.map_err(|e| fail(&e))?;
-        let (r, w) = tokio::io::split(stream);
-        (Box::pin(r), Box::pin(w))
-    } else {
-        let (r, w) = tcp.into_split();
-        (Box::pin(r), Box::pin(w))
+    // The TCP connect and the TLS handshake together, within the connect limit.
+    let opening = async {
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| fail(&e))?;
+        let _ = tcp.set_nodelay(true);
+        if let Some(ttl) = options.ttl {
+            tcp.set_ttl(ttl).map_err(|e| fail(&e))?;
+        }
+        let local = tcp.local_addr().map_err(|e| fail(&e))?;
+        let remote = tcp.peer_addr().map_err(|e| fail(&e))?;
+        let (reader, writer): (Reader, Writer) = if options.tls {
+            let name = ServerName::try_from(host.clone()).map_err(|e| fail(&e))?;
+            let connector = tokio_rustls::TlsConnector::from(crate::tls::stream_client_config());
+            let stream = connector.connect(name, tcp).await.map_err(|e| fail(&e))?;
+            let (r, w) = tokio::io::split(stream);
+            (Box::pin(r), Box::pin(w))
+        } else {
+            let (r, w) = tcp.into_split();
+            (Box::pin(r), Box::pin(w))
+        };
+        Ok::<_, Error>((reader, writer, local, remote))
     };
+    let Some(opened) = within_connect_limit(opening).await else {
+        return Err(Error::runtime(format!(
+            "net.tcp.connect failed for {target}: connecting took longer than {} s",
+            CONNECT_TIMEOUT.as_secs()
+        )));
+    };
+    let (reader, writer, local, remote) = opened?;
     Ok(Stream {
         inner: Rc::new(Inner {
             reader: Mutex::new(ReadHalf {

@@ -10,6 +10,7 @@ use tokio_tungstenite::Connector;
 use lunet_runtime::args;
 
 use super::WebSocket;
+use crate::connect_limit::{CONNECT_TIMEOUT, within_connect_limit};
 use crate::error::error_chain;
 
 fn parse_url(value: &Value) -> Result<url::Url> {
@@ -33,14 +34,19 @@ pub(crate) fn create_socket_function(lua: &Lua) -> Result<Function> {
                 "wss" => Connector::Rustls(crate::tls::stream_client_config()),
                 _ => Connector::Plain,
             };
-            let (stream, _response) = tokio_tungstenite::connect_async_tls_with_config(
+            let handshake = tokio_tungstenite::connect_async_tls_with_config(
                 url.as_str(),
                 Some(super::config()),
                 true,
                 Some(connector),
-            )
-            .await
-            .map_err(|e| {
+            );
+            let Some(opened) = within_connect_limit(handshake).await else {
+                return Err(Error::runtime(format!(
+                    "net.socket failed to connect to {url}: the connection and handshake took longer than {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            };
+            let (stream, _response) = opened.map_err(|e| {
                 Error::runtime(format!(
                     "net.socket failed to connect to {url}: {}",
                     error_chain(&e)
