@@ -185,6 +185,64 @@ fn head_echo() -> (u16, std::thread::JoinHandle<()>) {
     (port, thread)
 }
 
+/// A hostile redirect: a 302 whose body claims 1 GiB and keeps coming. Following it
+/// reads only a little of that body, then drops the connection, and the request
+/// ends at `/ok`.
+#[test]
+fn a_redirect_with_an_endless_body_costs_its_connection_not_memory() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                if head.starts_with(b"GET /ok ") {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                    return;
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 1073741824\r\n\r\n",
+                );
+                let chunk = vec![b'x'; 64 * 1024];
+                while stream.write_all(&chunk).is_ok() {
+                    if counted.fetch_add(chunk.len(), Ordering::Relaxed) > 1 << 30 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    run_luau(
+        r#"
+local response = net.request(process.args[1])
+eq(response.statusCode, 200, "the redirect is followed")
+eq(response.body, "ok", "to its target")
+"#,
+        &[format!("http://127.0.0.1:{port}/start")],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(
+        sent < 16 << 20,
+        "the redirect's body was abandoned, not read: the server got {sent} bytes out"
+    );
+}
+
 #[test]
 fn bodiless_post_put_and_patch_send_content_length_zero() {
     let (port, _server) = head_echo();

@@ -58,6 +58,9 @@ use pool::Pool;
 use proxy::{Proxies, Proxy, Route};
 use redirect::MAX_REDIRECTS;
 
+/// The most of a followed redirect's body that is read (to reuse its connection).
+const REDIRECT_BODY_LIMIT: usize = 64 * 1024;
+
 /// What `Accept-Encoding` offers while decompression is on: every coding
 /// [`decode`] undoes.
 const ACCEPTED_ENCODINGS: &str = "gzip, deflate, br, zstd";
@@ -235,19 +238,21 @@ impl Client {
                     label: format!("{method} {url}"),
                 }));
             }
-            // A followed redirect's body is read (so that its connection can be
-            // reused) within the same limit, but neither decoded nor kept.
-            let body = decode::read_body(
-                &mut headers,
-                watchdog.body(body),
-                decompress && !followed,
-                decode::MAX_RESPONSE_BODY,
-            )
-            .await
-            .map_err(|error| failed(&method, &url, error))?;
-            let (origin, sender) = connection;
-            self.pool.checkin(&origin, sender);
             if followed {
+                // A redirect's body is read only so its connection can be reused:
+                // a small one is (neither decoded nor kept); a larger one, or one
+                // that fails, costs its connection rather than our memory.
+                let read = decode::read_body(
+                    &mut headers,
+                    watchdog.body(body),
+                    false,
+                    REDIRECT_BODY_LIMIT,
+                )
+                .await;
+                if read.is_ok() {
+                    let (origin, sender) = connection;
+                    self.pool.checkin(&origin, sender);
+                }
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
                     let error = format!("too many redirects (the limit is {MAX_REDIRECTS})");
@@ -255,6 +260,16 @@ impl Client {
                 }
                 continue;
             }
+            let body = decode::read_body(
+                &mut headers,
+                watchdog.body(body),
+                decompress,
+                decode::MAX_RESPONSE_BODY,
+            )
+            .await
+            .map_err(|error| failed(&method, &url, error))?;
+            let (origin, sender) = connection;
+            self.pool.checkin(&origin, sender);
             return Ok(Fetched::Whole(FetchResponse {
                 status,
                 headers,
