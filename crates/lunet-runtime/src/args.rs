@@ -71,6 +71,14 @@ pub fn integer_in<T: TryFrom<i64>>(
     range: RangeInclusive<i64>,
 ) -> Result<T> {
     let fail = || out_of_range(field, &integer_range_text(&range), value);
+    // Luau integers are checked as they are (through f64, one beyond 2^53 could be
+    // rounded into the range).
+    if let Value::Integer(i) = value {
+        return match range.contains(i) {
+            true => T::try_from(*i).map_err(|_| fail()),
+            false => Err(fail()),
+        };
+    }
     let Some(number) = as_number(value) else {
         return Err(fail());
     };

@@ -21,7 +21,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Compile every script and module to native code (as if each had `--!native`)
-    #[arg(long)]
+    #[arg(long, global = true)]
     native: bool,
     /// The script to run (the same as `lunet run <SCRIPT>`)
     script: Option<PathBuf>,
@@ -34,9 +34,6 @@ struct Cli {
 enum Command {
     /// Run a Luau script
     Run {
-        /// Compile every script and module to native code (as if each had `--!native`)
-        #[arg(long)]
-        native: bool,
         /// The script to run (.luau or .lua)
         script: PathBuf,
         /// Arguments passed to the script as `process.args`
@@ -80,14 +77,7 @@ fn resolve_script(script: PathBuf) -> PathBuf {
 fn main() {
     let cli = Cli::parse();
     let code = match (cli.command, cli.script) {
-        (
-            Some(Command::Run {
-                native,
-                script,
-                args,
-            }),
-            _,
-        ) => run(script, args, native || cli.native),
+        (Some(Command::Run { script, args }), _) => run(script, args, cli.native),
         (Some(Command::Setup { dir }), _) => setup::run(dir),
         (None, Some(script)) => run(script, cli.args, cli.native),
         (None, None) => {

@@ -72,19 +72,28 @@ pub(crate) struct FetchResponse {
     pub(crate) body: Bytes,
 }
 
+/// The `FetchResponse` table both functions return: status, headers and `body`
+/// (a string from `net.request`, a `BodyStream` from `net.http.stream`).
+fn response_table(
+    lua: &Lua,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: impl IntoLua,
+) -> Result<Value> {
+    let table = lua.create_table_with_capacity(0, 6)?;
+    table.raw_set("ok", status.is_success())?;
+    table.raw_set("statusCode", status.as_u16())?;
+    table.raw_set("statusMessage", status.canonical_reason().unwrap_or(""))?;
+    table.raw_set("headers", header_table(lua, headers)?)?;
+    table.raw_set("rawHeaders", raw_header_list(lua, headers)?)?;
+    table.raw_set("body", body)?;
+    Ok(Value::Table(table))
+}
+
 impl IntoLua for FetchResponse {
     fn into_lua(self, lua: &Lua) -> Result<Value> {
-        let table = lua.create_table_with_capacity(0, 6)?;
-        table.raw_set("ok", self.status.is_success())?;
-        table.raw_set("statusCode", self.status.as_u16())?;
-        table.raw_set(
-            "statusMessage",
-            self.status.canonical_reason().unwrap_or(""),
-        )?;
-        table.raw_set("headers", header_table(lua, &self.headers)?)?;
-        table.raw_set("rawHeaders", raw_header_list(lua, &self.headers)?)?;
-        table.raw_set("body", lua.create_string(&self.body)?)?;
-        Ok(Value::Table(table))
+        let body = lua.create_string(&self.body)?;
+        response_table(lua, self.status, &self.headers, body)
     }
 }
 
@@ -412,19 +421,8 @@ struct StreamResponse {
 
 impl IntoLua for StreamResponse {
     fn into_lua(self, lua: &Lua) -> Result<Value> {
-        let StreamResponse {
-            status,
-            headers,
-            source,
-        } = self;
-        let table = lua.create_table_with_capacity(0, 6)?;
-        table.raw_set("ok", status.is_success())?;
-        table.raw_set("statusCode", status.as_u16())?;
-        table.raw_set("statusMessage", status.canonical_reason().unwrap_or(""))?;
-        table.raw_set("headers", header_table(lua, &headers)?)?;
-        table.raw_set("rawHeaders", raw_header_list(lua, &headers)?)?;
-        table.raw_set("body", lua.create_userdata(BodyStream::new(source))?)?;
-        Ok(Value::Table(table))
+        let body = lua.create_userdata(BodyStream::new(self.source))?;
+        response_table(lua, self.status, &self.headers, body)
     }
 }
 

@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
-use lunet_runtime::codec::compression::content_codings;
+use lunet_runtime::codec::compression::{Codec, content_codings};
 
 use super::peer::Peer;
 use super::response::{self, Body};
@@ -40,6 +40,17 @@ fn refuse(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
+/// The request's content codings, or the 415 that refuses one we cannot undo.
+fn codings(parts: &http::request::Parts) -> Result<Vec<Codec>, Box<Response<Body>>> {
+    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
+    content_codings(values.map(|v| v.as_bytes())).map_err(|_| {
+        Box::new(response::plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
+        ))
+    })
+}
+
 /// Reads the whole body within the size limit, decoding any content coding as it
 /// arrives (the limit applies to the received and to the decoded bytes).
 async fn read_body(
@@ -56,13 +67,7 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
     }
-    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
-    let Ok(codecs) = content_codings(values.map(|v| v.as_bytes())) else {
-        return Err(response::plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
-        ));
-    };
+    let codecs = codings(&parts).map_err(|refused| *refused)?;
     // Decoded as it arrives: a small compressed body cannot make us hold, or spend
     // the event loop on, more than the limit.
     let activity = &peer.activity;
@@ -184,12 +189,9 @@ async fn handle_streaming(
 ) -> Response<Body> {
     let server = &peer.server;
     let (parts, body) = request.into_parts();
-    let values = parts.headers.get_all(http::header::CONTENT_ENCODING).iter();
-    let Ok(codecs) = content_codings(values.map(|v| v.as_bytes())) else {
-        return response::plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported Content-Encoding (supported: gzip, deflate, br, zstd)\n",
-        );
+    let codecs = match codings(&parts) {
+        Ok(codecs) => codecs,
+        Err(refused) => return *refused,
     };
     let stream = BodyStream::new(Source {
         decoder: Decoder::new(body, codecs),
