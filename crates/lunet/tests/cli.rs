@@ -279,12 +279,21 @@ fn print_and_warn_pretty_print() {
         dir.path(),
         "print.luau",
         r#"print("plain", 1, { key = "value" })
-warn("careful", 2)"#,
+warn("careful", 2)
+local stdio = require("@lune/stdio")
+stdio.write("raw\0bytes")
+stdio.ewrite("err")"#,
     );
     let out = lunet(dir.path(), &["run", "print.luau"], LIMIT);
     assert_eq!(out.code, Some(0));
-    assert_eq!(out.stdout, "plain 1 {\n    key = \"value\",\n}\n");
-    assert_eq!(out.stderr, "[WARN] careful 2\n");
+    assert_eq!(
+        out.stdout, "plain 1 {\n    key = \"value\",\n}\nraw\0bytes",
+        "stdio.write writes its bytes as they are, with no newline"
+    );
+    assert_eq!(
+        out.stderr, "[WARN] careful 2\nerr",
+        "stdio.ewrite likewise, to stderr"
+    );
 }
 
 #[test]
@@ -297,11 +306,19 @@ fn setup_writes_typedefs_and_luaurc_alias() {
         LIMIT,
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    for lib in ["net", "task", "process", "stdio", "serde", "fs", "datetime"] {
+    for (lib, function) in [
+        ("net", "function net.request"),
+        ("task", "function task.spawn"),
+        ("process", "function process.exit"),
+        ("stdio", "function stdio.write"),
+        ("serde", "function serde.encode"),
+        ("fs", "function fs.readFile"),
+        ("datetime", "function datetime.fromUnixTimestamp"),
+    ] {
         let text = std::fs::read_to_string(types.join(format!("{lib}.luau"))).unwrap();
         assert!(
-            text.contains("export type") || text.contains("return"),
-            "{lib} definitions are real"
+            text.contains(function),
+            "{lib}.luau defines its library ({function})"
         );
     }
     let rc = std::fs::read_to_string(dir.path().join(".luaurc")).unwrap();
