@@ -32,6 +32,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 /// The write half of a connection, whatever its transport.
 pub(crate) type BoxSink = Pin<Box<dyn Sink<Message, Error = WsError>>>;
 
+/// How long what was queued on a socket nobody holds any more may take to be
+/// written before the connection is dropped with it.
+const ABANDONED_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A queued message, with the guard that keeps the process alive until it is written
 /// (none for a close frame Lunet sends by itself, with no script waiting for it) and
 /// its share of the socket's byte budget (none for the close frame), given back once
@@ -164,12 +168,29 @@ impl Writer {
 
     /// Ends the writer once everything queued is written (at once when nothing is):
     /// for when no one can send or close any more.
-    pub(crate) fn end_when_idle(&self) {
+    ///
+    /// Bounded by [`ABANDONED_WRITE_LIMIT`]: with the socket object gone nothing
+    /// else watches the peer, and a peer that stops reading would otherwise keep the
+    /// queued messages (and with them the process) alive forever.
+    pub(crate) fn end_when_idle(self: &Rc<Self>) {
         if self.is_idle() {
             self.end();
-        } else {
-            self.end_when_idle.set(true);
+            return;
         }
+        self.end_when_idle.set(true);
+        // Outside the runtime (the VM torn down after the script ended) there is no
+        // one to wait for: end now.
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.end();
+            return;
+        }
+        let writer = Rc::downgrade(self);
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(ABANDONED_WRITE_LIMIT).await;
+            if let Some(writer) = writer.upgrade() {
+                writer.end();
+            }
+        });
     }
 
     /// Resolves once everything queued so far is written and flushed, or the writer
@@ -247,5 +268,45 @@ impl Writer {
                 return true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// Messages queued on a socket that was dropped, to a peer that never reads, are
+    /// given up on after the limit (with the process-holding guards they carry).
+    #[test]
+    fn an_abandoned_writer_to_a_peer_that_does_not_read_ends_after_the_limit() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let (ours, _theirs) = tokio::io::duplex(1024);
+            let stream = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+            let (sink, _read) = stream.split();
+            let writer = Writer::start(Box::pin(sink));
+            assert!(writer.enqueue((Message::binary(vec![0u8; 1 << 20]), None, None)));
+            tokio::task::yield_now().await;
+            let start = tokio::time::Instant::now();
+            writer.end_when_idle();
+            while !writer.ended.get() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                assert!(
+                    start.elapsed() <= ABANDONED_WRITE_LIMIT + std::time::Duration::from_secs(1),
+                    "the writer still waits on a peer that does not read"
+                );
+            }
+            assert!(
+                start.elapsed() >= ABANDONED_WRITE_LIMIT,
+                "not before the limit"
+            );
+        });
     }
 }
