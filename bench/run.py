@@ -8,7 +8,7 @@ Results also go to bench/results/<timestamp>.json.
 
     python3 bench/run.py                 # everything (about 25 minutes)
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
-                                         # request, ws-client, tcp, native, json
+                                         # request, ws-client, tcp, native, json, workers
     python3 bench/run.py --quick         # shorter runs, for a smoke test
     python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
@@ -71,14 +71,15 @@ def free_port():
 class Server:
     """A server process pinned to the server CPU, stopped on exit."""
 
-    def __init__(self, cmd, port, cwd=None):
+    def __init__(self, cmd, port, cwd=None, cpus=SERVER_CPU):
         self.proc = subprocess.Popen(
-            pinned(SERVER_CPU, cmd), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            pinned(cpus, cmd), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_port(port)
         time.sleep(0.2)
 
     def cpu_seconds(self):
+        # All of its threads (workers included): /proc/<pid>/stat sums them.
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
@@ -346,6 +347,28 @@ def bench_json(runs, quick):
                 record("json", titles.get(case, case), name, us, "us/op")
 
 
+def bench_workers(runs, quick):
+    """`--workers 1` against `--workers 2`: a CPU-bound handler (~1-2 ms of Luau per
+    request) and hello world. One worker is pinned to CPU 0; two workers get CPUs 0
+    and 1, and wrk (pinned to CPU 1) shares a core with the second worker: this
+    machine has two cores, so the hello-world figure for two workers is bounded by
+    the load generator, not by Lunet."""
+    seconds = 3 if quick else 10
+    scenarios = [("CPU-bound handler", "serve_cpu.luau"), ("hello world", "serve_hello.luau")]
+    for title, script in scenarios:
+        for _ in range(runs):
+            for workers, cpus in [(1, SERVER_CPU), (2, f"{SERVER_CPU},{LOAD_CPU}")]:
+                port = free_port()
+                cmd = [LUNET, "run", "--workers", str(workers), str(SCRIPTS / script), str(port)]
+                with Server(cmd, port, cpus=cpus) as server:
+                    before = server.cpu_seconds()
+                    rps, p99, total = wrk(f"http://127.0.0.1:{port}/", seconds, connections=50)
+                    cpu_us = (server.cpu_seconds() - before) / max(total, 1) * 1e6
+                name = "lunet" if workers == 2 else "lunet 1 worker"
+                record("workers", f"{title} (lunet = 2 workers)", name, rps, "req/s")
+                record("workers", f"{title} server CPU/request", name, cpu_us, "us")
+
+
 GROUPS = {
     "startup": bench_startup,
     "serve": bench_serve,
@@ -356,6 +379,7 @@ GROUPS = {
     "tcp": bench_tcp,
     "native": bench_native,
     "json": bench_json,
+    "workers": bench_workers,
 }
 
 

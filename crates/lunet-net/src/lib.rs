@@ -32,6 +32,7 @@ mod client;
 mod connect_limit;
 mod convert;
 mod error;
+mod listen;
 mod object;
 mod server;
 mod tcp;

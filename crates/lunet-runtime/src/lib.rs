@@ -30,6 +30,7 @@ mod runtime;
 pub mod scheduler;
 pub mod shutdown;
 mod value;
+pub mod workers;
 
 pub use function::create_function;
 pub use require::LibraryLoader;

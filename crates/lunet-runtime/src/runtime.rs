@@ -15,6 +15,7 @@ use mlua::{Lua, LuaOptions, Result, StdLib};
 
 use crate::require::{self, Libraries, LibraryLoader};
 use crate::scheduler::Scheduler;
+use crate::workers::Link;
 
 /// The Lune release whose API Lunet implements; `_VERSION` names it, because real
 /// libraries detect Lune (and its version) by `_VERSION`. Lunet's own version is
@@ -138,6 +139,16 @@ pub fn run_script(
     args: Vec<String>,
     setup: impl FnOnce(&Runtime) -> Result<()>,
 ) -> i32 {
+    run_vm(path, args, setup, None)
+}
+
+/// [`run_script`], as one of several workers when `link` is given (see `workers`).
+pub(crate) fn run_vm(
+    path: &Path,
+    args: Vec<String>,
+    setup: impl FnOnce(&Runtime) -> Result<()>,
+    link: Option<Link>,
+) -> i32 {
     // A LocalRuntime rather than a LocalSet on a current_thread runtime: both run
     // `spawn_local` tasks, but a LocalSet is itself one task of its runtime, so an I/O
     // event for one of its tasks first wakes the LocalSet, which costs one more turn
@@ -154,13 +165,21 @@ pub fn run_script(
         }
     };
     let code = tokio.block_on(async {
-        let runtime = match Runtime::new(args).and_then(|rt| setup(&rt).map(|_| rt)) {
+        let runtime = match Runtime::new(args) {
             Ok(runtime) => runtime,
             Err(error) => {
                 crate::report::print_error(&error);
                 return 1;
             }
         };
+        // Before `setup`: libraries may read which worker they are.
+        if let Some(link) = link {
+            link.attach(&runtime);
+        }
+        if let Err(error) = setup(&runtime) {
+            crate::report::print_error(&error);
+            return 1;
+        }
         runtime.run_file(path).await
     });
     // A blocking task nobody waits for any more (a stdin read whose thread was

@@ -10,6 +10,10 @@
 //!
 //! Each drain bounds its own time (a server's `shutdownTimeout`); this module only
 //! starts them and waits. What a drain does is its owner's business.
+//!
+//! In a worker (`lunet run --workers N`, see [`crate::workers`]) the signals belong to
+//! the main thread, which asks every worker to drain ([`Shutdown::drain_all`]) and
+//! exits once all have; a worker's `Shutdown` then never listens for signals itself.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -31,6 +35,8 @@ pub struct Shutdown {
     listening: Cell<bool>,
     /// Set by the first signal while drains were registered.
     draining: Cell<bool>,
+    /// Signals are handled elsewhere (by the workers' coordinator): never listen.
+    external: Cell<bool>,
 }
 
 /// Keeps a drain registered until dropped.
@@ -68,7 +74,7 @@ impl Shutdown {
         self.next_id.set(id + 1);
         let drain: DrainFn = Box::new(move || Box::pin(drain()));
         self.drains.borrow_mut().insert(id, Rc::new(drain));
-        if !self.listening.replace(true) {
+        if !self.external.get() && !self.listening.replace(true) {
             tokio::task::spawn_local(listen(self.clone()));
         }
         Drain {
@@ -77,26 +83,44 @@ impl Shutdown {
         }
     }
 
-    /// What a signal whose exit code is `code` does now.
-    fn signalled(self: &Rc<Self>, code: i32) {
-        let drains: Vec<Rc<DrainFn>> = self.drains.borrow().values().cloned().collect();
-        if self.draining.replace(true) || drains.is_empty() {
-            exit_now(code);
-        }
-        let running: Vec<_> = drains
-            .iter()
+    /// Leaves signals to someone else (a worker's coordinator), who calls
+    /// [`Shutdown::drain_all`] instead.
+    pub(crate) fn handle_signals_elsewhere(&self) {
+        self.external.set(true);
+    }
+
+    /// Starts every registered drain at once and resolves when all have finished.
+    /// Must be called where `tokio::task::spawn_local` works.
+    pub fn drain_all(&self) -> impl Future<Output = ()> + 'static {
+        self.draining.set(true);
+        let running: Vec<_> = self
+            .drains
+            .borrow()
+            .values()
             .map(|drain| tokio::task::spawn_local(drain()))
             .collect();
-        tokio::task::spawn_local(async move {
+        async move {
             for task in running {
                 let _ = task.await;
             }
+        }
+    }
+
+    /// What a signal whose exit code is `code` does now.
+    fn signalled(self: &Rc<Self>, code: i32) {
+        if self.draining.get() || self.drains.borrow().is_empty() {
+            exit_now(code);
+        }
+        let drained = self.drain_all();
+        tokio::task::spawn_local(async move {
+            drained.await;
             exit_now(code);
         });
     }
 }
 
-fn exit_now(code: i32) -> ! {
+/// Flushes standard output and error and ends the process with `code`.
+pub(crate) fn exit_now(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     std::process::exit(code)

@@ -102,6 +102,9 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
         cwd.push(std::path::MAIN_SEPARATOR);
     }
     process.set("cwd", cwd)?;
+    let worker = lunet_runtime::workers::Worker::of(lua);
+    process.set("workerId", worker.id)?;
+    process.set("workerCount", worker.count)?;
     process.set(
         "exit",
         lunet_runtime::create_function(lua, |_, code: Option<Value>| -> Result<()> {

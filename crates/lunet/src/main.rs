@@ -1,7 +1,8 @@
 //! The `lunet` command: run a Luau script, or set up editor type definitions.
 //!
-//! `lunet run [--native] <file> [args...]` (or `lunet <file> [args...]`) runs a script with every
-//! builtin library, `@lune/net` included; `lunet setup` writes type definitions and a
+//! `lunet run [--native] [--workers N] <file> [args...]` (or `lunet <file> [args...]`) runs a
+//! script with every builtin library, `@lune/net` included (in N isolated VMs on N
+//! threads with `--workers`: see the runtime's `workers`); `lunet setup` writes type definitions and a
 //! `.luaurc` alias for luau-lsp. Everything else lives in the library crates.
 
 mod setup;
@@ -23,6 +24,10 @@ struct Cli {
     /// Compile every script and module to native code (as if each had `--!native`)
     #[arg(long, global = true)]
     native: bool,
+    /// Run the script in N isolated VMs on N threads (or `auto`: one per CPU); their
+    /// servers share their ports
+    #[arg(long, global = true, value_name = "N", value_parser = lunet_runtime::workers::parse_count)]
+    workers: Option<usize>,
     /// The script to run (the same as `lunet run <SCRIPT>`)
     script: Option<PathBuf>,
     /// Arguments passed to the script as `process.args`
@@ -48,16 +53,22 @@ enum Command {
     },
 }
 
-fn run(script: PathBuf, args: Vec<String>, native: bool) -> i32 {
+fn run(script: PathBuf, args: Vec<String>, native: bool, workers: Option<usize>) -> i32 {
     let script = resolve_script(script);
-    lunet_runtime::run_script(&script, args, |runtime| {
+    let setup = move |runtime: &lunet_runtime::Runtime| {
         if native {
             runtime.compile_all_natively();
         }
         lunet_std::install(runtime)?;
         runtime.register_library("net", Box::new(lunet_net::create));
         Ok(())
-    })
+    };
+    match workers {
+        Some(count) if count > 1 => {
+            lunet_runtime::workers::run_workers(&script, args, count, setup)
+        }
+        _ => lunet_runtime::run_script(&script, args, setup),
+    }
 }
 
 /// `lunet run foo` also finds `foo.luau` / `foo.lua`, as Lune does.
@@ -77,9 +88,9 @@ fn resolve_script(script: PathBuf) -> PathBuf {
 fn main() {
     let cli = Cli::parse();
     let code = match (cli.command, cli.script) {
-        (Some(Command::Run { script, args }), _) => run(script, args, cli.native),
+        (Some(Command::Run { script, args }), _) => run(script, args, cli.native, cli.workers),
         (Some(Command::Setup { dir }), _) => setup::run(dir),
-        (None, Some(script)) => run(script, cli.args, cli.native),
+        (None, Some(script)) => run(script, cli.args, cli.native, cli.workers),
         (None, None) => {
             eprintln!("usage: lunet run <script> [args...]   (see lunet --help)");
             2

@@ -23,6 +23,8 @@ pub(crate) struct ServeConfig {
     pub(crate) limits: Limits,
     /// `streamRequestBody`: handlers get the request body as a `BodyStream`.
     pub(crate) stream_request_body: bool,
+    /// `reusePort`: bind with `SO_REUSEPORT`, to share the port with other processes.
+    pub(crate) reuse_port: bool,
 }
 
 /// What one server lets a peer make it spend: `ServeConfig`'s limit fields.
@@ -131,6 +133,7 @@ impl ServeConfig {
             handle_websocket: None,
             limits: Limits::default(),
             stream_request_body: false,
+            reuse_port: false,
         };
         match handler {
             Value::Function(f) => config.handle_request = Some(f),
@@ -146,6 +149,8 @@ impl ServeConfig {
                 config.stream_request_body =
                     args::optional_boolean(&t.get("streamRequestBody")?, "streamRequestBody")?
                         .unwrap_or(false);
+                config.reuse_port =
+                    args::optional_boolean(&t.get("reusePort")?, "reusePort")?.unwrap_or(false);
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",

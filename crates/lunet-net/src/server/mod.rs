@@ -31,7 +31,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use mlua::{Error, FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Value};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 
 use config::{Limits, ServeConfig};
 use drain::Drain;
@@ -88,29 +88,6 @@ impl Server {
             message.trim_end()
         );
     }
-}
-
-fn bind(address: SocketAddr) -> Result<TcpListener> {
-    let fail = |e: std::io::Error| {
-        let cause = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
-            std::io::ErrorKind::AddrNotAvailable => {
-                "the address is not available on this machine".to_string()
-            }
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        Error::runtime(format!("net.serve cannot listen on {address}: {cause}"))
-    };
-    let socket = if address.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(fail)?;
-    socket.set_reuseaddr(true).map_err(fail)?;
-    socket.bind(address).map_err(fail)?;
-    socket.listen(1024).map_err(fail)
 }
 
 /// Accepts connections until the server stops, then waits for it to drain. While
@@ -174,7 +151,12 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |lua, (port, handler): (Value, Value)| {
         let config = ServeConfig::from_args(port, handler)?;
         crate::ws::socket::prepare(lua)?;
-        let listener = bind(SocketAddr::new(config.address, config.port))?;
+        let listener = crate::listen::bind_tcp(
+            lua,
+            SocketAddr::new(config.address, config.port),
+            config.reuse_port,
+            "net.serve",
+        )?;
         let local = listener.local_addr()?;
         let scheduler = Scheduler::of(lua);
         let drain = Drain::new(scheduler.clone(), config.limits.shutdown_timeout);

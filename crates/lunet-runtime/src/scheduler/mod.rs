@@ -65,6 +65,8 @@ pub struct Scheduler {
     wake: Notify,
     /// Set once any thread ended with an uncaught error; the process then exits 1.
     failed: Cell<bool>,
+    /// Woken at each uncaught error, for [`Scheduler::failure`].
+    failure: Notify,
     /// Luau helpers compiled once: the async-function glue and `coroutine.close`.
     glue: RefCell<Option<Glue>>,
 }
@@ -109,6 +111,7 @@ impl Scheduler {
             keep_alive: Cell::new(0),
             wake: Notify::new(),
             failed: Cell::new(false),
+            failure: Notify::new(),
             glue: RefCell::new(None),
         });
         lua.set_app_data(scheduler.clone());
@@ -191,6 +194,17 @@ impl Scheduler {
     pub fn report_uncaught(&self, error: &Error) {
         self.failed.set(true);
         report::print_error(error);
+        self.failure.notify_waiters();
+    }
+
+    /// Resolves once a thread has ended with an uncaught error (at once if one
+    /// already has). A worker uses it to end the whole process (see `workers`).
+    pub async fn failure(&self) {
+        let failed = self.failure.notified();
+        if self.failed.get() {
+            return;
+        }
+        failed.await;
     }
 
     /// Resumes `thread` with `args` returned from its yield, and reports an uncaught
