@@ -8,7 +8,8 @@ Results also go to bench/results/<timestamp>.json.
 
     python3 bench/run.py                 # everything (about 25 minutes)
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
-                                         # request, ws-client, tcp, native, json, workers
+                                         # request, ws-client, tcp, native, json, workers,
+                                         # streaming
     python3 bench/run.py --quick         # shorter runs, for a smoke test
     python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
@@ -84,11 +85,14 @@ class Server:
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
 
-    def rss_kb(self):
+    def rss_kb(self, field="VmRSS:"):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
         return 0
+
+    def peak_rss_kb(self):
+        return self.rss_kb("VmHWM:")
 
     def __enter__(self):
         return self
@@ -369,6 +373,41 @@ def bench_workers(runs, quick):
                 record("workers", f"{title} server CPU/request", name, cpu_us, "us")
 
 
+def bench_streaming(runs, quick):
+    """Streamed bodies (issue 17): 1 GiB read with `net.http.stream` + `read()` from a
+    raw hyper streaming server, against Node's fetch reader and a raw hyper client; 1
+    GiB served by a function body (64 KiB chunks), read by a raw hyper client, against
+    Node's res.write and raw hyper; and time to first byte of a streamed response."""
+    total = (256 << 20) if quick else (1 << 30)
+    mib = total >> 20
+    reader = str(RELEASE / "stream-client")
+    port = free_port()
+    with Server([str(RELEASE / "stream-server"), str(port)], port):
+        url = f"http://127.0.0.1:{port}/?n={total}&chunk=65536"
+        for _ in range(runs):
+            contenders = [(n, c + [str(SCRIPTS / "stream_read.luau"), url]) for n, c in luau_contenders()]
+            if NODE:
+                contenders.append(("node fetch", [NODE, str(NODE_DIR / "stream.js"), "read", url]))
+            contenders.append(("hyper client (ceiling)", [reader, "read", url]))
+            for name, cmd in contenders:
+                rate, peak_kb = run_client(cmd)
+                record("streaming", f"read {mib} MiB (client)", name, rate, "MiB/s")
+                record("streaming", f"read {mib} MiB: peak RSS", name, peak_kb / 1024, "MiB")
+    for _ in range(runs):
+        contenders = [(n, c + [str(SCRIPTS / "serve_stream.luau")]) for n, c in luau_contenders()]
+        if NODE:
+            contenders.append(("node res.write", [NODE, str(NODE_DIR / "stream.js"), "serve"]))
+        contenders.append(("hyper (ceiling)", [str(RELEASE / "stream-server")]))
+        for name, cmd in contenders:
+            port = free_port()
+            with Server(cmd + [str(port)], port) as server:
+                rate, _ = run_client([reader, "read", f"http://127.0.0.1:{port}/?n={total}&chunk=65536"])
+                record("streaming", f"serve {mib} MiB (function body)", name, rate, "MiB/s")
+                record("streaming", f"serve {mib} MiB: server peak RSS", name, server.peak_rss_kb() / 1024, "MiB")
+                ttfb, _ = run_client([reader, "ttfb", f"http://127.0.0.1:{port}/?n=16&chunk=16", "500" if quick else "2000"])
+                record("streaming", "time to first byte (lower is better)", name, ttfb, "us")
+
+
 GROUPS = {
     "startup": bench_startup,
     "serve": bench_serve,
@@ -380,6 +419,7 @@ GROUPS = {
     "native": bench_native,
     "json": bench_json,
     "workers": bench_workers,
+    "streaming": bench_streaming,
 }
 
 

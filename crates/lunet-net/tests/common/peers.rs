@@ -740,6 +740,15 @@ async fn stream_route(
                 state.sent.fetch_add(chunk.len(), Ordering::SeqCst);
             }
         }),
+        // 1 GiB in 64 KiB chunks: more than a script could hold, were it buffered.
+        "/gib" => streamed(&[], |tx| async move {
+            let chunk = Bytes::from((0..64 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+            for _ in 0..16 * 1024 {
+                if tx.send(chunk.clone()).await.is_err() {
+                    return;
+                }
+            }
+        }),
         "/sent" => whole(state.sent.load(Ordering::SeqCst).to_string()),
         // The body's frames joined by "|", then ";" and whether it came chunked and
         // the HTTP version.
