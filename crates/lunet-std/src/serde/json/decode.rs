@@ -30,8 +30,13 @@ const MAX_STRING_LEN: usize = 1 << 30;
 /// [`MAX_DEPTH`] levels stay far below the stack limit lua_checkstack enforces
 /// (LUAI_MAXCSTACK, 1,000,000 slots as mlua builds Luau), and the stack stays small.
 const STACK_BUDGET: c_int = 4000;
-/// Values a container keeps on the stack before it moves them into its spill table.
+/// Values an array keeps on the stack before it moves them into its spill table.
 const PENDING_SLOTS: c_int = 256;
+/// Depths whose last object's size is kept as a hint for the next (deeper ones get
+/// no hint), and the largest hint: a huge object must not make every later sibling
+/// allocate as much.
+const SHAPE_DEPTHS: usize = 16;
+const MAX_SIZE_HINT: usize = 64;
 
 /// A decode failure: what was wrong, and its byte offset in the input.
 #[derive(Debug)]
@@ -87,6 +92,7 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
         pos: 0,
         depth: 0,
         scratch: Vec::new(),
+        shapes: [0; SHAPE_DEPTHS],
     };
     let mut result = Ok(());
     // SAFETY: the closure runs inside mlua's protected call on an empty frame. The
@@ -129,12 +135,15 @@ struct Parser<'a> {
     depth: usize,
     /// Unescaped string contents (only used for strings with escapes).
     scratch: Vec<u8>,
+    /// Members of the last object closed at each depth (index), as a size hint for
+    /// the next one there.
+    shapes: [usize; SHAPE_DEPTHS],
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
-/// An array or object being read: values waiting on the stack, and a spill table
-/// for the ones moved off it.
+/// An array being read: values waiting on the stack (it is sized once they are all
+/// known), and a spill table for the ones moved off it.
 struct Pending {
     /// Stack index of the spill table (or of the first pending value, without one).
     base: c_int,
@@ -294,21 +303,21 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// Makes room to push `slots` more values of the container `pending` (whose
-    /// values each take `width` slots), moving its values into its spill table first
-    /// when it holds many or the stack is high.
+    /// Makes room to push one more value of the array `pending` (and 4 for that
+    /// value's own needs), moving its values into its spill table first when it holds
+    /// many or the stack is high.
     ///
     /// # Safety
     /// `self.state` is valid and `pending` describes the top of its stack.
-    unsafe fn room(&mut self, pending: &mut Pending, width: usize) -> Result<()> {
+    unsafe fn room(&mut self, pending: &mut Pending) -> Result<()> {
         let state = self.state;
         // SAFETY: `self.state` is valid.
         let top = unsafe { ffi::lua_gettop(state) };
-        if pending.on_stack * width >= PENDING_SLOTS as usize
+        if pending.on_stack >= PENDING_SLOTS as usize
             || (top >= STACK_BUDGET && pending.on_stack > 0)
         {
             // SAFETY: the caller's contract.
-            unsafe { self.spill(pending, width)? };
+            unsafe { self.spill(pending)? };
         }
         // SAFETY: lua_checkstack reports failure instead of raising.
         if unsafe { ffi::lua_checkstack(state, 6) } == 0 {
@@ -322,9 +331,9 @@ impl Parser<'_> {
     ///
     /// # Safety
     /// As [`Parser::room`].
-    unsafe fn spill(&mut self, pending: &mut Pending, width: usize) -> Result<()> {
+    unsafe fn spill(&mut self, pending: &mut Pending) -> Result<()> {
         let state = self.state;
-        let slots = pending.total() * width;
+        let slots = pending.total();
         if slots > MAX_TABLE_SIZE {
             return Err(self.error("array or object too large for Luau"));
         }
@@ -346,15 +355,15 @@ impl Parser<'_> {
                 let capacity = (slots * 2).min(MAX_TABLE_SIZE);
                 ffi::lua_createtable(state, capacity as c_int, 0);
                 let bigger = ffi::lua_gettop(state);
-                for i in 1..=(pending.spilled * width) as c_int {
+                for i in 1..=pending.spilled as c_int {
                     ffi::lua_rawgeti_(state, pending.base, i);
                     ffi::lua_rawseti_(state, bigger, i);
                 }
                 ffi::lua_replace(state, pending.base);
                 pending.spill_capacity = capacity;
             }
-            let from = pending.spilled * width;
-            for i in (1..=(pending.on_stack * width) as c_int).rev() {
+            let from = pending.spilled;
+            for i in (1..=pending.on_stack as c_int).rev() {
                 ffi::lua_rawseti_(state, pending.base, from as c_int + i);
             }
         }
@@ -386,7 +395,7 @@ impl Parser<'_> {
                 // SAFETY: `pending` describes the top of the stack; `room` leaves room
                 // for the value.
                 unsafe {
-                    self.room(&mut pending, 1)?;
+                    self.room(&mut pending)?;
                     self.value()?;
                 }
                 pending.on_stack += 1;
@@ -432,20 +441,34 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// Objects are built as they are read: each member goes into the table at once
+    /// (so a repeated key keeps its last value), with nothing left pending on the
+    /// stack. The table is created with room for as many members as the last object
+    /// closed at the same depth had (records in a list tend to share a shape), so it
+    /// is usually sized once; a wrong guess only costs Luau a rehash.
+    ///
     /// # Safety
     /// As [`Parser::value`].
     unsafe fn object(&mut self) -> Result<()> {
         self.enter()?;
         self.pos += 1;
         let state = self.state;
-        let mut pending = Pending {
-            // SAFETY: `self.state` is valid.
-            base: unsafe { ffi::lua_gettop(state) } + 1,
-            spill: false,
-            spill_capacity: 0,
-            spilled: 0,
-            on_stack: 0,
+        let hint = self.shapes.get(self.depth).copied().unwrap_or(0);
+        // SAFETY (for the calls below): the caller left room for 4 values and
+        // lua_checkstack reports failure instead of raising; the table is created
+        // here without a metatable, so lua_rawset cannot run Luau code, and its keys
+        // are strings (never nil or NaN) below Luau's size limit (checked), so it
+        // cannot raise. Each member pushes a key and a value (with room for 4 more
+        // for the value's own needs) and lua_rawset pops both, so the stack is back
+        // where it was after each member.
+        let table = unsafe {
+            ffi::lua_createtable(state, 0, hint as c_int);
+            if ffi::lua_checkstack(state, 6) == 0 {
+                return Err(self.error("out of Luau stack space"));
+            }
+            ffi::lua_gettop(state)
         };
+        let mut members = 0usize;
         self.skip_whitespace();
         if self.input.get(self.pos) == Some(&b'}') {
             self.pos += 1;
@@ -458,9 +481,6 @@ impl Parser<'_> {
                         self.found()
                     )));
                 }
-                // SAFETY: `pending` describes the top of the stack; `room` leaves room
-                // for the key and the value (4 slots).
-                unsafe { self.room(&mut pending, 2)? };
                 self.pos += 1;
                 let key = match self.string()? {
                     Str::Input(start, end) => &self.input[start..end],
@@ -480,46 +500,26 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
                 self.skip_whitespace();
-                // SAFETY: room was made above (the key took one of 6 slots).
-                unsafe { self.value()? };
-                pending.on_stack += 1;
+                members += 1;
+                if members > MAX_TABLE_SIZE {
+                    return Err(self.error("object too large for Luau"));
+                }
+                // SAFETY: room was made above (the key took one of 6 slots); then
+                // the key and the value are the top two, above the table. A `null`
+                // value leaves the key out (and removes an earlier one).
+                unsafe {
+                    self.value()?;
+                    ffi::lua_rawset(state, table);
+                }
                 if !self.separator(b'}', "an object value")? {
                     break;
                 }
             }
         }
-        let len = pending.total();
-        if len > MAX_TABLE_SIZE {
-            return Err(self.error("object too large for Luau"));
-        }
-        // SAFETY (for the calls below): the stack holds the spill table (if any) and
-        // the pending key/value pairs from `pending.first()`, and has room for 3 more
-        // (from `room`, or from the caller for an empty object). The new table has no
-        // metatable and room for every member; keys are strings (never nil or NaN),
-        // so lua_rawset cannot raise.
-        unsafe {
-            // Sized once: no rehashing while the members go in.
-            ffi::lua_createtable(state, 0, len as c_int);
-            let table = ffi::lua_gettop(state);
-            for i in 0..pending.spilled as c_int {
-                ffi::lua_rawgeti_(state, pending.base, 2 * i + 1);
-                ffi::lua_rawgeti_(state, pending.base, 2 * i + 2);
-                // `null` leaves the key out; a repeated key keeps its last value.
-                ffi::lua_rawset(state, table);
-            }
-            let first = pending.first();
-            for i in 0..pending.on_stack as c_int {
-                ffi::lua_pushvalue(state, first + 2 * i);
-                ffi::lua_pushvalue(state, first + 2 * i + 1);
-                ffi::lua_rawset(state, table);
-            }
-            // Leave just the table, where the object began.
-            if table != pending.base {
-                ffi::lua_replace(state, pending.base);
-                ffi::lua_settop(state, pending.base);
-            }
-        }
         self.depth -= 1;
+        if let Some(shape) = self.shapes.get_mut(self.depth + 1) {
+            *shape = members.min(MAX_SIZE_HINT);
+        }
         Ok(())
     }
 
@@ -533,10 +533,14 @@ impl Parser<'_> {
         while i < input.len() {
             if let Some(chunk) = input.get(i..i + 8) {
                 let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-                if needs_look(word) == 0 {
+                let look = needs_look(word);
+                if look == 0 {
                     i += 8;
                     continue;
                 }
+                // The lowest flagged byte is exact (false flags only come above a
+                // true one): the bytes before it are plain.
+                i += (look.trailing_zeros() / 8) as usize;
             }
             match input[i] {
                 b'"' => {

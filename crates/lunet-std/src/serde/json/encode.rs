@@ -653,35 +653,42 @@ pub(crate) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let mut non_ascii = false;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            if needs_look(word) == 0 {
-                i += 8;
-                continue;
+        let word = match bytes.get(i..i + 8) {
+            Some(chunk) => u64::from_le_bytes(chunk.try_into().unwrap_or_default()),
+            None => {
+                // The last few bytes, padded with spaces (which need no look).
+                let mut tail = [b' '; 8];
+                tail[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+                u64::from_le_bytes(tail)
             }
+        };
+        let look = needs_look(word);
+        if look == 0 {
+            i += 8;
+            continue;
         }
-        let end = (i + 8).min(bytes.len());
-        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
-            if b >= 0x80 {
-                non_ascii = true;
-                continue;
-            }
-            let escape = ESCAPE[b as usize];
-            if escape == __ {
-                continue;
-            }
-            out.extend_from_slice(&bytes[start..j]);
-            if escape == UU {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-            } else {
-                out.push(b'\\');
-                out.push(escape);
-            }
-            start = j + 1;
+        // The lowest flagged byte is exact (false flags only come above a true one).
+        let j = i + (look.trailing_zeros() / 8) as usize;
+        i = j + 1;
+        let b = bytes[j];
+        if b >= 0x80 {
+            non_ascii = true;
+            continue;
         }
-        i = end;
+        let escape = ESCAPE[b as usize];
+        if escape == __ {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..j]);
+        if escape == UU {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(escape);
+        }
+        start = j + 1;
     }
     if non_ascii && std::str::from_utf8(bytes).is_err() {
         out.truncate(mark);

@@ -439,3 +439,22 @@ fn invalid_utf8_is_reported_wherever_it_is() {
     let decoded = decode(&lua, text.as_bytes()).unwrap();
     assert_eq!(encode_str(&lua, &decoded, false), text);
 }
+
+#[test]
+fn sibling_objects_of_any_shape_decode_whole() {
+    // Each object is sized by the last one closed at its depth: bigger, smaller,
+    // empty and repeated-key siblings must all come out whole.
+    let lua = Lua::new();
+    let big: Vec<String> = (0..100).map(|i| format!("\"k{i}\":{i}")).collect();
+    let text = format!(
+        r#"[{{{}}},{{"a":1}},{{}},{{"x":{{"y":[{{"z":1,"w":2}},{{"z":3}}]}},"b":2,"c":3}},{{"a":null,"a":5,"b":null}},{{{}}}]"#,
+        big.join(","),
+        big[..70].join(",")
+    );
+    let reference: Json = serde_json::from_str(&text).unwrap();
+    let decoded = decode(&lua, text.as_bytes()).unwrap();
+    assert_eq!(
+        encode_str(&lua, &decoded, false),
+        serde_json::to_string(&canonical(&reference)).unwrap()
+    );
+}
