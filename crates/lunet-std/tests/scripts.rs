@@ -65,3 +65,14 @@ fn fs_functions_errors_and_nonblocking_io() {
     let dir = tempfile::tempdir().unwrap();
     run("fs.luau", &[dir.path().to_str().unwrap()]);
 }
+
+#[test]
+fn process_exec_runs_programs_with_options() {
+    let dir = tempfile::tempdir().unwrap();
+    run("process_exec.luau", &[dir.path().to_str().unwrap()]);
+}
+
+#[test]
+fn process_create_pipes_kill_and_status() {
+    run("process_create.luau", &[]);
+}

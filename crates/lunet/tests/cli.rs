@@ -625,3 +625,173 @@ fn a_cancelled_stdin_read_does_not_hold_the_exit() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "done\n");
 }
+
+/// The children of process `parent` and their states (`R`, `S`, `Z` for a zombie,
+/// ...), from /proc.
+fn children_of(parent: u32) -> Vec<(u32, char)> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            children.push((pid, state));
+        }
+    }
+    children
+}
+
+#[test]
+fn children_are_reaped_after_status_and_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "reap.luau",
+        r#"local process = require("@lune/process")
+local stdio = require("@lune/stdio")
+local task = require("@lune/task")
+local waited = process.create("true")
+assert(waited:status().ok)
+process.create("true") -- dropped at once, exits at once
+process.create("sleep", { "0.3" }) -- dropped, exits later
+assert(process.exec("true").ok)
+collectgarbage("collect")
+task.wait(1)
+print("ready")
+stdio.readLine()
+print("bye")
+"#,
+    );
+    let mut child = start_with_stdin(dir.path(), &["run", "reap.luau"], Stdio::piped());
+    let stderr = drain(child.stderr.take().unwrap());
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // Every child has exited by now; reaping may trail its exit by a moment.
+    let started = Instant::now();
+    let mut zombies: Vec<(u32, char)>;
+    loop {
+        zombies = children_of(child.id());
+        zombies.retain(|(_, state)| *state == 'Z');
+        if zombies.is_empty() || started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\n").unwrap();
+    let code = wait_exit(&mut child, LIMIT);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(code, Some(0), "{}", stderr.join().unwrap());
+    assert_eq!(rest, "bye\n");
+    assert!(zombies.is_empty(), "unreaped children: {zombies:?}");
+}
+
+#[test]
+fn a_script_that_ends_leaves_its_children_running() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "leave.luau",
+        r#"local process = require("@lune/process")
+process.create("sh", { "-c", "sleep 2; echo alive > marker" })
+print("done")
+"#,
+    );
+    let out = lunet(dir.path(), &["run", "leave.luau"], LIMIT);
+    let marker = dir.path().join("marker");
+    assert!(
+        !marker.exists(),
+        "lunet exited without waiting for the child"
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "done\n");
+    let started = Instant::now();
+    while !marker.exists() && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&marker).ok().as_deref(),
+        Some("alive\n"),
+        "the child kept running after lunet exited"
+    );
+}
+
+#[test]
+fn exec_stdio_kinds_reach_lunets_own_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "stdio.luau",
+        r#"local process = require("@lune/process")
+local both = function(name)
+    return "echo " .. name .. "-out; echo " .. name .. "-err >&2"
+end
+local r = process.exec("sh", { "-c", both("inherit") }, { stdio = "inherit" })
+print("captured [" .. r.stdout .. "|" .. r.stderr .. "]")
+r = process.exec("sh", { "-c", both("forward") }, { stdio = "forward" })
+print("forwarded [" .. r.stdout .. "|" .. r.stderr .. "]")
+r = process.exec("sh", { "-c", both("default") })
+print("default [" .. r.stdout .. "|" .. r.stderr .. "]")
+process.exec("sh", { "-c", both("none") }, { stdio = "none" })
+process.exec("sh", { "-c", both("mixed") }, { stdio = { stdout = "forward", stderr = "none" } })
+"#,
+    );
+    let out = lunet(dir.path(), &["run", "stdio.luau"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "inherit-out\ncaptured [inherit-out\n|inherit-err\n]\n\
+         forward-out\nforwarded [|]\n\
+         default [default-out\n|default-err\n]\n\
+         mixed-out\n"
+    );
+    assert_eq!(out.stderr, "inherit-err\nforward-err\n");
+}
+
+#[test]
+fn exec_captures_a_large_output_and_sees_the_environment_overlay() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "big.luau",
+        r#"local process = require("@lune/process")
+local r = process.exec("head", { "-c", tostring(64 * 1024 * 1024), "/dev/zero" })
+print(r.ok, #r.stdout, r.stdout == string.rep("\0", 64 * 1024 * 1024))
+local show = { "-c", "echo ${LUNET_CLI_REAL-unset}" }
+print(process.exec("sh", show).stdout)
+process.env.LUNET_CLI_REAL = nil
+print(process.exec("sh", show).stdout)
+"#,
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_lunet"))
+        .args(["run", "big.luau"])
+        .current_dir(dir.path())
+        .env("LUNET_CLI_REAL", "present")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lunet starts");
+    let mut child = child;
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let code = wait_exit(&mut child, LIMIT);
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout, "true 67108864 true\npresent\n\nunset\n\n",
+        "64 MiB captured whole; a variable Lunet started with, then removed through process.env"
+    );
+}
