@@ -32,6 +32,7 @@ pub mod shutdown;
 mod value;
 
 pub use function::create_function;
+pub use native::load_natively;
 pub use require::LibraryLoader;
 pub use runtime::{LUNE_VERSION, Runtime, run_script, version_string};
 pub use scheduler::{

@@ -65,3 +65,13 @@ fn fs_functions_errors_and_nonblocking_io() {
     let dir = tempfile::tempdir().unwrap();
     run("fs.luau", &[dir.path().to_str().unwrap()]);
 }
+
+#[test]
+fn regex_find_captures_split_replace_and_bad_patterns() {
+    run("regex.luau", &[]);
+}
+
+#[test]
+fn luau_compile_load_environments_native_code_and_yields() {
+    run("luau.luau", &[]);
+}
