@@ -75,3 +75,12 @@ fn regex_find_captures_split_replace_and_bad_patterns() {
 fn luau_compile_load_environments_native_code_and_yields() {
     run("luau.luau", &[]);
 }
+
+#[test]
+fn luau_bytecode_from_another_process_needs_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chunk.luauc");
+    let path = path.to_str().unwrap();
+    run("luau_bytecode.luau", &["write", path]);
+    run("luau_bytecode.luau", &["read", path]);
+}

@@ -17,13 +17,16 @@
 //! unless a custom environment is given (Luau would not use it there, so Lune turns
 //! it off too).
 //!
-//! Bytecode is trusted: Luau does not verify it, and crafted bytecode can crash the
-//! process, in Lune as here. Load only bytecode that `luau.compile` produced.
+//! Bytecode is loaded only when [`bytecode`] knows where it came from (Luau does not
+//! verify it, and bad bytecode crashes the process): from `luau.compile` in this VM,
+//! or with `trustBytecode = true`. Lune loads any.
 
+mod bytecode;
 mod environment;
 mod options;
 
 use lunet_runtime::args;
+use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, LuaString, Result, Value};
 
 use options::{CompileOptions, LoadOptions};
@@ -33,7 +36,10 @@ fn compile(lua: &Lua, source: &Value, options: &Value) -> Result<LuaString> {
     let source = args::string(source, "argument #1 to 'luau.compile'")?;
     let options = CompileOptions::from_value(options)?;
     match options.compiler().compile(&*source.as_bytes()) {
-        Ok(bytecode) => lua.create_string(bytecode),
+        Ok(compiled) => {
+            bytecode::remember(lua, &compiled);
+            lua.create_string(compiled)
+        }
         Err(mlua::Error::SyntaxError { message, .. }) => {
             Err(mlua::Error::runtime(syntax_error(&message)))
         }
@@ -51,12 +57,24 @@ fn syntax_error(message: &str) -> String {
     }
 }
 
+/// Why `luau.load` refuses bytecode it does not know.
+const UNKNOWN_BYTECODE: &str = "luau.load: refusing bytecode that luau.compile did not produce in this process \
+(Luau does not check bytecode, and truncated or crafted bytecode crashes the process); \
+pass the source instead, or set trustBytecode = true in the options if these bytes are known to be \
+luau.compile's output";
+
 /// `luau.load(source, options?)`.
 fn load(lua: &Lua, source: &Value, options: &Value) -> Result<Function> {
     let source = args::string(source, "argument #1 to 'luau.load'")?;
     let options = LoadOptions::from_value(options)?;
     let bytes = source.as_bytes();
     let mut chunk = lua.load(&*bytes).set_name(options.debug_name);
+    if chunk.mode() == ChunkMode::Binary
+        && !options.trust_bytecode
+        && !bytecode::is_known(lua, &bytes)
+    {
+        return Err(mlua::Error::runtime(UNKNOWN_BYTECODE));
+    }
     let custom = options.environment.is_some();
     if let Some(custom) = &options.environment {
         chunk = chunk.set_environment(environment::build(lua, custom, options.inject_globals)?);

@@ -3,8 +3,9 @@
 //!
 //! Defaults are Lune's: compile at optimization level 1, coverage 0, debug 1; load
 //! under the name `luau.load(...)`, in the global environment, globals injected into
-//! a custom environment, no native code. As in Lune, `luau.load`'s options may also
-//! be a string, taken as the debug name. This module only reads options; what they
+//! a custom environment, no native code, no bytecode from elsewhere
+//! (`trustBytecode`, Lunet's own). As in Lune, `luau.load`'s options may also be a
+//! string, taken as the debug name. This module only reads options; what they
 //! do is [`super`]'s business.
 
 use lunet_runtime::args;
@@ -73,6 +74,8 @@ pub(crate) struct LoadOptions {
     pub(crate) inject_globals: bool,
     /// Whether the chunk is compiled to native code.
     pub(crate) codegen_enabled: bool,
+    /// Whether bytecode that `luau.compile` did not produce here may be loaded.
+    pub(crate) trust_bytecode: bool,
 }
 
 impl LoadOptions {
@@ -83,6 +86,7 @@ impl LoadOptions {
             environment: None,
             inject_globals: true,
             codegen_enabled: false,
+            trust_bytecode: false,
         };
         let table = match value {
             Value::Nil => return Ok(options),
@@ -107,6 +111,11 @@ impl LoadOptions {
             args::optional_boolean(&field("codegenEnabled")?, "options.codegenEnabled")?
         {
             options.codegen_enabled = codegen;
+        }
+        if let Some(trust) =
+            args::optional_boolean(&field("trustBytecode")?, "options.trustBytecode")?
+        {
+            options.trust_bytecode = trust;
         }
         Ok(options)
     }
