@@ -9,9 +9,10 @@
 //! error naming the chunk (`[string "name"]:1: ...`).
 //!
 //! A loaded function is an ordinary Luau function: called from a script thread it
-//! may yield (`task.wait`, `net.request`) like any other, and `require` in it
-//! resolves relative paths from the nearest script file on the calling stack (the
-//! file that called the function), since the chunk has no file of its own.
+//! may yield (`task.wait`, `net.request`) like any other. `require` in it resolves
+//! relative paths from the nearest chunk on the calling stack named as a file
+//! (`@path`): the chunk itself when its debug name starts with `@` (as in Lune),
+//! else the script file that called it (where Lune refuses).
 //! `environment` is [`environment::build`]'s business; `codegenEnabled` compiles the
 //! chunk to native code through the runtime's [`lunet_runtime::load_natively`],
 //! unless a custom environment is given (Luau would not use it there, so Lune turns
