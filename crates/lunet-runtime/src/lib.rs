@@ -33,6 +33,7 @@ mod value;
 pub mod workers;
 
 pub use function::create_function;
+pub use native::load_natively;
 pub use require::LibraryLoader;
 pub use runtime::{LUNE_VERSION, Runtime, run_script, version_string};
 pub use scheduler::{

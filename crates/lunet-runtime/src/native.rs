@@ -40,14 +40,24 @@ pub(crate) fn has_native_directive(source: &[u8]) -> bool {
 /// (or when every chunk is).
 pub(crate) fn load(lua: &Lua, source: &[u8], name: String) -> Result<Function> {
     let native = lua.app_data_ref::<AllNative>().is_some() || has_native_directive(source);
+    load_natively(lua, native, || {
+        lua.load(source).set_name(name).into_function()
+    })
+}
+
+/// Runs `load`, which loads one chunk, with Luau's code generator on when `native`
+/// is true, so that chunk is compiled to machine code (where Luau supports it);
+/// chunks loaded afterwards run in the interpreter again unless they ask otherwise.
+/// Libraries that load chunks of their own (`luau.load`'s `codegenEnabled`) use it.
+pub fn load_natively<T>(lua: &Lua, native: bool, load: impl FnOnce() -> Result<T>) -> Result<T> {
     if native {
         lua.enable_jit(true);
     }
-    let function = lua.load(source).set_name(name).into_function();
+    let loaded = load();
     if native {
         lua.enable_jit(false);
     }
-    function
+    loaded
 }
 
 #[cfg(test)]

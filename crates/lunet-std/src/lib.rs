@@ -1,5 +1,6 @@
 //! Lune's standard libraries for Lunet (`@lune/task`, `@lune/process`,
-//! `@lune/stdio`, `@lune/serde`, `@lune/fs`, `@lune/datetime`) and the global functions `print` and `warn`.
+//! `@lune/stdio`, `@lune/serde`, `@lune/fs`, `@lune/datetime`, `@lune/regex`,
+//! `@lune/luau`) and the global functions `print` and `warn`.
 //!
 //! Each library is a module here with a `create(lua)` that builds its table;
 //! [`install`] registers them with a [`Runtime`] as `@lune/<name>` (each is built on
@@ -10,7 +11,9 @@
 
 mod datetime;
 mod fs;
+mod luau;
 mod process;
+mod regex;
 mod serde;
 mod stdio;
 mod task;
@@ -29,6 +32,8 @@ pub const TYPES: &[(&str, &str)] = &[
     ("serde.luau", include_str!("../types/serde.luau")),
     ("fs.luau", include_str!("../types/fs.luau")),
     ("datetime.luau", include_str!("../types/datetime.luau")),
+    ("regex.luau", include_str!("../types/regex.luau")),
+    ("luau.luau", include_str!("../types/luau.luau")),
 ];
 
 /// Registers every library of this crate with `runtime` and installs `print` and
@@ -42,6 +47,8 @@ pub fn install(runtime: &Runtime) -> Result<()> {
     runtime.register_library("serde", Box::new(serde::create));
     runtime.register_library("fs", Box::new(fs::create));
     runtime.register_library("datetime", Box::new(datetime::create));
+    runtime.register_library("regex", Box::new(regex::create));
+    runtime.register_library("luau", Box::new(luau::create));
     Ok(())
 }
 

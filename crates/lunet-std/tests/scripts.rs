@@ -76,3 +76,22 @@ fn process_exec_runs_programs_with_options() {
 fn process_create_pipes_kill_and_status() {
     run("process_create.luau", &[]);
 }
+
+#[test]
+fn regex_find_captures_split_replace_and_bad_patterns() {
+    run("regex.luau", &[]);
+}
+
+#[test]
+fn luau_compile_load_environments_native_code_and_yields() {
+    run("luau.luau", &[]);
+}
+
+#[test]
+fn luau_bytecode_from_another_process_needs_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chunk.luauc");
+    let path = path.to_str().unwrap();
+    run("luau_bytecode.luau", &["write", path]);
+    run("luau_bytecode.luau", &["read", path]);
+}

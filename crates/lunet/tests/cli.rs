@@ -225,6 +225,8 @@ fn setup_writes_typedefs_and_luaurc_alias() {
         ("serde", "function serde.encode"),
         ("fs", "function fs.readFile"),
         ("datetime", "function datetime.fromUnixTimestamp"),
+        ("regex", "function regex.new"),
+        ("luau", "function luau.compile"),
     ] {
         let text = std::fs::read_to_string(types.join(format!("{lib}.luau"))).unwrap();
         assert!(
