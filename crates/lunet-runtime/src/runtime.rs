@@ -45,6 +45,25 @@ pub fn version_string(lua: &Lua) -> String {
 /// that is still small (a few MiB at most for typical scripts).
 const GC_GOAL_PERCENT: i32 = 400;
 
+/// Marks the global table as a "safe environment", as Luau's own sandbox and Lune
+/// do: the VM may then call builtins (`math.floor`, `bit32.band`, `string.byte`,
+/// `type`, ...) directly (FASTCALL) and cache imported globals (`math.sqrt` looked
+/// up once per closure), which without it it may not, as a script could have
+/// replaced them. What a script still sees: assigning a builtin's global in a script
+/// (`math = ...`) makes the compiler leave that script's uses of it alone; changing a
+/// library table's field (`math.floor = f`) or the globals from outside the script
+/// is not seen by code already loaded, and `getfenv`/`setfenv` turn the optimisation
+/// off for the environment they touch (Luau's rules).
+fn mark_safe_environment(lua: &Lua) -> Result<()> {
+    // SAFETY: lua_setsafeenv only sets a flag on the table at the index (the global
+    // table always exists) and cannot raise.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            mlua::ffi::lua_setsafeenv(state, mlua::ffi::LUA_GLOBALSINDEX, 1);
+        })
+    }
+}
+
 /// A Luau VM set up as Lunet runs scripts.
 pub struct Runtime {
     lua: Lua,
@@ -71,6 +90,7 @@ impl Runtime {
         lua.globals().set("_G", lua.create_table()?)?;
         let libraries = Rc::new(Libraries::default());
         require::install(&lua, libraries.clone())?;
+        mark_safe_environment(&lua)?;
         Ok(Runtime {
             lua,
             scheduler,

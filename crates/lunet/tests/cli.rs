@@ -797,3 +797,31 @@ print(process.exec("sh", show).stdout)
         "64 MiB captured whole; a variable Lunet started with, then removed through process.env"
     );
 }
+
+#[test]
+fn the_globals_are_a_safe_environment_so_builtins_are_called_directly() {
+    // With Luau's safeenv on the globals, a call the compiler saw as `math.floor`
+    // goes straight to the builtin (FASTCALL, the reason for the flag: builtins in
+    // loops run several times faster), so replacing the library's field later does
+    // not reach code compiled to call the builtin. A script that assigns the global
+    // itself is compiled without that assumption.
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "main.luau",
+        r#"math.floor = function() return 0 end
+print(math.floor(1.5))
+"#,
+    );
+    script(
+        dir.path(),
+        "assigns.luau",
+        r#"math = { floor = function() return 0 end }
+print(math.floor(1.5))
+"#,
+    );
+    let out = lunet(dir.path(), &["run", "main.luau"], LIMIT);
+    assert_eq!(out.stdout.trim(), "1", "{}", out.stderr);
+    let out = lunet(dir.path(), &["run", "assigns.luau"], LIMIT);
+    assert_eq!(out.stdout.trim(), "0", "{}", out.stderr);
+}
