@@ -15,7 +15,7 @@
 //! error is answered with 500 and printed with its stack trace; the server keeps
 //! serving.
 
-mod config;
+pub(crate) mod config;
 mod connection;
 mod drain;
 mod peer;
