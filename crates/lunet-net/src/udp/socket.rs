@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     /// Holds the process open while the socket is.
     keep_alive: RefCell<Option<KeepAlive>>,
     local: SocketAddr,
+    /// Set by `connect`: where `send(data)` without a host goes.
+    connected: Cell<bool>,
     /// A receive buffer between receives (taken by the receive using it).
     spare: Cell<Option<BytesMut>>,
 }
@@ -101,6 +103,7 @@ impl Socket {
                 closing: Notify::new(),
                 keep_alive: RefCell::new(Some(Scheduler::of(lua).keep_alive_while_reachable())),
                 local,
+                connected: Cell::new(false),
                 spare: Cell::new(None),
             }),
         }
@@ -163,6 +166,13 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 ));
             }
             let target = match host {
+                Value::Nil if !inner.connected.get() => {
+                    return Err(args::invalid(
+                        "host",
+                        "a string (the UdpSocket is not connected: pass a host and a port, or call connect first)",
+                        "nil",
+                    ));
+                }
                 Value::Nil => None,
                 host => Some(parse_target(&host, &port)?),
             };
@@ -180,9 +190,6 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     sent.map(|_| ()).map_err(|e| {
                         let to = match &target {
                             Some((host, port)) => format!(" to {host} port {port}"),
-                            None if e.kind() == std::io::ErrorKind::NotConnected => {
-                                " (the socket is not connected: pass a host and a port, or call connect first)".to_string()
-                            }
                             None => String::new(),
                         };
                         Error::runtime(format!("UdpSocket:send failed{to}: {e}"))
@@ -238,7 +245,9 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     Error::runtime(format!(
                         "UdpSocket:connect failed for {host} port {port}: {e}"
                     ))
-                })
+                })?;
+                inner.connected.set(true);
+                Ok(())
             })
         },
     )?;
