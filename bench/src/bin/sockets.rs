@@ -12,8 +12,8 @@
 //!                                             wait for the echo, in a loop; prints
 //!                                             round trips per second
 
-use std::rc::Rc;
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -116,7 +116,9 @@ async fn udp_client(port: u16, done: Rc<Cell<u64>>) {
             continue;
         }
         // A lost datagram (a full buffer) is given up on after 100 ms.
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(100), socket.recv(&mut echo)).await {
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(100), socket.recv(&mut echo)).await
+        {
             done.set(done.get() + 1);
         }
     }

@@ -72,10 +72,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
     let (unix_connect, unix_listen) = unix::create_functions(lua)?;
     let udp = frozen(
         lua,
-        vec![(
-            "bind",
-            Value::Function(udp::create_bind_function(lua)?),
-        )],
+        vec![("bind", Value::Function(udp::create_bind_function(lua)?))],
     )?;
     let unix = frozen(
         lua,

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Installs ring as rustls' process-wide provider (idempotent).
 pub fn install_crypto_provider() {

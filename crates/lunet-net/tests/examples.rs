@@ -274,16 +274,19 @@ fn the_udp_echo_example_echoes_datagrams() {
         .unwrap();
     let mut buffer = vec![0; 70_000];
     let port = start_example_probed("udp_echo.luau", |port| {
-        probe.send_to(b"ping", ("127.0.0.1", port)).is_ok()
-            && probe.recv_from(&mut buffer).is_ok()
+        probe.send_to(b"ping", ("127.0.0.1", port)).is_ok() && probe.recv_from(&mut buffer).is_ok()
     });
-    probe.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     // Drain echoes of earlier probes.
     probe
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     while probe.recv_from(&mut buffer).is_ok() {}
-    probe.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     for size in [5, 65_507] {
         let datagram: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
         probe.send_to(&datagram, ("127.0.0.1", port)).unwrap();

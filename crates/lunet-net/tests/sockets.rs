@@ -62,7 +62,11 @@ fn tcp_listener_echoes_to_100_concurrent_clients() {
                     .await
                     .expect("the echo within 10 s")
                     .unwrap();
-                assert_eq!(echoed, message.as_bytes(), "client {i} gets its own bytes back");
+                assert_eq!(
+                    echoed,
+                    message.as_bytes(),
+                    "client {i} gets its own bytes back"
+                );
             })
         });
         for client in clients.collect::<Vec<_>>() {
@@ -350,8 +354,14 @@ end
 listener:close()
 testkit.ready("closed")
 "#,
-        &[&listen_path, &stale_path, &live_path, &plain_path, &peer_path]
-            .map(|p| p.to_string_lossy().into_owned()),
+        &[
+            &listen_path,
+            &stale_path,
+            &live_path,
+            &plain_path,
+            &peer_path,
+        ]
+        .map(|p| p.to_string_lossy().into_owned()),
     );
     assert_eq!(script.ready(), "listening");
     let mut stream = std::os::unix::net::UnixStream::connect(&listen_path).unwrap();
@@ -434,7 +444,11 @@ testkit.ready(_G.listener.port)
         "_G.listener = net.tcp.listen(0)\n_G.udp = net.udp.bind(0)\n_G.listener:close()\n_G.udp:close()\n",
         &[],
     );
-    assert_eq!(closed.wait_within(LIMIT), Some(0), "close() lets the script end");
+    assert_eq!(
+        closed.wait_within(LIMIT),
+        Some(0),
+        "close() lets the script end"
+    );
 
     // Unreachable: the garbage collector closes them, and the process ends.
     let dropped = spawn_luau(

@@ -1,9 +1,10 @@
 //! `net.serve`: an HTTP/1.1 server whose requests are handled by Luau functions.
 //!
-//! [`config`] reads the arguments and limits; this module binds the socket
-//! (synchronously, so a port in use is an immediate error), runs the accept loop as a
-//! local task that keeps the process alive, and returns the handle `{ ip, port, stop
-//! }`. [`connection`] runs each connection's lifecycle with hyper (keep-alive, the
+//! [`config`] reads the arguments and limits; this module binds the socket (a TCP
+//! port, or a Unix socket for `address = "unix:/path"`, whose file is removed when
+//! the server stops) synchronously, so a port in use is an immediate error, runs the
+//! accept loop as a local task that keeps the process alive, and returns the handle
+//! `{ ip, port, stop }`. [`connection`] runs each connection's lifecycle with hyper (keep-alive, the
 //! [`watchdog`]'s timeouts, the graceful stop); [`service`] takes each request from
 //! hyper to the Luau handler and back, with [`request`] and [`response`] converting
 //! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
@@ -127,7 +128,11 @@ async fn accept_loop(listener: Listening, server: Rc<Server>, keep_alive: KeepAl
             match &listener {
                 Listening::Tcp(tcp) => tcp.accept().await.map(|(stream, remote)| {
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(connection::serve(stream, Some(remote), server.clone()));
+                    tokio::task::spawn_local(connection::serve(
+                        stream,
+                        Some(remote),
+                        server.clone(),
+                    ));
                 }),
                 Listening::Unix(unix, _) => unix.accept().await.map(|(stream, _)| {
                     tokio::task::spawn_local(connection::serve(stream, None, server.clone()));
@@ -181,7 +186,10 @@ fn create_handle(lua: &Lua, local: Local, drain: Rc<Drain>) -> Result<Table> {
         Local::Unix(path) => {
             handle.raw_set("ip", local.to_string())?;
             handle.raw_set("port", 0)?;
-            handle.raw_set("path", lua.create_string(path.as_os_str().as_encoded_bytes())?)?;
+            handle.raw_set(
+                "path",
+                lua.create_string(path.as_os_str().as_encoded_bytes())?,
+            )?;
         }
     }
     let stop_fn = lunet_runtime::create_function(lua, move |_, _: MultiValue| {

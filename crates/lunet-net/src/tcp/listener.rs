@@ -279,13 +279,13 @@ impl Object for Listener {
 
     fn property(&self, lua: &Lua, key: &[u8]) -> Result<Value> {
         Ok(match (&self.inner.address, key) {
-            (Address::Ip(address), b"ip") => Value::String(lua.create_string(
-                address.ip().to_canonical().to_string(),
-            )?),
+            (Address::Ip(address), b"ip") => {
+                Value::String(lua.create_string(address.ip().to_canonical().to_string())?)
+            }
             (Address::Ip(address), b"port") => Value::Integer(address.port().into()),
-            (Address::Unix(file), b"path") => Value::String(
-                lua.create_string(file.path().as_os_str().as_encoded_bytes())?,
-            ),
+            (Address::Unix(file), b"path") => {
+                Value::String(lua.create_string(file.path().as_os_str().as_encoded_bytes())?)
+            }
             _ => Value::Nil,
         })
     }
@@ -364,9 +364,7 @@ pub(crate) fn parse_address_and_port(
                 port => parse_port(&port)?,
             };
             let ip = match args::optional_string(&table.get("address")?, "address")? {
-                Some(address) => {
-                    crate::server::config::parse_address(&address.to_string_lossy())?
-                }
+                Some(address) => crate::server::config::parse_address(&address.to_string_lossy())?,
                 None => IpAddr::V4(Ipv4Addr::LOCALHOST),
             };
             Ok((SocketAddr::new(ip, port), Some(table.clone())))
@@ -380,14 +378,14 @@ pub(crate) fn create_listen_function(lua: &Lua) -> Result<Function> {
     object::methods::<Listener>(lua)?;
     Stream::prepare(lua)?;
     lunet_runtime::create_function(lua, |lua, config: Value| {
-        let (address, table) =
-            parse_address_and_port(&config, "a port number or a table { address?, port?, tls? }")?;
+        let (address, table) = parse_address_and_port(
+            &config,
+            "a port number or a table { address?, port?, tls? }",
+        )?;
         let tls = match &table {
             Some(table) => match table.get::<Value>("tls")? {
                 Value::Nil => None,
-                Value::Table(tls) => Some(TlsAcceptor::from(crate::tls::server_config_from(
-                    &tls,
-                )?)),
+                Value::Table(tls) => Some(TlsAcceptor::from(crate::tls::server_config_from(&tls)?)),
                 other => return Err(args::wrong("tls", "a table { cert, key }", &other)),
             },
             None => None,

@@ -160,7 +160,11 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     &format!(
                         "at most {} bytes (the largest UDP datagram over {})",
                         inner.max_datagram(),
-                        if inner.local.is_ipv4() { "IPv4" } else { "IPv6" }
+                        if inner.local.is_ipv4() {
+                            "IPv4"
+                        } else {
+                            "IPv6"
+                        }
                     ),
                     format!("{} bytes", data.len()),
                 ));

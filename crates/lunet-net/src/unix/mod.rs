@@ -140,8 +140,10 @@ pub(crate) fn unix_stream(stream: UnixStream, path: &Path) -> Stream {
 /// Builds `net.unix.connect` and `net.unix.listen`.
 pub(crate) fn create_functions(lua: &Lua) -> Result<(Function, Function)> {
     Stream::prepare(lua)?;
-    let connect =
-        lunet_runtime::create_checked_async_function(lua, "net.unix.connect", |_lua, path: Value| {
+    let connect = lunet_runtime::create_checked_async_function(
+        lua,
+        "net.unix.connect",
+        |_lua, path: Value| {
             let path = parse_path(&path)?;
             Ok(async move {
                 let fail = |cause: String| {
@@ -159,7 +161,8 @@ pub(crate) fn create_functions(lua: &Lua) -> Result<(Function, Function)> {
                     ))),
                 }
             })
-        })?;
+        },
+    )?;
     let listen = lunet_runtime::create_function(lua, |lua, path: Value| {
         let path = parse_path(&path)?;
         let (socket, file) = bind(&path, "net.unix.listen")?;
