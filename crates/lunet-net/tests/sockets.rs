@@ -162,6 +162,12 @@ errors(function() net.tcp.listen({ address = 5 }) end, "Invalid address - expect
 errors(function() net.tcp.listen({ tls = true }) end, "Invalid tls - expected a table { cert, key }", "tls of the wrong type")
 errors(function() net.tcp.listen({ tls = { cert = "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n" } }) end, "Invalid tls.", "tls without a good cert or a key")
 errors(function() net.tcp.listen({ tls = { key = 1 } }) end, "Invalid tls.cert - expected string", "tls without a cert")
+errors(function() net.serve(0, { address = "unix:", handleRequest = function() end }) end, "Invalid address - expected a socket path after 'unix:'", "net.serve with an empty Unix path")
+errors(function() net.udp.bind("x") end, "Invalid port - expected a port number or a table { address?, port? }, got string", "udp.bind with a string")
+errors(function() net.udp.bind({ address = "::1", port = 65536 }) end, "Invalid port", "udp.bind with a port out of range")
+errors(function() net.tcp.listen = nil end, "readonly", "net.tcp is read-only")
+errors(function() net.udp.bind = nil end, "readonly", "net.udp is read-only")
+errors(function() net.unix.listen = nil end, "readonly", "net.unix is read-only")
 local first = net.tcp.listen(0)
 errors(function() net.tcp.listen(first.port) end, "already in use", "a port in use")
 errors(function() first.accept() end, "must be called on a TcpListener", "a method without self")
@@ -459,5 +465,30 @@ testkit.ready(_G.listener.port)
         dropped.wait_within(LIMIT),
         Some(0),
         "a listener the script cannot reach any more does not hold the process"
+    );
+}
+
+#[test]
+fn udp_over_ipv6_loopback() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    run_luau(
+        r#"
+local a = net.udp.bind({ address = "::1", port = 0 })
+local b = net.udp.bind({ address = "[::1]" })
+eq(a.ip, "::1", "an IPv6 socket's ip")
+a:send(string.rep("6", 65527), "::1", b.port)
+local data, ip, port = b:receive()
+eq(#data, 65527, "the largest IPv6 datagram arrives whole")
+eq(ip, "::1", "the sender's ip")
+eq(port, a.port, "the sender's port")
+errors(function() a:send(string.rep("6", 65528), "::1", b.port) end, "at most 65527 bytes", "one byte more")
+errors(function() a:send("x", "127.0.0.1", b.port) end, "has no IPv6 address", "an IPv4 target from an IPv6 socket")
+a:close()
+b:close()
+"#,
+        &[],
     );
 }
