@@ -136,13 +136,17 @@ fn an_unreachable_object_does_not_hold_the_run_but_a_reachable_one_does() {
     // Unreachable (made and dropped by a script that has ended): the run collects
     // it and ends.
     run(|lua, scheduler| {
-        let object = lua.create_userdata(Held(scheduler.keep_alive_while_reachable())).unwrap();
+        let object = lua
+            .create_userdata(Held(scheduler.keep_alive_while_reachable()))
+            .unwrap();
         drop(object);
     });
     // Reachable (a global): the run goes on until it is released.
     let start = Instant::now();
     run(|lua, scheduler| {
-        let object = lua.create_userdata(Held(scheduler.keep_alive_while_reachable())).unwrap();
+        let object = lua
+            .create_userdata(Held(scheduler.keep_alive_while_reachable()))
+            .unwrap();
         lua.globals().set("held", object).unwrap();
         let lua = lua.clone();
         tokio::task::spawn_local(async move {
