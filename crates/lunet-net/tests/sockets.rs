@@ -262,9 +262,10 @@ unconnected:close()
 
 #[test]
 fn udp_flood_waits_in_the_kernel_not_in_memory() {
-    // 20,000 datagrams arrive while nobody receives; the socket reads only what it
-    // is asked for, and the first one asked for is one that fitted the kernel's
-    // buffer (the rest were dropped by the kernel, not queued here).
+    // 20,000 datagrams (20 MB) arrive while nobody receives; the socket reads only
+    // what it is asked for, so what the script gets is what fitted the kernel's
+    // receive buffer (208 KiB by default on Linux; the rest was dropped by the
+    // kernel), where a reader that queued in the background would hand over all.
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let script = spawn_luau(
         r#"
