@@ -8,8 +8,8 @@ Results also go to bench/results/<timestamp>.json.
 
     python3 bench/run.py                 # everything (about 25 minutes)
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
-                                         # request, ws-client, tcp, native, json, workers,
-                                         # streaming
+                                         # request, ws-client, tcp, sockets, native, json,
+                                         # workers, streaming
     python3 bench/run.py --quick         # shorter runs, for a smoke test
     python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
@@ -69,14 +69,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_udp(port, timeout=20.0):
+    """Waits until a UDP echo server on the port answers a datagram."""
+    deadline = time.time() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        while time.time() < deadline:
+            try:
+                s.sendto(b"ping", ("127.0.0.1", port))
+                s.recvfrom(2048)
+                return
+            except OSError:
+                time.sleep(0.05)
+    raise RuntimeError(f"nothing echoes UDP on port {port}")
+
+
 class Server:
     """A server process pinned to the server CPU, stopped on exit."""
 
-    def __init__(self, cmd, port, cwd=None, cpus=SERVER_CPU):
+    def __init__(self, cmd, port, cwd=None, cpus=SERVER_CPU, wait=wait_port):
         self.proc = subprocess.Popen(
             pinned(cpus, cmd), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_port(port)
+        wait(port)
         time.sleep(0.2)
 
     def cpu_seconds(self):
@@ -320,6 +335,31 @@ def bench_tcp(runs, quick):
                 record("tcp", "echo throughput, 64 KiB writes", name, rate, "MB/s")
 
 
+def bench_sockets(runs, quick):
+    """Servers compared under one load generator (`sockets tcp-load` / `udp-load`):
+    many short TCP connections (accept, echo 32 bytes, close) and UDP echo round
+    trips. Lune has no TCP or UDP server, so it is not a contender."""
+    seconds = "2" if quick else "8"
+    load = str(RELEASE / "sockets")
+    kinds = [
+        ("tcp", "TCP accept + echo, 32 short connections at a time", "conn/s", wait_port),
+        ("udp", "UDP echo round trips, 32 in flight", "round trips/s", wait_udp),
+    ]
+    for kind, scenario, unit, wait in kinds:
+        servers = [("lunet", [LUNET, "run", str(SCRIPTS / f"sockets_{kind}_echo.luau")])]
+        if BASELINE:
+            servers.append(("lunet (baseline)", [BASELINE, "run", str(SCRIPTS / f"sockets_{kind}_echo.luau")]))
+        if NODE:
+            servers.append((f"node {'net' if kind == 'tcp' else 'dgram'}", [NODE, str(NODE_DIR / f"sockets_{kind}_echo.js")]))
+        servers.append(("tokio (ceiling)", [load, f"{kind}-server"]))
+        for _ in range(runs):
+            for name, cmd in servers:
+                port = free_port()
+                with Server(cmd + [str(port)], port, wait=wait):
+                    rate, _ = run_client([load, f"{kind}-load", str(port), seconds, "32"])
+                    record("sockets", scenario, name, rate, unit)
+
+
 def run_cases(cmd, timeout=300):
     """Runs a benchmark pinned to CPU 0; returns its "<case> <value>" lines as a dict."""
     out = subprocess.run(pinned(SERVER_CPU, cmd), capture_output=True, text=True, timeout=timeout)
@@ -416,6 +456,7 @@ GROUPS = {
     "request": bench_request,
     "ws-client": bench_ws_client,
     "tcp": bench_tcp,
+    "sockets": bench_sockets,
     "native": bench_native,
     "json": bench_json,
     "workers": bench_workers,

@@ -1,19 +1,23 @@
 //! `@lune/net` for Luau hosts built on the Lunet runtime.
 //!
 //! The library table has `request`, `socket`, `serve`, `urlEncode`, `urlDecode`, and
-//! the submodules `http = { request, serve, stream }`, `tcp = { connect }`, `ws = { connect }`;
+//! the submodules `http = { request, serve, stream }`, `tcp = { connect, listen }`,
+//! `udp = { bind }`, `unix = { connect, listen }`, `ws = { connect }`;
 //! every table is read-only. Each concern has its own module:
 //!
 //! - `client`: `net.request`, an HTTP(S) client on hyper with its own keep-alive pool;
 //! - `server`: `net.serve`, a hyper HTTP/1.1 server running one Luau thread per
 //!   request, with the WebSocket upgrade;
 //! - [`ws`]: the WebSocket object both sides share, and `net.socket`;
-//! - `tcp`: `net.tcp.connect`, plain and TLS streams;
+//! - `tcp`: `net.tcp.connect` and `net.tcp.listen`, plain and TLS streams and
+//!   listeners (the stream object is shared with Unix sockets);
+//! - `udp`: `net.udp.bind` and the `UdpSocket` object;
+//! - `unix`: `net.unix.connect` / `net.unix.listen`, and Unix socket files;
 //! - `body`: reading a request or response body within a limit, undoing its
 //!   content codings as it arrives; `BodyStream` (a body read piece by piece, with
 //!   its line and Server-Sent Events iterators); request bodies a function produces;
 //! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream,
-//!   BodyStream);
+//!   TcpListener, UdpSocket, BodyStream);
 //! - `convert`: Luau values to and from HTTP headers and bodies;
 //! - `error`: the error type of connections and how it is worded for scripts;
 //! - [`tls`]: the one trust store and the TLS client configurations;
@@ -37,6 +41,8 @@ mod object;
 mod server;
 mod tcp;
 pub mod tls;
+mod udp;
+mod unix;
 mod url;
 pub mod ws;
 
@@ -62,7 +68,20 @@ pub fn create(lua: &Lua) -> Result<Value> {
     let request = Value::Function(request);
     let serve = Value::Function(server::create_serve_function(lua)?);
     let socket = Value::Function(ws::client::create_socket_function(lua)?);
-    let connect = Value::Function(tcp::create_connect_function(lua)?);
+    let connect = Value::Function(tcp::connect::create_connect_function(lua)?);
+    let listen = Value::Function(tcp::listener::create_listen_function(lua)?);
+    let (unix_connect, unix_listen) = unix::create_functions(lua)?;
+    let udp = frozen(
+        lua,
+        vec![("bind", Value::Function(udp::create_bind_function(lua)?))],
+    )?;
+    let unix = frozen(
+        lua,
+        vec![
+            ("connect", Value::Function(unix_connect)),
+            ("listen", Value::Function(unix_listen)),
+        ],
+    )?;
     let http = frozen(
         lua,
         vec![
@@ -71,7 +90,7 @@ pub fn create(lua: &Lua) -> Result<Value> {
             ("stream", Value::Function(stream)),
         ],
     )?;
-    let tcp = frozen(lua, vec![("connect", connect)])?;
+    let tcp = frozen(lua, vec![("connect", connect), ("listen", listen)])?;
     let ws = frozen(lua, vec![("connect", socket.clone())])?;
     let net = frozen(
         lua,
@@ -89,6 +108,8 @@ pub fn create(lua: &Lua) -> Result<Value> {
             ),
             ("http", Value::Table(http)),
             ("tcp", Value::Table(tcp)),
+            ("udp", Value::Table(udp)),
+            ("unix", Value::Table(unix)),
             ("ws", Value::Table(ws)),
         ],
     )?;

@@ -1,4 +1,4 @@
-//! Binding listening TCP sockets, shared by `net.serve` (and every other listener):
+//! Binding listening TCP sockets, shared by `net.serve` and `net.tcp.listen`:
 //! the error a script sees when it cannot listen, and sharing a port between
 //! workers.
 //!
@@ -65,17 +65,27 @@ pub(crate) fn bind_tcp(
     }
 }
 
+/// Why binding failed, in words (for `<who> cannot listen on <address>: <cause>`;
+/// UDP's bind says it the same way).
+pub(crate) fn bind_error_cause(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "the address is not available on this machine".to_string()
+        }
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Binds with `SO_REUSEADDR` (a port left in TIME_WAIT by a previous run can be
+/// reused) and listens with a backlog of 1024.
 fn bind(address: SocketAddr, reuse_port: bool, who: &str) -> Result<TcpListener> {
     let fail = |e: std::io::Error| {
-        let cause = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
-            std::io::ErrorKind::AddrNotAvailable => {
-                "the address is not available on this machine".to_string()
-            }
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        Error::runtime(format!("{who} cannot listen on {address}: {cause}"))
+        Error::runtime(format!(
+            "{who} cannot listen on {address}: {}",
+            bind_error_cause(&e)
+        ))
     };
     let socket = if address.is_ipv4() {
         TcpSocket::new_v4()

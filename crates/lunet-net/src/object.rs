@@ -1,4 +1,4 @@
-//! Script-facing objects (`WebSocket`, `TcpStream`): userdata whose methods are Luau
+//! Script-facing objects (`WebSocket`, `TcpStream`, `TcpListener`, `UdpSocket`, ...): userdata whose methods are Luau
 //! functions shared by every object of the type, in one read-only table per VM, and
 //! whose other fields are read-only properties computed in Rust.
 //!

@@ -1,8 +1,9 @@
 //! The server examples under `examples/`, started as a user would start them (the
 //! script file as it is, with a port argument), do what their comments promise: the
 //! HTTP echo server echoes, the WebSocket chat serves its page and relays messages
-//! between clients, and the SSE server ticks once a second, read by its client
-//! example. (The self-contained client examples run in the `lunet` crate's CLI tests.)
+//! between clients, the SSE server ticks once a second, read by its client
+//! example, the TCP chat relays lines between clients, and the UDP echo server echoes
+//! datagrams. (The self-contained client examples run in the `lunet` crate's CLI tests.)
 
 mod common;
 
@@ -19,6 +20,13 @@ use common::peer_runtime;
 /// listens, and returns the port. A port taken by someone else between being found
 /// free and being bound makes the example fail at once; then another port is tried.
 fn start_example(relative: &str) -> u16 {
+    start_example_probed(relative, |port| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+}
+
+/// [`start_example`] for an example whose readiness `listening(port)` tells.
+fn start_example_probed(relative: &str, mut listening: impl FnMut(u16) -> bool) -> u16 {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(relative);
@@ -33,7 +41,7 @@ fn start_example(relative: &str) -> u16 {
             })
         });
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !example.is_finished() && std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !example.is_finished() && !listening(port) {
             assert!(
                 Instant::now() < deadline,
                 "{relative} did not listen within 10 s"
@@ -219,4 +227,71 @@ fn the_sse_example_serves_its_page_and_ticks_and_its_client_reads_them() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the SSE client ends after two events");
     assert_eq!(code, 0, "the SSE client succeeded (its error is above)");
+}
+
+#[test]
+fn the_tcp_chat_example_relays_lines_between_clients() {
+    use std::io::{BufRead, BufReader, Write};
+    let port = start_example("tcp_chat.luau");
+    let connect = || {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        (stream, reader)
+    };
+    let line = |reader: &mut BufReader<std::net::TcpStream>| {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a line within 10 s");
+        line
+    };
+    // The probe that saw the example listening was a client too: it came and went.
+    let (mut alice, mut alice_lines) = connect();
+    let alice_name = line(&mut alice_lines);
+    assert!(alice_name.starts_with("* you are guest"), "{alice_name}");
+    let (mut bob, mut bob_lines) = connect();
+    let bob_name = line(&mut bob_lines);
+    let bob_name = bob_name.trim().trim_start_matches("* you are ").to_string();
+    assert_eq!(line(&mut alice_lines), format!("* {bob_name} joined\n"));
+    alice.write_all(b"hi bob\r\nsecond ").unwrap();
+    alice.write_all(b"line\n").unwrap();
+    let alice_name = alice_name.trim().trim_start_matches("* you are ");
+    assert_eq!(line(&mut bob_lines), format!("{alice_name}: hi bob\n"));
+    assert_eq!(line(&mut bob_lines), format!("{alice_name}: second line\n"));
+    bob.write_all(b"bye\n").unwrap();
+    assert_eq!(line(&mut alice_lines), format!("{bob_name}: bye\n"));
+    bob.shutdown(std::net::Shutdown::Both).unwrap();
+    assert_eq!(line(&mut alice_lines), format!("* {bob_name} left\n"));
+    alice.shutdown(std::net::Shutdown::Both).unwrap();
+}
+
+#[test]
+fn the_udp_echo_example_echoes_datagrams() {
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buffer = vec![0; 70_000];
+    let port = start_example_probed("udp_echo.luau", |port| {
+        probe.send_to(b"ping", ("127.0.0.1", port)).is_ok() && probe.recv_from(&mut buffer).is_ok()
+    });
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Drain echoes of earlier probes.
+    probe
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while probe.recv_from(&mut buffer).is_ok() {}
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for size in [5, 65_507] {
+        let datagram: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        probe.send_to(&datagram, ("127.0.0.1", port)).unwrap();
+        let (n, from) = probe.recv_from(&mut buffer).unwrap();
+        assert_eq!(from.port(), port);
+        assert_eq!(&buffer[..n], &datagram[..], "a {size}-byte datagram echoed");
+    }
 }

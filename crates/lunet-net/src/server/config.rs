@@ -3,7 +3,8 @@
 //! [`Limits`] fields).
 //!
 //! The address may be an IPv4 or IPv6 literal (with or without brackets), `localhost`,
-//! and may carry an `http://` prefix; it defaults to `127.0.0.1`. Every bad value is an
+//! and may carry an `http://` prefix; it defaults to `127.0.0.1`. `unix:<path>` serves
+//! on a Unix domain socket at that path instead (the port is then ignored). Every bad value is an
 //! error naming the field, with an example of what is accepted. What the limits do is
 //! the business of the modules that enforce them (`watchdog`, `connection`,
 //! `service`, the WebSocket upgrade).
@@ -18,6 +19,8 @@ use mlua::{Error, Function, Result, Table, Value};
 pub(crate) struct ServeConfig {
     pub(crate) port: u16,
     pub(crate) address: IpAddr,
+    /// `address = "unix:<path>"`: the Unix socket to serve on instead of a TCP port.
+    pub(crate) unix: Option<std::path::PathBuf>,
     pub(crate) handle_request: Option<Function>,
     pub(crate) handle_websocket: Option<Function>,
     pub(crate) limits: Limits,
@@ -129,6 +132,7 @@ impl ServeConfig {
         let mut config = ServeConfig {
             port,
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            unix: None,
             handle_request: None,
             handle_websocket: None,
             limits: Limits::default(),
@@ -143,7 +147,18 @@ impl ServeConfig {
                 config.handle_websocket =
                     args::optional_function(&t.get("handleWebSocket")?, "handleWebSocket")?;
                 if let Some(address) = args::optional_string(&t.get("address")?, "address")? {
-                    config.address = parse_address(&address.to_string_lossy())?;
+                    let text = address.to_string_lossy();
+                    match text.strip_prefix("unix:") {
+                        Some("") => {
+                            return Err(args::invalid(
+                                "address",
+                                "a socket path after 'unix:'",
+                                "'unix:'",
+                            ));
+                        }
+                        Some(path) => config.unix = Some(path.into()),
+                        None => config.address = parse_address(&text)?,
+                    }
                 }
                 config.limits = Limits::from_table(&t)?;
                 config.stream_request_body =

@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Server;
 use super::peer::{InFlight, Peer};
@@ -41,22 +41,27 @@ const REQUEST_TIMEOUT: &[u8] =
 /// Serves one connection until it closes, the watchdog gives up on it, or the
 /// server stops and it has drained. The connection keeps the process alive while it
 /// is open, so a response in flight when the server stops is still delivered.
-pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Server>) {
+/// `remote` is the client's address; a Unix socket's client has none, and its
+/// requests have `ip = "unix"` and `port = 0`.
+pub(crate) async fn serve<S>(stream: S, remote: Option<SocketAddr>, server: Rc<Server>)
+where
+    S: AsyncRead + AsyncWrite + AsRawSocket + Send + Unpin + 'static,
+{
     let _keep_alive = server.scheduler.keep_alive();
     let _open = server.drain.open();
     let stop = server.drain.stop_signal();
-    let _ = stream.set_nodelay(true);
-    let Ok(ip) = server
-        .lua
-        .create_string(remote.ip().to_canonical().to_string())
-    else {
+    let ip = match remote {
+        Some(remote) => remote.ip().to_canonical().to_string(),
+        None => "unix".to_string(),
+    };
+    let Ok(ip) = server.lua.create_string(ip) else {
         return;
     };
     let raw = RawSocket::of(&stream);
     let peer = Rc::new(Peer {
         server,
         ip,
-        port: remote.port(),
+        port: remote.map_or(0, |remote| remote.port()),
         activity: Activity::default(),
         progress: Progress::default(),
     });
@@ -144,8 +149,18 @@ struct RawSocket {
     fd: std::os::fd::RawFd,
 }
 
+/// A connection's socket with an OS descriptor (TCP or Unix).
+#[cfg(unix)]
+pub(crate) trait AsRawSocket: std::os::fd::AsRawFd {}
+#[cfg(unix)]
+impl<S: std::os::fd::AsRawFd> AsRawSocket for S {}
+#[cfg(not(unix))]
+pub(crate) trait AsRawSocket {}
+#[cfg(not(unix))]
+impl<S> AsRawSocket for S {}
+
 impl RawSocket {
-    fn of(stream: &TcpStream) -> RawSocket {
+    fn of<S: AsRawSocket>(stream: &S) -> RawSocket {
         #[cfg(not(unix))]
         let _ = stream;
         RawSocket {

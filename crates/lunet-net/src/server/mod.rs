@@ -1,9 +1,10 @@
 //! `net.serve`: an HTTP/1.1 server whose requests are handled by Luau functions.
 //!
-//! [`config`] reads the arguments and limits; this module binds the socket
-//! (synchronously, so a port in use is an immediate error), runs the accept loop as a
-//! local task that keeps the process alive, and returns the handle `{ ip, port, stop
-//! }`. [`connection`] runs each connection's lifecycle with hyper (keep-alive, the
+//! [`config`] reads the arguments and limits; this module binds the socket (a TCP
+//! port, or a Unix socket for `address = "unix:/path"`, whose file is removed when
+//! the server stops) synchronously, so a port in use is an immediate error, runs the
+//! accept loop as a local task that keeps the process alive, and returns the handle
+//! `{ ip, port, stop }`. [`connection`] runs each connection's lifecycle with hyper (keep-alive, the
 //! [`watchdog`]'s timeouts, the graceful stop); [`service`] takes each request from
 //! hyper to the Luau handler and back, with [`request`] and [`response`] converting
 //! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
@@ -15,7 +16,7 @@
 //! error is answered with 500 and printed with its stack trace; the server keeps
 //! serving.
 
-mod config;
+pub(crate) mod config;
 mod connection;
 mod drain;
 mod peer;
@@ -27,6 +28,7 @@ mod upgrade;
 mod watchdog;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -90,10 +92,17 @@ impl Server {
     }
 }
 
+/// What a server accepts connections from: a TCP port, or a Unix socket (whose file
+/// is removed when the server stops).
+enum Listening {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener, crate::unix::SocketFile),
+}
+
 /// Accepts connections until the server stops, then waits for it to drain. While
 /// it runs, a SIGINT or SIGTERM stops the server and the process exits once it has
 /// drained (see the runtime's `shutdown`).
-async fn accept_loop(listener: TcpListener, server: Rc<Server>, keep_alive: KeepAlive) {
+async fn accept_loop(listener: Listening, server: Rc<Server>, keep_alive: KeepAlive) {
     let drain = server.drain.clone();
     let _on_signal = Shutdown::of(&server.lua).on_signal(move || {
         let drain = drain.clone();
@@ -111,17 +120,34 @@ async fn accept_loop(listener: TcpListener, server: Rc<Server>, keep_alive: Keep
     let stop = server.drain.stop_signal();
     tokio::pin!(stop);
     loop {
+        let accepted = async {
+            match &listener {
+                Listening::Tcp(tcp) => tcp.accept().await.map(|(stream, remote)| {
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(connection::serve(
+                        stream,
+                        Some(remote),
+                        server.clone(),
+                    ));
+                }),
+                Listening::Unix(unix, _) => unix.accept().await.map(|(stream, _)| {
+                    tokio::task::spawn_local(connection::serve(stream, None, server.clone()));
+                }),
+            }
+        };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    tokio::task::spawn_local(connection::serve(stream, remote, server.clone()));
-                }
+            accepted = accepted => {
                 // Out of file descriptors and similar: back off instead of spinning,
                 // and go on accepting once descriptors are free again.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
+                if accepted.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
             () = &mut stop => break,
         }
+    }
+    if let Listening::Unix(_, file) = &listener {
+        file.remove();
     }
     drop(listener);
     drop(keep_alive);
@@ -130,10 +156,38 @@ async fn accept_loop(listener: TcpListener, server: Rc<Server>, keep_alive: Keep
     server.drain.finished().await;
 }
 
-fn create_handle(lua: &Lua, local: SocketAddr, drain: Rc<Drain>) -> Result<Table> {
-    let handle = lua.create_table_with_capacity(0, 3)?;
-    handle.raw_set("ip", local.ip().to_string())?;
-    handle.raw_set("port", local.port())?;
+/// Where a server listens, as its handle tells the script.
+enum Local {
+    Ip(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Local::Ip(address) => address.fmt(f),
+            Local::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+fn create_handle(lua: &Lua, local: Local, drain: Rc<Drain>) -> Result<Table> {
+    let handle = lua.create_table_with_capacity(0, 4)?;
+    match &local {
+        Local::Ip(address) => {
+            handle.raw_set("ip", address.ip().to_string())?;
+            handle.raw_set("port", address.port())?;
+        }
+        // A Unix socket server: `ip` is the address as given, the port 0.
+        Local::Unix(path) => {
+            handle.raw_set("ip", local.to_string())?;
+            handle.raw_set("port", 0)?;
+            handle.raw_set(
+                "path",
+                lua.create_string(path.as_os_str().as_encoded_bytes())?,
+            )?;
+        }
+    }
     let stop_fn = lunet_runtime::create_function(lua, move |_, _: MultiValue| {
         if !drain.begin() {
             return Err(Error::runtime(format!(
@@ -151,13 +205,22 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
     lunet_runtime::create_function(lua, |lua, (port, handler): (Value, Value)| {
         let config = ServeConfig::from_args(port, handler)?;
         crate::ws::socket::prepare(lua)?;
-        let listener = crate::listen::bind_tcp(
-            lua,
-            SocketAddr::new(config.address, config.port),
-            config.reuse_port,
-            "net.serve",
-        )?;
-        let local = listener.local_addr()?;
+        let (listener, local) = match &config.unix {
+            Some(path) => {
+                let (listener, file) = crate::unix::bind(path, "net.serve")?;
+                (Listening::Unix(listener, file), Local::Unix(path.clone()))
+            }
+            None => {
+                let listener = crate::listen::bind_tcp(
+                    lua,
+                    SocketAddr::new(config.address, config.port),
+                    config.reuse_port,
+                    "net.serve",
+                )?;
+                let local = listener.local_addr()?;
+                (Listening::Tcp(listener), Local::Ip(local))
+            }
+        };
         let scheduler = Scheduler::of(lua);
         let drain = Drain::new(scheduler.clone(), config.limits.shutdown_timeout);
         let server = Rc::new(Server {

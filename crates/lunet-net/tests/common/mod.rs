@@ -73,6 +73,11 @@ impl RunningScript {
             .expect("the script did not end in time after finishing")
     }
 
+    /// The script's exit code if it ends by itself within `limit`.
+    pub fn wait_within(&self, limit: Duration) -> Option<i32> {
+        self.done.recv_timeout(limit).ok()
+    }
+
     /// Waits for the script to end by itself.
     pub fn wait(self) -> i32 {
         self.done

@@ -16,7 +16,9 @@
 //! - [`Scheduler::spawn`] / [`Scheduler::defer`]: run a function or thread now or later;
 //! - [`Scheduler::call`]: run a function in its own thread and get its outcome, whether
 //!   it finishes at once or yields first (this is how `net.serve` runs handlers);
-//! - [`Scheduler::keep_alive`]: hold the process open while a resource (a server) runs.
+//! - [`Scheduler::keep_alive`]: hold the process open while a resource (a server) runs;
+//!   [`Scheduler::keep_alive_while_reachable`] for one a script holds as an object (a
+//!   listener), which the garbage collector may close.
 //!
 //! ```ignore
 //! let sleep = create_async_function(&lua, "sleep", |_lua, secs: f64| async move {
@@ -61,6 +63,9 @@ pub struct Scheduler {
     spare_threads: call::SpareThreads,
     /// Resources (servers) that keep the process alive while they run.
     keep_alive: Cell<usize>,
+    /// How many of those are objects that close when collected (see
+    /// [`Scheduler::keep_alive_while_reachable`]).
+    collectable: Cell<usize>,
     /// Wakes the run loop when work arrives from a future or another task.
     wake: Notify,
     /// Set once any thread ended with an uncaught error; the process then exits 1.
@@ -86,10 +91,17 @@ struct Glue {
 /// A guard that keeps the process alive until dropped (see [`Scheduler::keep_alive`]).
 pub struct KeepAlive {
     scheduler: Rc<Scheduler>,
+    collectable: bool,
 }
 
 impl Drop for KeepAlive {
     fn drop(&mut self) {
+        if self.collectable {
+            let scheduler = &self.scheduler;
+            scheduler
+                .collectable
+                .set(scheduler.collectable.get().saturating_sub(1));
+        }
         let n = self.scheduler.keep_alive.get().saturating_sub(1);
         self.scheduler.keep_alive.set(n);
         // Only the last guard can let the process end; waking the run loop for the
@@ -109,6 +121,7 @@ impl Scheduler {
             watchers: call::Watchers::default(),
             spare_threads: call::SpareThreads::default(),
             keep_alive: Cell::new(0),
+            collectable: Cell::new(0),
             wake: Notify::new(),
             failed: Cell::new(false),
             failure: Notify::new(),
@@ -182,6 +195,22 @@ impl Scheduler {
         self.keep_alive.set(self.keep_alive.get() + 1);
         KeepAlive {
             scheduler: self.clone(),
+            collectable: false,
+        }
+    }
+
+    /// Keeps the process alive until the returned guard is dropped, for a resource a
+    /// script holds as an object (a listener, a UDP socket) that drops the guard when
+    /// it closes or is collected. When nothing else could ever run a Luau thread again
+    /// (no thread waits, and only such guards hold the process), the run loop
+    /// collects garbage once, so an object the script can no longer reach lets the
+    /// process end instead of holding it forever.
+    pub fn keep_alive_while_reachable(self: &Rc<Self>) -> KeepAlive {
+        self.collectable.set(self.collectable.get() + 1);
+        self.keep_alive.set(self.keep_alive.get() + 1);
+        KeepAlive {
+            scheduler: self.clone(),
+            collectable: true,
         }
     }
 
@@ -292,6 +321,12 @@ impl Scheduler {
             if self.nothing_to_wait_for() {
                 break;
             }
+            if self.held_only_by_objects() {
+                // Only objects hold the process now; those nothing can reach any more
+                // close when collected (a guard dropped in a collection stores a
+                // wake-up, so the loop then checks again).
+                let _ = lua.gc_collect();
+            }
             self.wake.notified().await;
         }
     }
@@ -299,6 +334,14 @@ impl Scheduler {
     /// True when no thread waits on a future and no resource holds the process open.
     fn nothing_to_wait_for(&self) -> bool {
         self.parked.is_empty() && self.keep_alive.get() == 0
+    }
+
+    /// True when no thread waits on a future and only objects' guards (see
+    /// [`Scheduler::keep_alive_while_reachable`]) hold the process open.
+    fn held_only_by_objects(&self) -> bool {
+        self.parked.is_empty()
+            && self.collectable.get() > 0
+            && self.keep_alive.get() == self.collectable.get()
     }
 
     /// Resumes `thread` from inside a tokio task (a parked future that just completed),
@@ -316,7 +359,7 @@ impl Scheduler {
             Err(error) => self.resume_with_error(lua, thread, &error),
         }
         self.run_queued(lua);
-        if self.nothing_to_wait_for() {
+        if self.nothing_to_wait_for() || self.held_only_by_objects() {
             self.wake.notify_one();
         }
     }

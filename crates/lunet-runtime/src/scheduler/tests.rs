@@ -127,6 +127,42 @@ fn keep_alive_holds_the_run_until_dropped() {
     assert!(start.elapsed() >= Duration::from_millis(50));
 }
 
+/// A userdata holding a guard from `keep_alive_while_reachable`, as a listener does.
+struct Held(#[allow(dead_code)] super::KeepAlive);
+impl mlua::UserData for Held {}
+
+#[test]
+fn an_unreachable_object_does_not_hold_the_run_but_a_reachable_one_does() {
+    // Unreachable (made and dropped by a script that has ended): the run collects
+    // it and ends.
+    run(|lua, scheduler| {
+        let object = lua
+            .create_userdata(Held(scheduler.keep_alive_while_reachable()))
+            .unwrap();
+        drop(object);
+    });
+    // Reachable (a global): the run goes on until it is released.
+    let start = Instant::now();
+    run(|lua, scheduler| {
+        let object = lua
+            .create_userdata(Held(scheduler.keep_alive_while_reachable()))
+            .unwrap();
+        lua.globals().set("held", object).unwrap();
+        let lua = lua.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            lua.globals().set("held", Value::Nil).unwrap();
+            // Luau code that drops a reference runs from the run loop or a
+            // completed future, which wakes the loop when only objects are left.
+            Scheduler::of(&lua).wake.notify_one();
+        });
+    });
+    assert!(
+        start.elapsed() >= Duration::from_millis(100),
+        "a reachable object held the run"
+    );
+}
+
 #[test]
 fn call_reports_immediate_and_yielding_outcomes() {
     let results: Rc<RefCell<Vec<String>>> = Rc::default();
