@@ -253,3 +253,54 @@ net.serve(tonumber(process.args[1]), function() return "x" end)
         out.stderr
     );
 }
+
+#[test]
+fn tcp_listeners_share_their_port_across_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "main.luau",
+        r#"local net = require("@lune/net")
+local process = require("@lune/process")
+local listener = net.tcp.listen(0)
+print(`port {listener.port}`)
+local stream = listener:accept()
+stream:write(`worker {process.workerId}`)
+stream:close()
+listener:close()
+"#,
+    );
+    let mut child = start(dir.path(), &["run", "--workers", "2", "main.luau"]);
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = sender.send(line.unwrap_or_default());
+        }
+    });
+    let first = receiver.recv_timeout(LIMIT).unwrap();
+    let second = receiver.recv_timeout(LIMIT).unwrap();
+    assert_eq!(first, second, "both workers listen on one port");
+    let port: u16 = first.strip_prefix("port ").unwrap().parse().unwrap();
+    // Each worker accepts one connection and ends; connections go on until both
+    // have answered (the kernel picks which socket gets each).
+    let mut seen = BTreeSet::new();
+    let started = Instant::now();
+    while seen.len() < 2 && started.elapsed() < LIMIT {
+        use std::io::Read;
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text);
+            if !text.is_empty() {
+                seen.insert(text);
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["worker 1".to_string(), "worker 2".to_string()])
+    );
+    assert_eq!(wait_exit(&mut child, LIMIT), Some(0));
+}
