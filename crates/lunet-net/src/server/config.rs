@@ -1,6 +1,6 @@
 //! Reading `net.serve`'s arguments: the port, and a handler function or a
-//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`, and the
-//! [`Limits`] fields).
+//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`,
+//! `acceptWebSocket`, and the [`Limits`] fields).
 //!
 //! The address may be an IPv4 or IPv6 literal (with or without brackets), `localhost`,
 //! and may carry an `http://` prefix; it defaults to `127.0.0.1`. Every bad value is an
@@ -20,6 +20,9 @@ pub(crate) struct ServeConfig {
     pub(crate) address: IpAddr,
     pub(crate) handle_request: Option<Function>,
     pub(crate) handle_websocket: Option<Function>,
+    /// `acceptWebSocket`: decides, before the upgrade, whether to accept a WebSocket
+    /// handshake and with which subprotocol (see `upgrade`).
+    pub(crate) accept_websocket: Option<Function>,
     pub(crate) limits: Limits,
     /// `streamRequestBody`: handlers get the request body as a `BodyStream`.
     pub(crate) stream_request_body: bool,
@@ -129,6 +132,7 @@ impl ServeConfig {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             handle_request: None,
             handle_websocket: None,
+            accept_websocket: None,
             limits: Limits::default(),
             stream_request_body: false,
         };
@@ -139,6 +143,8 @@ impl ServeConfig {
                     args::optional_function(&t.get("handleRequest")?, "handleRequest")?;
                 config.handle_websocket =
                     args::optional_function(&t.get("handleWebSocket")?, "handleWebSocket")?;
+                config.accept_websocket =
+                    args::optional_function(&t.get("acceptWebSocket")?, "acceptWebSocket")?;
                 if let Some(address) = args::optional_string(&t.get("address")?, "address")? {
                     config.address = parse_address(&address.to_string_lossy())?;
                 }
@@ -149,6 +155,11 @@ impl ServeConfig {
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",
+                    ));
+                }
+                if config.accept_websocket.is_some() && config.handle_websocket.is_none() {
+                    return Err(Error::runtime(
+                        "Invalid config - acceptWebSocket needs a handleWebSocket function to hand the accepted sockets to",
                     ));
                 }
             }
