@@ -1,6 +1,6 @@
 //! Reading `net.serve`'s arguments: the port, and a handler function or a
-//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`, and the
-//! [`Limits`] fields).
+//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`,
+//! `acceptWebSocket`, and the [`Limits`] fields).
 //!
 //! The address may be an IPv4 or IPv6 literal (with or without brackets), `localhost`,
 //! and may carry an `http://` prefix; it defaults to `127.0.0.1`. `unix:<path>` serves
@@ -23,6 +23,9 @@ pub(crate) struct ServeConfig {
     pub(crate) unix: Option<std::path::PathBuf>,
     pub(crate) handle_request: Option<Function>,
     pub(crate) handle_websocket: Option<Function>,
+    /// `acceptWebSocket`: decides, before the upgrade, whether to accept a WebSocket
+    /// handshake and with which subprotocol (see `upgrade`).
+    pub(crate) accept_websocket: Option<Function>,
     pub(crate) limits: Limits,
     /// `streamRequestBody`: handlers get the request body as a `BodyStream`.
     pub(crate) stream_request_body: bool,
@@ -135,6 +138,7 @@ impl ServeConfig {
             unix: None,
             handle_request: None,
             handle_websocket: None,
+            accept_websocket: None,
             limits: Limits::default(),
             stream_request_body: false,
             reuse_port: false,
@@ -146,6 +150,8 @@ impl ServeConfig {
                     args::optional_function(&t.get("handleRequest")?, "handleRequest")?;
                 config.handle_websocket =
                     args::optional_function(&t.get("handleWebSocket")?, "handleWebSocket")?;
+                config.accept_websocket =
+                    args::optional_function(&t.get("acceptWebSocket")?, "acceptWebSocket")?;
                 if let Some(address) = args::optional_string(&t.get("address")?, "address")? {
                     let text = address.to_string_lossy();
                     match text.strip_prefix("unix:") {
@@ -169,6 +175,11 @@ impl ServeConfig {
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",
+                    ));
+                }
+                if config.accept_websocket.is_some() && config.handle_websocket.is_none() {
+                    return Err(Error::runtime(
+                        "Invalid config - acceptWebSocket needs a handleWebSocket function to hand the accepted sockets to",
                     ));
                 }
             }

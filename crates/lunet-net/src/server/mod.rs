@@ -46,6 +46,8 @@ pub(crate) struct Server {
     pub(crate) scheduler: Rc<Scheduler>,
     pub(crate) handle_request: Option<Function>,
     pub(crate) handle_websocket: Option<Function>,
+    /// `acceptWebSocket`, run before each WebSocket upgrade (see [`upgrade`]).
+    pub(crate) accept_websocket: Option<Function>,
     /// Builds each request table and calls `handle_request` with it (see [`request`]).
     pub(crate) request_builder: Function,
     pub(crate) limits: Limits,
@@ -228,6 +230,7 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
             scheduler: scheduler.clone(),
             handle_request: config.handle_request,
             handle_websocket: config.handle_websocket,
+            accept_websocket: config.accept_websocket,
             request_builder: request::create_request_builder(lua)?,
             limits: config.limits,
             stream_request_body: config.stream_request_body,

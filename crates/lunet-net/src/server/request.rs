@@ -1,5 +1,7 @@
 //! The request a `handleRequest` handler receives:
-//! `{ method, path, query, headers, rawHeaders, body, ip, port }`.
+//! `{ method, path, query, headers, rawHeaders, body, ip, port }`; the same table
+//! (with an empty body) is what `acceptWebSocket` and `handleWebSocket` get for a
+//! WebSocket's upgrade request.
 //!
 //! `query` maps each key to a string, or an array when the key repeats; `headers` has
 //! lower-case names and string values, a repeated header's values joined with `", "`
@@ -13,7 +15,8 @@
 //!
 //! This is the hottest path of `net.serve`. The request table itself is built by a
 //! small Luau function ([`REQUEST_BUILDER`]) that receives the handler and the
-//! fields as arguments and calls the handler with `{ method = method, ... }`: Luau
+//! fields as arguments and calls the handler with `{ method = method, ... }` (after
+//! the socket, for `handleWebSocket`): Luau
 //! builds a table with constant keys faster than any host API can. The fields go onto
 //! the handler thread's stack straight from Rust ([`HandlerArgs`]), with the `query`
 //! and `headers` tables built there by Luau's C API: no registry reference and no
@@ -41,7 +44,8 @@ use mlua::{
     AnyUserData, Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi,
 };
 
-/// Calls `handler(request)` with the request table built from the fields it is given.
+/// Calls `handler(request)` (or `handler(socket, request)` when given a socket) with
+/// the request table built from the fields it is given.
 pub(crate) const REQUEST_BUILDER: &str = r#"
 local split = string.split
 local tostring = buffer.tostring
@@ -68,7 +72,7 @@ local function lazyIndex(request, key)
 	rawset(request, "rawHeaders", lines)
 	return lines
 end
-return function(handler, method, path, query, headers, rawHeaders, body, ip, port)
+return function(handler, method, path, query, headers, rawHeaders, body, ip, port, socket)
 	local request = {
 		method = method,
 		path = path,
@@ -78,7 +82,11 @@ return function(handler, method, path, query, headers, rawHeaders, body, ip, por
 		ip = ip,
 		port = port,
 	}
-	return handler(setmetatable(request, { __index = lazyIndex, packed = rawHeaders }))
+	setmetatable(request, { __index = lazyIndex, packed = rawHeaders })
+	if socket ~= nil then
+		return handler(socket, request)
+	end
+	return handler(request)
 end
 "#;
 
@@ -94,6 +102,8 @@ pub(crate) struct HandlerArgs<'a> {
     pub(crate) body: &'a [u8],
     /// With `streamRequestBody`: the `BodyStream` that is `request.body` instead.
     pub(crate) stream: Option<&'a AnyUserData>,
+    /// For `handleWebSocket`: the `WebSocket`, passed before the request.
+    pub(crate) socket: Option<&'a AnyUserData>,
     /// The connection's peer address, made into a Luau string once per connection.
     pub(crate) ip: &'a LuaString,
     pub(crate) port: u16,
@@ -173,7 +183,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         }
         let mut packed = Vec::new();
         pack_headers(&self.parts.headers, &mut packed);
-        Ok(MultiValue::from_vec(vec![
+        let mut args = MultiValue::from_vec(vec![
             Value::Function(self.handler.clone()),
             self.parts.method.as_str().into_lua(lua)?,
             self.path().into_lua(lua)?,
@@ -186,7 +196,11 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             },
             Value::String(self.ip.clone()),
             Value::Integer(i64::from(self.port)),
-        ]))
+        ]);
+        if let Some(socket) = self.socket {
+            args.push_back(Value::UserData(socket.clone()));
+        }
+        Ok(args)
     }
 
     /// The fast path mlua takes when it pushes arguments for a call or a resume.
@@ -197,7 +211,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
     unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
-        // nine values and the four temporaries `append_entry`/`join_entry` use is made first,
+        // (at most ten) values and the four temporaries `append_entry`/`join_entry` use is made first,
         // and every helper leaves the stack as it found it plus the one value it
         // pushes, so `push_bytes` always has room, and `append_entry` and
         // `join_entry` find the table `lua_createtable` just pushed at the top, with
@@ -231,6 +245,10 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             }
             self.ip.push_into_stack(lua)?;
             ffi::lua_pushinteger_(state, i32::from(self.port));
+            if let Some(socket) = self.socket {
+                socket.push_into_stack(lua)?;
+                return Ok(10);
+            }
         }
         Ok(9)
     }

@@ -116,7 +116,9 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
     if let Some(ws_handler) = &server.handle_websocket
         && upgrade::is_upgrade_request(&request)
     {
-        return upgrade::accept(server, ws_handler.clone(), request);
+        // Boxed: its state (with `acceptWebSocket`'s wait) would otherwise enlarge
+        // every request's future.
+        return Box::pin(upgrade::accept(peer, ws_handler.clone(), request)).await;
     }
     let Some(handler) = &server.handle_request else {
         let mut response = response::plain(
@@ -148,6 +150,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         parts: &parts,
         body: &body,
         stream: None,
+        socket: None,
         ip: &peer.ip,
         port: peer.port,
     };
@@ -209,6 +212,7 @@ async fn handle_streaming(
                 parts: &parts,
                 body: &[],
                 stream: Some(&stream),
+                socket: None,
                 ip: &peer.ip,
                 port: peer.port,
             };

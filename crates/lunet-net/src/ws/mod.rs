@@ -1,15 +1,19 @@
 //! WebSockets: the `WebSocket` object shared by `net.serve`'s `handleWebSocket` and
 //! `net.socket`, and the `net.socket` client itself.
 //!
-//! `socket::WebSocket` wraps any tokio-tungstenite stream; `client` connects one
-//! from a `ws://` or `wss://` URL. The server's upgrade lives in `server::upgrade`.
+//! `socket::WebSocket` wraps any tokio-tungstenite stream (`received` is what its
+//! `next()` returns); `client` connects one from a `ws://` or `wss://` URL, and
+//! `subprotocol` checks names and reads offers for both sides. The server's upgrade
+//! lives in `server::upgrade`.
 //! Only [`config`] is public outside the crate, so tests and peers can speak to Lunet
 //! with the same protocol limits. A server with its own `maxMessageSize` makes its
 //! streams with [`config_with_max_message_size`]; the socket reads its limit from the
-//! stream, so [`WebSocket::new`] needs no separate argument.
+//! stream, so [`WebSocket::new`] needs no separate size argument.
 
 pub(crate) mod client;
+pub(crate) mod received;
 pub(crate) mod socket;
+pub(crate) mod subprotocol;
 mod writer;
 
 #[allow(

@@ -52,8 +52,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use super::received::{Kinds, Next, Received};
 use super::writer::{BoxSink, Inline, Writer};
-use crate::convert::{LuaBytes, StringOrBuffer};
+use crate::convert::StringOrBuffer;
 use crate::object::{self, Object, This};
 
 /// How many received messages may wait for `next()` before the reader stops reading.
@@ -90,7 +91,7 @@ struct State {
     room: Arc<Semaphore>,
     /// Received messages (text or binary, as the strings `next()` returns) no
     /// thread has taken yet, oldest first.
-    received: RefCell<VecDeque<LuaBytes>>,
+    received: RefCell<VecDeque<Received>>,
     /// Their total size in bytes (see [`INCOMING_BYTES`]).
     received_bytes: Cell<usize>,
     /// Threads waiting in `next()`, first come first served; there are only any
@@ -99,6 +100,8 @@ struct State {
     /// Signalled when `next()` takes a queued message (the reader may be waiting
     /// for room).
     taken: Notify,
+    /// The frame-type strings `next()` returns with each message.
+    kinds: Rc<Kinds>,
 }
 
 impl State {
@@ -126,22 +129,22 @@ impl State {
     /// (resuming it), or queues it (unless the socket was closed here, when no
     /// `next()` can take it); while the queue is full, waits for `next()` to take
     /// from it, so the reader stops reading.
-    async fn receive(&self, message: LuaBytes) {
+    async fn receive(&self, message: Received) {
         let mut message = message;
         loop {
             let waiter = self.waiting.borrow_mut().pop_front();
             let Some(waiter) = waiter else { break };
-            match waiter.complete(message) {
+            match waiter.complete(self.kinds.deliver(message)) {
                 Ok(()) => return,
                 // That thread was cancelled: the message goes to the next one.
-                Err(unwanted) => message = unwanted,
+                Err(unwanted) => message = unwanted.message,
             }
         }
         if self.closed_locally.get() {
             return;
         }
         self.received_bytes
-            .set(self.received_bytes.get() + message.0.len());
+            .set(self.received_bytes.get() + message.bytes.len());
         self.received.borrow_mut().push_back(message);
         while self.received.borrow().len() >= INCOMING_BUFFER
             || self.received_bytes.get() >= INCOMING_BYTES
@@ -151,10 +154,10 @@ impl State {
     }
 
     /// The oldest received message no thread has taken, if any.
-    fn take_received(&self) -> Option<LuaBytes> {
+    fn take_received(&self) -> Option<Received> {
         let message = self.received.borrow_mut().pop_front()?;
         self.received_bytes
-            .set(self.received_bytes.get() - message.0.len());
+            .set(self.received_bytes.get() - message.bytes.len());
         self.taken.notify_one();
         Some(message)
     }
@@ -293,6 +296,8 @@ impl Closer {
 /// A WebSocket connection as a Luau userdata.
 pub(crate) struct WebSocket {
     inner: Rc<Inner>,
+    /// The subprotocol the handshake agreed on (`socket.protocol`), if any.
+    protocol: Option<Box<str>>,
 }
 
 async fn read_loop(
@@ -301,8 +306,8 @@ async fn read_loop(
 ) {
     while let Some(item) = stream.next().await {
         match item {
-            Ok(Message::Text(text)) => state.receive(LuaBytes(text.into())).await,
-            Ok(Message::Binary(bytes)) => state.receive(LuaBytes(bytes)).await,
+            Ok(Message::Text(text)) => state.receive(Received::text(text.into())).await,
+            Ok(Message::Binary(bytes)) => state.receive(Received::binary(bytes)).await,
             Ok(Message::Close(frame)) => {
                 state.set_close_code(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
             }
@@ -324,8 +329,13 @@ async fn read_loop(
 impl WebSocket {
     /// Wraps an established WebSocket stream and starts its reader and writer tasks.
     /// The stream's config (see [`super::config_with_max_message_size`]) sets the
-    /// largest message the socket accepts.
-    pub(crate) fn new<S>(stream: WebSocketStream<S>) -> WebSocket
+    /// largest message the socket accepts; `protocol` is the subprotocol its
+    /// handshake agreed on; `kinds` is the VM's (see [`Kinds::of`]).
+    pub(crate) fn new<S>(
+        stream: WebSocketStream<S>,
+        protocol: Option<String>,
+        kinds: Rc<Kinds>,
+    ) -> WebSocket
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
@@ -343,11 +353,13 @@ impl WebSocket {
             received_bytes: Cell::new(0),
             waiting: RefCell::new(VecDeque::new()),
             taken: Notify::new(),
+            kinds,
         });
         let reader = tokio::task::spawn_local(read_loop(stream, state.clone()));
         *state.reader.borrow_mut() = Some(reader.abort_handle());
         WebSocket {
             inner: Rc::new(Inner { state }),
+            protocol: protocol.map(String::into_boxed_str),
         }
     }
 
@@ -414,16 +426,16 @@ impl Inner {
     /// The next received message at once, nil at once once closed here or once
     /// the connection has ended and everything received was taken, or else the
     /// calling thread waits for the reader to hand it the next message.
-    fn next(&self, lua: &Lua) -> Reply<Option<LuaBytes>> {
+    fn next(&self, lua: &Lua) -> Reply<Next> {
         if self.state.closed_locally.get() {
-            return Reply::Now(None);
+            return Reply::Now(Next(None));
         }
         let state = &self.state;
         if let Some(message) = state.take_received() {
-            return Reply::Now(Some(message));
+            return Reply::Now(Next(Some(state.kinds.deliver(message))));
         }
         if state.reader_done.get() {
-            return Reply::Now(None);
+            return Reply::Now(Next(None));
         }
         let (waiter, parked) = Scheduler::of(lua).park_waiter(lua);
         state.waiting.borrow_mut().push_back(waiter);
@@ -509,9 +521,16 @@ impl Object for WebSocket {
         build_methods(lua)
     }
 
-    fn property(&self, _lua: &Lua, key: &[u8]) -> Result<Value> {
-        Ok(match (key, self.inner.state.close_code.get()) {
-            (b"closeCode", Some(code)) => Value::Integer(code.into()),
+    fn property(&self, lua: &Lua, key: &[u8]) -> Result<Value> {
+        Ok(match key {
+            b"closeCode" => match self.inner.state.close_code.get() {
+                Some(code) => Value::Integer(code.into()),
+                None => Value::Nil,
+            },
+            b"protocol" => match &self.protocol {
+                Some(protocol) => Value::String(lua.create_string(&**protocol)?),
+                None => Value::Nil,
+            },
             _ => Value::Nil,
         })
     }
@@ -563,6 +582,14 @@ mod tests {
         })
     }
 
+    /// The frame-type strings, from a VM kept for the rest of the test thread.
+    fn test_kinds() -> Rc<Kinds> {
+        thread_local! {
+            static LUA: Lua = Lua::new();
+        }
+        LUA.with(|lua| Kinds::of(lua).unwrap())
+    }
+
     /// A socket with `role` accepting messages of up to `max` bytes, and the peer on
     /// the other end of the pipe.
     async fn pair(role: Role, max: usize) -> (WebSocket, WebSocketStream<DuplexStream>) {
@@ -575,7 +602,7 @@ mod tests {
         };
         let theirs =
             WebSocketStream::from_raw_socket(theirs, peer_role, Some(super::super::config())).await;
-        (WebSocket::new(ours), theirs)
+        (WebSocket::new(ours, None, test_kinds()), theirs)
     }
 
     /// The code of the next close frame the peer receives (skipping other messages),
@@ -590,7 +617,7 @@ mod tests {
     }
 
     /// Takes `count` messages as `next()` would, waiting for each to arrive.
-    async fn take(state: &State, count: usize) -> Vec<LuaBytes> {
+    async fn take(state: &State, count: usize) -> Vec<Received> {
         let mut taken = Vec::new();
         while taken.len() < count {
             match state.take_received() {
@@ -619,7 +646,7 @@ mod tests {
             assert_eq!(state.close_code.get(), Some(1009), "closeCode is 1009");
             let before = state.take_received().expect("the message within the limit");
             assert_eq!(
-                before.0.len(),
+                before.bytes.len(),
                 1024,
                 "a message of exactly the limit is kept"
             );
@@ -686,7 +713,7 @@ mod tests {
                     );
                     let taken = take(&state, 4).await;
                     for (n, m) in taken.iter().enumerate() {
-                        assert_eq!(m.0[0] as usize, n, "messages arrive in order");
+                        assert_eq!(m.bytes[0] as usize, n, "messages arrive in order");
                     }
                     tokio::time::timeout(Duration::from_secs(5), send)
                         .await
@@ -710,8 +737,8 @@ mod tests {
             }
             let rest = reader.await.unwrap();
             for (n, m) in rest.iter().enumerate() {
-                assert_eq!(m.0[0] as usize, n + 4, "messages arrive in order");
-                assert_eq!(m.0.len(), MESSAGE);
+                assert_eq!(m.bytes[0] as usize, n + 4, "messages arrive in order");
+                assert_eq!(m.bytes.len(), MESSAGE);
             }
             assert_eq!(
                 state.received_bytes.get(),
