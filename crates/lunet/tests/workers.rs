@@ -31,16 +31,9 @@ task.delay(3600, function() end)
 /// Starts `--workers 2 server.luau` and returns it with the port both workers print
 /// (asserting they print the same one).
 fn start_two_workers(dir: &std::path::Path) -> (std::process::Child, u16) {
-    use std::io::BufRead;
     script(dir, "server.luau", WORKER_SERVER);
     let mut child = start(dir, &["run", "--workers", "2", "server.luau"]);
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = sender.send(line.unwrap_or_default());
-        }
-    });
+    let receiver = stdout_lines(&mut child);
     let mut ports = Vec::new();
     for _ in 0..2 {
         let line = receiver
@@ -271,14 +264,7 @@ listener:close()
 "#,
     );
     let mut child = start(dir.path(), &["run", "--workers", "2", "main.luau"]);
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = sender.send(line.unwrap_or_default());
-        }
-    });
+    let receiver = stdout_lines(&mut child);
     let first = receiver.recv_timeout(LIMIT).unwrap();
     let second = receiver.recv_timeout(LIMIT).unwrap();
     assert_eq!(first, second, "both workers listen on one port");

@@ -122,6 +122,19 @@ pub fn spawn_server_with(dir: &Path, args: &[&str]) -> (std::process::Child, Str
     (child, line.trim().to_string())
 }
 
+/// Every line `child` prints to stdout, as it prints it (read on a thread of its own).
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = sender.send(line.unwrap_or_default());
+        }
+    });
+    receiver
+}
+
 pub fn http_get(port: u16, path: &str) -> String {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
