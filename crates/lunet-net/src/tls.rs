@@ -8,7 +8,9 @@
 //! process, on first use. Two client
 //! configurations come from it: one that offers HTTP/2 and HTTP/1.1 by ALPN (for the
 //! HTTP client) and one without ALPN (for WebSockets and raw TCP). TLS is rustls with
-//! the ring provider.
+//! the ring provider. The server side (`net.serve`'s `tls`) is [`server`].
+
+pub(crate) mod server;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

@@ -1,6 +1,6 @@
 //! Reading `net.serve`'s arguments: the port, and a handler function or a
-//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`, and the
-//! [`Limits`] fields).
+//! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`, `tls`, and
+//! the [`Limits`] fields).
 //!
 //! The address may be an IPv4 or IPv6 literal (with or without brackets), `localhost`,
 //! and may carry an `http://` prefix; it defaults to `127.0.0.1`. Every bad value is an
@@ -9,6 +9,7 @@
 //! `service`, the WebSocket upgrade).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lunet_runtime::args;
@@ -23,6 +24,8 @@ pub(crate) struct ServeConfig {
     pub(crate) limits: Limits,
     /// `streamRequestBody`: handlers get the request body as a `BodyStream`.
     pub(crate) stream_request_body: bool,
+    /// `tls`: serve HTTPS (and HTTP/2 by ALPN) with this configuration.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What one server lets a peer make it spend: `ServeConfig`'s limit fields.
@@ -121,6 +124,33 @@ fn parse_port(value: &Value) -> Result<u16> {
     })
 }
 
+/// `tls = { cert, key, clientCa? }`: each a string (PEM text or a file path), made
+/// into the server's TLS configuration now, so a bad one fails `net.serve`.
+fn parse_tls(table: &Table) -> Result<Arc<rustls::ServerConfig>> {
+    use crate::tls::server::{PemSource, ServerTls, server_config};
+    let source = |key: &str, field: &'static str| -> Result<Option<PemSource>> {
+        Ok(
+            args::optional_string(&table.get(key)?, field)?.map(|value| PemSource {
+                field,
+                value: value.as_bytes().to_vec(),
+            }),
+        )
+    };
+    let required = |key: &str, field: &'static str| -> Result<PemSource> {
+        source(key, field)?.ok_or_else(|| {
+            Error::runtime(format!(
+                "Invalid {field} - expected PEM text or the path of a PEM file, got nil"
+            ))
+        })
+    };
+    let tls = ServerTls {
+        cert: required("cert", "tls.cert")?,
+        key: required("key", "tls.key")?,
+        client_ca: source("clientCa", "tls.clientCa")?,
+    };
+    server_config(&tls).map_err(Error::runtime)
+}
+
 impl ServeConfig {
     pub(crate) fn from_args(port: Value, handler: Value) -> Result<ServeConfig> {
         let port = parse_port(&port)?;
@@ -131,6 +161,7 @@ impl ServeConfig {
             handle_websocket: None,
             limits: Limits::default(),
             stream_request_body: false,
+            tls: None,
         };
         match handler {
             Value::Function(f) => config.handle_request = Some(f),
@@ -146,6 +177,9 @@ impl ServeConfig {
                 config.stream_request_body =
                     args::optional_boolean(&t.get("streamRequestBody")?, "streamRequestBody")?
                         .unwrap_or(false);
+                if let Some(tls) = args::optional_table(&t.get("tls")?, "tls")? {
+                    config.tls = Some(parse_tls(&tls)?);
+                }
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",

@@ -1,5 +1,5 @@
 //! The request a `handleRequest` handler receives:
-//! `{ method, path, query, headers, rawHeaders, body, ip, port }`.
+//! `{ method, path, query, headers, rawHeaders, body, ip, port, httpVersion }`.
 //!
 //! `query` maps each key to a string, or an array when the key repeats; `headers` has
 //! lower-case names and string values, a repeated header's values joined with `", "`
@@ -14,7 +14,10 @@
 //! This is the hottest path of `net.serve`. The request table itself is built by a
 //! small Luau function ([`REQUEST_BUILDER`]) that receives the handler and the
 //! fields as arguments and calls the handler with `{ method = method, ... }`: Luau
-//! builds a table with constant keys faster than any host API can. The fields go onto
+//! builds a table with constant keys faster than any host API can. There is one
+//! such function per HTTP version ([`RequestBuilders`]), holding its
+//! `httpVersion` string as an upvalue, so the version costs a table field and no
+//! argument. The fields go onto
 //! the handler thread's stack straight from Rust ([`HandlerArgs`]), with the `query`
 //! and `headers` tables built there by Luau's C API: no registry reference and no
 //! protected call per request.
@@ -41,7 +44,8 @@ use mlua::{
     AnyUserData, Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi,
 };
 
-/// Calls `handler(request)` with the request table built from the fields it is given.
+/// Makes, for an `httpVersion` string, the function that calls `handler(request)`
+/// with the request table built from the fields it is given.
 pub(crate) const REQUEST_BUILDER: &str = r#"
 local split = string.split
 local tostring = buffer.tostring
@@ -68,23 +72,51 @@ local function lazyIndex(request, key)
 	rawset(request, "rawHeaders", lines)
 	return lines
 end
-return function(handler, method, path, query, headers, rawHeaders, body, ip, port)
-	local request = {
-		method = method,
-		path = path,
-		query = query,
-		headers = headers,
-		body = body,
-		ip = ip,
-		port = port,
-	}
-	return handler(setmetatable(request, { __index = lazyIndex, packed = rawHeaders }))
+return function(httpVersion)
+	return function(handler, method, path, query, headers, rawHeaders, body, ip, port)
+		local request = {
+			method = method,
+			path = path,
+			query = query,
+			headers = headers,
+			body = body,
+			ip = ip,
+			port = port,
+			httpVersion = httpVersion,
+		}
+		return handler(setmetatable(request, { __index = lazyIndex, packed = rawHeaders }))
+	end
 end
 "#;
 
-/// Compiles [`REQUEST_BUILDER`].
-pub(crate) fn create_request_builder(lua: &Lua) -> Result<Function> {
-    lua.load(REQUEST_BUILDER).set_name("=[net.serve]").eval()
+/// The [`REQUEST_BUILDER`] of each HTTP version a request may come in.
+pub(crate) struct RequestBuilders {
+    http10: Function,
+    http11: Function,
+    http2: Function,
+}
+
+impl RequestBuilders {
+    /// Compiles [`REQUEST_BUILDER`] and makes one function per version.
+    pub(crate) fn new(lua: &Lua) -> Result<RequestBuilders> {
+        let make: Function = lua.load(REQUEST_BUILDER).set_name("=[net.serve]").eval()?;
+        Ok(RequestBuilders {
+            http10: make.call("1.0")?,
+            http11: make.call("1.1")?,
+            http2: make.call("2")?,
+        })
+    }
+
+    /// The builder whose requests say `version`.
+    pub(crate) fn get(&self, version: http::Version) -> &Function {
+        if version == http::Version::HTTP_11 {
+            &self.http11
+        } else if version == http::Version::HTTP_2 {
+            &self.http2
+        } else {
+            &self.http10
+        }
+    }
 }
 
 /// The arguments of [`REQUEST_BUILDER`] for one request.
