@@ -20,7 +20,8 @@ use std::io::{Read, Write};
 type Body = BoxBody<Bytes, Infallible>;
 
 /// Answers `<httpVersion> <method> <body length>`; `/slow` waits 0.3 s first,
-/// `/headers` returns HTTP/1-only headers, `/stop` stops the server.
+/// `/headers` returns HTTP/1-only headers, `/stop` stops the server, `/stream`
+/// streams 16 KiB chunks forever.
 const SERVER: &str = r#"
 local testkit = require("@lune/testkit")
 local handle
@@ -32,6 +33,9 @@ handle = net.serve(0, {
     handleRequest = function(request)
         if request.path == "/slow" then task.wait(0.3) end
         if request.path == "/stop" then handle.stop() end
+        if request.path == "/stream" then
+            return { body = function() return string.rep("x", 16384) end }
+        end
         if request.path == "/headers" then
             return { headers = {
                 connection = "keep-alive",
@@ -267,6 +271,36 @@ fn an_idle_h2_connection_is_closed_at_the_idle_timeout() {
             (Duration::from_millis(400)..Duration::from_secs(5)).contains(&took),
             "closed at the idle timeout: {took:?}"
         );
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn an_h2_client_that_stops_reading_a_stream_is_closed_at_the_idle_timeout() {
+    let (script, port) = server(&["0.5"]);
+    peer_runtime().block_on(async {
+        let (mut sender, connection) = h2c(port).await;
+        let response = tokio::time::timeout(
+            Duration::from_secs(20),
+            sender.send_request(request("GET", "/stream", full(""))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        // The body is never read: the flow-control window fills and the stream waits.
+        let start = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), connection)
+            .await
+            .expect("the connection whose client stopped reading is closed")
+            .unwrap()
+            .ok();
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "not before the idle timeout: {:?}",
+            start.elapsed()
+        );
+        drop(response);
     });
     assert_eq!(script.finish(), 0);
 }

@@ -91,10 +91,14 @@ pub(crate) struct Activity {
     reads_at_rest: Cell<Option<u64>>,
     /// Wakes the request path whose body stalled for `bodyTimeout`.
     pub(crate) body_expired: Notify,
+    /// Streaming responses waiting for the client to take their last chunk (the
+    /// count of `sending`, for HTTP/2's streams).
+    pub(crate) sending_streams: Cell<usize>,
     /// True on an HTTP/2 connection, whose streams run side by side: the connection
-    /// is then busy while any stream is in flight (each stream's body stall is timed
-    /// by its own request path, see [`body_stalled`]), and idle otherwise (a control
-    /// frame such as a PING is not the start of a request head).
+    /// is then sending when every stream in flight waits for the client to take a
+    /// chunk, busy while any other stream is in flight (each stream's body stall is
+    /// timed by its own request path, see [`body_stalled`]), and idle otherwise (a
+    /// control frame such as a PING is not the start of a request head).
     pub(crate) multiplexed: Cell<bool>,
 }
 
@@ -116,7 +120,10 @@ impl Activity {
 
     fn phase(&self, progress: &Counters) -> Phase {
         if self.multiplexed.get() {
-            return if self.in_flight.get() > 0 {
+            let in_flight = self.in_flight.get();
+            return if in_flight > 0 && self.sending_streams.get() >= in_flight {
+                Phase::Sending
+            } else if in_flight > 0 {
                 Phase::Busy
             } else if self.reads_at_rest.get().is_none() {
                 Phase::Head
