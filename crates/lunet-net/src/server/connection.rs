@@ -32,8 +32,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -124,25 +122,35 @@ pub(crate) async fn serve(stream: TcpStream, remote: SocketAddr, server: Rc<Serv
     }
 }
 
-/// Runs one request through [`handle`], keeping it in flight meanwhile.
-async fn respond(peer: Rc<Peer>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let http1 = request.version() != http::Version::HTTP_2;
-    let in_flight = InFlight::new(&peer);
-    let mut response = handle(&peer, request).await;
-    // A streaming response stays in flight until its body ends.
-    if let Body::Stream(stream) = response.body_mut() {
-        stream.hold(in_flight);
-    } else {
-        drop(in_flight);
-    }
-    // (HTTP/2 has no `Connection` header: a stopping server sends GOAWAY instead.)
-    if http1 && peer.server.drain.stopping() {
-        response.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
-    Ok(response)
+/// The hyper service of one connection: each request through [`handle`], kept in
+/// flight meanwhile. (A macro, so that each builder polls the closure's future
+/// inline, as before HTTP/2: an `async fn` here measured ten more copies of the
+/// request's future per request.) `$http1`: the stopping server's responses carry
+/// `Connection: close` (HTTP/2 has no such header: it gets GOAWAY instead).
+macro_rules! service {
+    ($peer:expr, $http1:expr) => {{
+        let service_peer = $peer.clone();
+        service_fn(move |request| {
+            let peer = service_peer.clone();
+            async move {
+                let in_flight = InFlight::new(&peer);
+                let mut response = handle(&peer, request).await;
+                // A streaming response stays in flight until its body ends.
+                if let Body::Stream(stream) = response.body_mut() {
+                    stream.hold(in_flight);
+                } else {
+                    drop(in_flight);
+                }
+                if $http1 && peer.server.drain.stopping() {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    }};
 }
 
 async fn serve_http1(
@@ -153,8 +161,7 @@ async fn serve_http1(
     stop: StopSignal,
 ) {
     let tls = io.get_ref().is_tls();
-    let service_peer = peer.clone();
-    let service = service_fn(move |request| respond(service_peer.clone(), request));
+    let service = service!(peer, true);
     let limits = peer.server.limits;
     // No timer in hyper: its header-read timeout is replaced by the watchdog.
     let connection = hyper::server::conn::http1::Builder::new()
@@ -215,8 +222,7 @@ async fn serve_http2(
     stop: StopSignal,
 ) {
     peer.activity.multiplexed.set(true);
-    let service_peer = peer.clone();
-    let service = service_fn(move |request| respond(service_peer.clone(), request));
+    let service = service!(peer, false);
     let limits = peer.server.limits;
     let header_list = limits.max_header.saturating_add(H2_HEADER_SLACK);
     let connection = hyper::server::conn::http2::Builder::new(LocalExec)
