@@ -324,3 +324,88 @@ fn curl_speaks_http2_to_the_server() {
     assert_eq!(tls_script.finish(), 0);
     assert_eq!(plain_script.finish(), 0);
 }
+
+/// Keys in PKCS#1 (RSA) and SEC1 (EC) form, made by openssl with self-signed
+/// certificates; curl, trusting each certificate, gets an answer. Skipped (with a
+/// note) without openssl or curl.
+#[test]
+fn pkcs1_and_sec1_keys_are_accepted() {
+    let have = |program: &str| {
+        std::process::Command::new(program)
+            .arg("version")
+            .output()
+            .is_ok()
+    };
+    if !have("openssl") || !have("curl") {
+        eprintln!("openssl or curl is not installed: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    // PKCS#1: an RSA key converted to the "traditional" form.
+    run(&["genrsa", "-out", "rsa8.pem", "2048"]);
+    run(&["rsa", "-in", "rsa8.pem", "-traditional", "-out", "rsa1.pem"]);
+    // SEC1: `ecparam -genkey` writes an "EC PRIVATE KEY".
+    run(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "ec1.pem",
+    ]);
+    for (key, marker) in [
+        ("rsa1.pem", "BEGIN RSA PRIVATE KEY"),
+        ("ec1.pem", "BEGIN EC PRIVATE KEY"),
+    ] {
+        let key_pem = std::fs::read_to_string(dir.path().join(key)).unwrap();
+        assert!(key_pem.contains(marker), "{key}: {key_pem}");
+        let cert = format!("{key}.cert.pem");
+        run(&[
+            "req",
+            "-x509",
+            "-key",
+            key,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-out",
+            &cert,
+        ]);
+        let cert_path = dir.path().join(&cert).display().to_string();
+        let (script, port) = serve(
+            &format!("{{ tls = {{ cert = cert, key = key }}, handleRequest = {HANDLER} }}"),
+            &[cert_path.clone(), key_pem],
+        );
+        let output = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "--noproxy",
+                "*",
+                "--cacert",
+                &cert_path,
+            ])
+            .arg(format!("https://localhost:{port}/"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "2 GET 0",
+            "{key}: {output:?}"
+        );
+        assert_eq!(script.finish(), 0);
+    }
+}
