@@ -277,9 +277,10 @@ impl RawSocket {
         {
             use std::io::Write;
             use std::os::fd::BorrowedFd;
-            // SAFETY: `serve` calls this while the hyper connection that owns the
-            // stream (and so the descriptor) is alive and pinned in its frame, so the
-            // descriptor is open and is this connection's for the whole call.
+            // SAFETY: `serve` (and `serve_http1`) call this while what owns the
+            // stream (the pending `transport::establish` future, or the hyper
+            // connection) is alive and pinned in their frame, so the descriptor is
+            // open and is this connection's for the whole call.
             let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
             if let Ok(owned) = fd.try_clone_to_owned() {
                 let _ = std::net::TcpStream::from(owned).write(bytes);
