@@ -9,7 +9,7 @@ Results also go to bench/results/<timestamp>.json.
     python3 bench/run.py                 # everything (about 25 minutes)
     python3 bench/run.py --only serve    # one group: startup, serve, memory, ws-server,
                                          # request, ws-client, tcp, sockets, native, json,
-                                         # workers, streaming
+                                         # workers, streaming, tls
     python3 bench/run.py --quick         # shorter runs, for a smoke test
     python3 bench/run.py --baseline OLD  # also run an older lunet binary, for before/after
 """
@@ -219,6 +219,70 @@ def bench_serve(runs, quick):
                 record("serve", title, name, rps, "req/s")
                 record("serve", title + " p99", name, p99, "ms")
                 record("serve", title + " server CPU/request", name, cpu_us, "us")
+
+
+def make_certificate():
+    """A self-signed P-256 certificate for 127.0.0.1 (the load generators do not verify
+    it); returns the paths of the certificate and key PEM files."""
+    out = BENCH / "results" / "tls"
+    out.mkdir(parents=True, exist_ok=True)
+    cert, key = out / "cert.pem", out / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def h2load(url, seconds, data=None):
+    """HTTP/2 load over TLS: 10 connections x 10 streams for `seconds`; returns req/s."""
+    cmd = ["h2load", "-c10", "-m10", "-t1", f"-D{seconds}", "--warm-up-time=1"]
+    if data:
+        cmd += ["-d", str(data)]
+    out = subprocess.run(pinned(LOAD_CPU, cmd + [url]), capture_output=True, text=True, check=True).stdout
+    failed = int(re.search(r"requests: .*?(\d+) failed", out).group(1))
+    if failed:
+        raise RuntimeError(f"h2load: {failed} requests failed:\n{out[-800:]}")
+    return float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+
+
+def bench_tls(runs, quick):
+    """net.serve with `tls`: HTTP/2 (h2load) hello and 1 KiB echo, and HTTPS/1.1
+    (wrk, which offers no ALPN) hello, against Node and raw hyper + rustls."""
+    has_h2load = shutil.which("h2load") is not None
+    if not has_h2load:
+        print("  (h2load missing: apt-get install nghttp2-client; skipping the HTTP/2 cases)")
+    seconds = 3 if quick else 10
+    cert, key = make_certificate()
+    body = BENCH / "results" / "tls" / "body-1k"
+    body.write_bytes(b"x" * 1024)
+    for _ in range(runs):
+        contenders = [(n, c + [str(SCRIPTS / "serve_tls.luau")], ["{port}", cert, key]) for n, c in luau_contenders()]
+        if NODE:
+            contenders.append(("node", [NODE, str(NODE_DIR / "tls_server.js")], ["h2", "{port}", cert, key]))
+        contenders.append(("hyper+rustls (ceiling)", [str(RELEASE / "hyper-tls")], ["{port}", cert, key]))
+        for name, cmd, args in contenders:
+            port = free_port()
+            full = cmd + [a.replace("{port}", str(port)) for a in args]
+            with Server(full, port):
+                url = f"https://127.0.0.1:{port}/bench"
+                if has_h2load:
+                    record("tls", "HTTP/2 hello", name, h2load(url, seconds), "req/s")
+                    record("tls", "HTTP/2 1 KiB POST echo", name, h2load(url, seconds, body), "req/s")
+                if name == "node":
+                    continue  # its HTTPS/1.1 run uses node's https module, below
+                rps, p99, _ = wrk(url, seconds)
+                record("tls", "HTTPS/1.1 hello", name, rps, "req/s")
+                record("tls", "HTTPS/1.1 hello p99", name, p99, "ms")
+        if NODE:
+            port = free_port()
+            with Server([NODE, str(NODE_DIR / "tls_server.js"), "https", str(port), cert, key], port):
+                rps, p99, _ = wrk(f"https://127.0.0.1:{port}/bench", seconds)
+                record("tls", "HTTPS/1.1 hello", "node", rps, "req/s")
+                record("tls", "HTTPS/1.1 hello p99", "node", p99, "ms")
 
 
 def bench_memory(runs, quick):
@@ -463,6 +527,7 @@ GROUPS = {
     "json": bench_json,
     "workers": bench_workers,
     "streaming": bench_streaming,
+    "tls": bench_tls,
 }
 
 

@@ -8,14 +8,16 @@
 //! process, on first use. Two client
 //! configurations come from it: one that offers HTTP/2 and HTTP/1.1 by ALPN (for the
 //! HTTP client) and one without ALPN (for WebSockets and raw TCP). TLS is rustls with
-//! the ring provider.
+//! the ring provider. The server side (`net.serve`'s `tls`) is [`server`].
+
+pub(crate) mod server;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 
 /// Installs ring as rustls' process-wide provider (idempotent).
 pub fn install_crypto_provider() {
@@ -78,48 +80,4 @@ pub(crate) fn http_client_config() -> ClientConfig {
 pub(crate) fn stream_client_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     CONFIG.get_or_init(|| Arc::new(base_config())).clone()
-}
-
-// INTEGRATOR: a minimal server configuration for `net.tcp.listen`'s `tls`, written
-// by the sockets branch. The TLS/HTTP2 branch writes the full server TLS config
-// parsing (chains, key kinds, ALPN); unify the two and delete this one.
-/// A server configuration from a Luau table `{ cert, key }`, each PEM text or the
-/// path of a PEM file: `cert` the certificate chain (leaf first), `key` its private
-/// key (PKCS#8, PKCS#1 or SEC1). No ALPN: the streams are raw bytes.
-pub(crate) fn server_config_from(table: &mlua::Table) -> mlua::Result<Arc<ServerConfig>> {
-    use lunet_runtime::args;
-    let pem = |key: &str, field: &str| -> mlua::Result<Vec<u8>> {
-        let value = args::string(&table.get(key)?, field)?;
-        let bytes = value.as_bytes().to_vec();
-        if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-            return Ok(bytes);
-        }
-        let path = String::from_utf8_lossy(&bytes).into_owned();
-        std::fs::read(&path).map_err(|e| {
-            mlua::Error::runtime(format!(
-                "Invalid {field} - expected PEM text or the path of a PEM file, cannot read '{path}': {e}"
-            ))
-        })
-    };
-    let (cert_field, key_field) = ("tls.cert", "tls.key");
-    let certs = CertificateDer::pem_slice_iter(&pem("cert", cert_field)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| args::invalid(cert_field, "PEM certificates", e))?;
-    if certs.is_empty() {
-        return Err(args::invalid(
-            cert_field,
-            "PEM certificates",
-            "no CERTIFICATE block",
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(&pem("key", key_field)?)
-        .map_err(|e| args::invalid(key_field, "a PEM private key", e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| mlua::Error::runtime(format!("Invalid tls - {e}")))?;
-    Ok(Arc::new(config))
 }

@@ -1,6 +1,6 @@
 //! Reading `net.serve`'s arguments: the port, and a handler function or a
 //! `ServeConfig` table (`address`, `handleRequest`, `handleWebSocket`,
-//! `acceptWebSocket`, and the [`Limits`] fields).
+//! `acceptWebSocket`, `tls`, `reusePort`, and the [`Limits`] fields).
 //!
 //! The address may be an IPv4 or IPv6 literal (with or without brackets), `localhost`,
 //! and may carry an `http://` prefix; it defaults to `127.0.0.1`. `unix:<path>` serves
@@ -10,6 +10,7 @@
 //! `service`, the WebSocket upgrade).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lunet_runtime::args;
@@ -31,6 +32,8 @@ pub(crate) struct ServeConfig {
     pub(crate) stream_request_body: bool,
     /// `reusePort`: bind with `SO_REUSEPORT`, to share the port with other processes.
     pub(crate) reuse_port: bool,
+    /// `tls`: serve HTTPS (and HTTP/2 by ALPN) with this configuration.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What one server lets a peer make it spend: `ServeConfig`'s limit fields.
@@ -142,6 +145,7 @@ impl ServeConfig {
             limits: Limits::default(),
             stream_request_body: false,
             reuse_port: false,
+            tls: None,
         };
         match handler {
             Value::Function(f) => config.handle_request = Some(f),
@@ -172,6 +176,17 @@ impl ServeConfig {
                         .unwrap_or(false);
                 config.reuse_port =
                     args::optional_boolean(&t.get("reusePort")?, "reusePort")?.unwrap_or(false);
+                if let Some(tls) = args::optional_table(&t.get("tls")?, "tls")? {
+                    config.tls = Some(crate::tls::server::config_from_table(
+                        &tls,
+                        &crate::tls::server::HTTP_ALPN,
+                    )?);
+                }
+                if config.tls.is_some() && config.unix.is_some() {
+                    return Err(Error::runtime(
+                        "Invalid tls - TLS is served on TCP ports only, not on a unix: address",
+                    ));
+                }
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
                         "Invalid config - net.serve needs a handleRequest or handleWebSocket function",

@@ -1,5 +1,14 @@
-//! One accepted TCP connection's lifecycle: hyper's HTTP/1.1 state machine with
-//! Lunet's limits, from accept to close.
+//! One accepted connection's lifecycle (TCP, or a Unix socket for `address =
+//! "unix:/path"`): hyper's HTTP/1.1 or HTTP/2 state machine with Lunet's limits,
+//! from accept to close.
+//!
+//! The [`transport`] first makes the connection ready (the TLS handshake, or telling
+//! an HTTP/2 preface from HTTP/1), within `headerTimeout` from the accept. HTTP/2
+//! connections run each stream as its own local task (hyper's executor is
+//! [`LocalExec`]), at most [`MAX_STREAMS`] at once, with a header list of at most
+//! `maxHeaderSize` plus [`H2_HEADER_SLACK`] (hyper's h2 answers a larger one with
+//! 431; `service` refuses one over `maxHeaderSize` itself), and no keep-alive PINGs of
+//! ours: an HTTP/2 connection with no stream in flight for `idleTimeout` is closed.
 //!
 //! hyper refuses any request head beyond its read buffer (`maxHeaderSize` plus room
 //! for the request line, at least [`READ_BUFFER_BYTES`]), and the [`watchdog`] closes
@@ -7,7 +16,9 @@
 //! when part of a head arrived) or that sits idle for `idleTimeout`. A client that
 //! vanishes mid-body just ends its connection task.
 //!
-//! When the server stops: a connection with no request (idle, or writing a response
+//! When the server stops, an HTTP/2 connection sends GOAWAY (hyper's graceful
+//! shutdown): no new streams, and the streams in flight finish until the server's
+//! deadline. An HTTP/1 connection with no request (idle, or writing a response
 //! whose handler has returned) is shut down gracefully, so a response being written
 //! is finished; one in the middle of a head or a body is closed at once; one whose
 //! handler runs answers with `Connection: close` when it returns. Whatever is still
@@ -17,22 +28,45 @@
 //! response) is [`super::service`]'s.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Server;
+use super::drain::StopSignal;
 use super::peer::{InFlight, Peer};
 use super::response::Body;
 use super::service::handle;
+use super::transport::{self, Accepted, Protocol, Transport};
 use super::watchdog::{self, Activity, Expired, Progress, Watched};
 
 /// hyper's smallest per-connection read buffer, a hard cap on a request head (it is
 /// larger when `maxHeaderSize` asks for more).
 pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// The most streams an HTTP/2 client may have open at once on one connection.
+pub(crate) const MAX_STREAMS: u32 = 256;
+
+/// What an HTTP/2 header list may hold beyond `maxHeaderSize` before hyper's h2
+/// refuses it (it counts 32 bytes per field on top of names and values).
+pub(crate) const H2_HEADER_SLACK: usize = 16 * 1024;
+
+/// Runs the tasks hyper's HTTP/2 server spawns (one per stream) on this thread.
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
+}
 
 /// What a client whose head timed out is told before the connection closes.
 const REQUEST_TIMEOUT: &[u8] =
@@ -43,13 +77,10 @@ const REQUEST_TIMEOUT: &[u8] =
 /// is open, so a response in flight when the server stops is still delivered.
 /// `remote` is the client's address; a Unix socket's client has none, and its
 /// requests have `ip = "unix"` and `port = 0`.
-pub(crate) async fn serve<S>(stream: S, remote: Option<SocketAddr>, server: Rc<Server>)
-where
-    S: AsyncRead + AsyncWrite + AsRawSocket + Send + Unpin + 'static,
-{
+pub(crate) async fn serve(stream: Accepted, remote: Option<SocketAddr>, server: Rc<Server>) {
     let _keep_alive = server.scheduler.keep_alive();
     let _open = server.drain.open();
-    let stop = server.drain.stop_signal();
+    let mut stop = server.drain.stop_signal();
     let ip = match remote {
         Some(remote) => remote.ip().to_canonical().to_string(),
         None => "unix".to_string(),
@@ -65,42 +96,86 @@ where
         activity: Activity::default(),
         progress: Progress::default(),
     });
-    let service_peer = peer.clone();
-    let service = service_fn(move |request| {
-        let peer = service_peer.clone();
-        async move {
-            let in_flight = InFlight::new(&peer);
-            let mut response = handle(&peer, request).await;
-            // A streaming response stays in flight until its body ends.
-            if let Body::Stream(stream) = response.body_mut() {
-                stream.hold(in_flight);
-            } else {
-                drop(in_flight);
+    let limits = peer.server.limits;
+    let watching = watchdog::watch(&peer.progress, &peer.activity, &limits);
+    tokio::pin!(watching);
+    // Pinned here, not in the `select!`, so the socket stays open while the 408 is
+    // written behind its back.
+    let established = transport::establish(stream, peer.server.tls.as_ref(), peer.progress.clone());
+    tokio::pin!(established);
+    let (io, protocol) = tokio::select! {
+        established = established.as_mut() => match established {
+            Some(established) => established,
+            None => return,
+        },
+        expired = watching.as_mut() => {
+            // Only plain HTTP/1 can be told (bytes written behind TLS's back would
+            // be garbage to the client).
+            if expired == (Expired::Head { begun: true }) && peer.server.tls.is_none() {
+                raw.write_now(REQUEST_TIMEOUT);
             }
-            if peer.server.drain.stopping() {
-                response.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
-            Ok::<_, Infallible>(response)
+            return;
         }
-    });
+        () = &mut stop => return,
+    };
+    match protocol {
+        Protocol::Http1 => serve_http1(&peer, io, &raw, watching, stop).await,
+        Protocol::Http2 => serve_http2(&peer, io, watching, stop).await,
+    }
+}
+
+/// The hyper service of one connection: each request through [`handle`], kept in
+/// flight meanwhile. (A macro, so that each builder polls the closure's future
+/// inline, as before HTTP/2: an `async fn` here measured ten more copies of the
+/// request's future per request.) `$http1`: the stopping server's responses carry
+/// `Connection: close` (HTTP/2 has no such header: it gets GOAWAY instead).
+macro_rules! service {
+    ($peer:expr, $http1:expr) => {{
+        let service_peer = $peer.clone();
+        service_fn(move |request| {
+            let peer = service_peer.clone();
+            async move {
+                let in_flight = InFlight::new(&peer);
+                let mut response = handle(&peer, request).await;
+                // A streaming response stays in flight until its body ends.
+                if let Body::Stream(stream) = response.body_mut() {
+                    stream.hold(in_flight);
+                } else {
+                    drop(in_flight);
+                }
+                if $http1 && peer.server.drain.stopping() {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    }};
+}
+
+async fn serve_http1(
+    peer: &Rc<Peer>,
+    io: Watched<Transport>,
+    raw: &RawSocket,
+    mut watching: Pin<&mut impl Future<Output = Expired>>,
+    stop: StopSignal,
+) {
+    let tls = io.get_ref().is_tls();
+    let service = service!(peer, true);
     let limits = peer.server.limits;
     // No timer in hyper: its header-read timeout is replaced by the watchdog.
-    let stream = Watched::new(stream, peer.progress.clone());
     let connection = hyper::server::conn::http1::Builder::new()
         .max_buf_size(READ_BUFFER_BYTES.max(limits.max_header + 64 * 1024))
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
-    let watching = watchdog::watch(&peer.progress, &peer.activity, &limits);
-    tokio::pin!(watching);
     tokio::select! {
         _ = connection.as_mut() => return,
         expired = watching.as_mut() => {
-            if expired == (Expired::Head { begun: true }) {
+            if expired == (Expired::Head { begun: true }) && !tls {
                 raw.write_now(REQUEST_TIMEOUT);
             }
             return;
@@ -142,6 +217,41 @@ where
     }
 }
 
+async fn serve_http2(
+    peer: &Rc<Peer>,
+    io: Watched<Transport>,
+    mut watching: Pin<&mut impl Future<Output = Expired>>,
+    stop: StopSignal,
+) {
+    peer.activity.multiplexed.set(true);
+    let service = service!(peer, false);
+    let limits = peer.server.limits;
+    let header_list = limits.max_header.saturating_add(H2_HEADER_SLACK);
+    let connection = hyper::server::conn::http2::Builder::new(LocalExec)
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX))
+        .keep_alive_interval(None)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = watching.as_mut() => return,
+        () = stop => {}
+    }
+    // GOAWAY: no new streams; those in flight finish, until the deadline.
+    connection.as_mut().graceful_shutdown();
+    let deadline = peer
+        .server
+        .drain
+        .deadline()
+        .unwrap_or_else(tokio::time::Instant::now);
+    tokio::select! {
+        _ = connection => {}
+        _ = watching => {}
+        () = tokio::time::sleep_until(deadline) => {}
+    }
+}
+
 /// The connection's socket as the OS knows it, for the one write made behind
 /// hyper's back: the 408 to a client whose head timed out.
 struct RawSocket {
@@ -149,23 +259,16 @@ struct RawSocket {
     fd: std::os::fd::RawFd,
 }
 
-/// A connection's socket with an OS descriptor (TCP or Unix).
-#[cfg(unix)]
-pub(crate) trait AsRawSocket: std::os::fd::AsRawFd {}
-#[cfg(unix)]
-impl<S: std::os::fd::AsRawFd> AsRawSocket for S {}
-#[cfg(not(unix))]
-pub(crate) trait AsRawSocket {}
-#[cfg(not(unix))]
-impl<S> AsRawSocket for S {}
-
 impl RawSocket {
-    fn of<S: AsRawSocket>(stream: &S) -> RawSocket {
+    fn of(stream: &Accepted) -> RawSocket {
         #[cfg(not(unix))]
         let _ = stream;
         RawSocket {
             #[cfg(unix)]
-            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+            fd: match stream {
+                Accepted::Tcp(tcp) => std::os::fd::AsRawFd::as_raw_fd(tcp),
+                Accepted::Unix(unix) => std::os::fd::AsRawFd::as_raw_fd(unix),
+            },
         }
     }
 
@@ -179,9 +282,10 @@ impl RawSocket {
         {
             use std::io::Write;
             use std::os::fd::BorrowedFd;
-            // SAFETY: `serve` calls this while the hyper connection that owns the
-            // stream (and so the descriptor) is alive and pinned in its frame, so the
-            // descriptor is open and is this connection's for the whole call.
+            // SAFETY: `serve` (and `serve_http1`) call this while what owns the
+            // stream (the pending `transport::establish` future, or the hyper
+            // connection) is alive and pinned in their frame, so the descriptor is
+            // open and is this connection's for the whole call.
             let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
             if let Ok(owned) = fd.try_clone_to_owned() {
                 let _ = std::net::TcpStream::from(owned).write(bytes);

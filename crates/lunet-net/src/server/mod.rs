@@ -1,11 +1,13 @@
-//! `net.serve`: an HTTP/1.1 server whose requests are handled by Luau functions.
+//! `net.serve`: an HTTP/1.1 and HTTP/2 server, plain or over TLS, whose requests
+//! are handled by Luau functions.
 //!
 //! [`config`] reads the arguments and limits; this module binds the socket (a TCP
 //! port, or a Unix socket for `address = "unix:/path"`, whose file is removed when
 //! the server stops) synchronously, so a port in use is an immediate error, runs the
 //! accept loop as a local task that keeps the process alive, and returns the handle
-//! `{ ip, port, stop }`. [`connection`] runs each connection's lifecycle with hyper (keep-alive, the
-//! [`watchdog`]'s timeouts, the graceful stop); [`service`] takes each request from
+//! `{ ip, port, stop }`. [`connection`] runs each connection's lifecycle with hyper
+//! (keep-alive, the [`watchdog`]'s timeouts, the graceful stop) over the
+//! [`transport`] (TLS, and which HTTP the client speaks); [`service`] takes each request from
 //! hyper to the Luau handler and back, with [`request`] and [`response`] converting
 //! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
 //! `WebSocket` objects, and [`stream`] running a handler's function body as a
@@ -24,6 +26,7 @@ mod request;
 mod response;
 mod service;
 mod stream;
+mod transport;
 mod upgrade;
 mod watchdog;
 
@@ -36,6 +39,7 @@ use mlua::{Error, FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result,
 use tokio::net::TcpListener;
 
 use config::{Limits, ServeConfig};
+use transport::Accepted;
 use drain::Drain;
 use lunet_runtime::shutdown::Shutdown;
 use lunet_runtime::{CallOutcome, KeepAlive, Scheduler};
@@ -48,12 +52,14 @@ pub(crate) struct Server {
     pub(crate) handle_websocket: Option<Function>,
     /// `acceptWebSocket`, run before each WebSocket upgrade (see [`upgrade`]).
     pub(crate) accept_websocket: Option<Function>,
-    /// Builds each request table and calls `handle_request` with it (see [`request`]).
-    pub(crate) request_builder: Function,
+    /// Build each request table and call `handle_request` with it (see [`request`]).
+    pub(crate) request_builders: request::RequestBuilders,
     pub(crate) limits: Limits,
     /// `streamRequestBody`: `request.body` is a `BodyStream` read as the handler asks.
     pub(crate) stream_request_body: bool,
     pub(crate) drain: Rc<Drain>,
+    /// `tls`: every connection is TLS, with this configuration.
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -125,15 +131,18 @@ async fn accept_loop(listener: Listening, server: Rc<Server>, keep_alive: KeepAl
         let accepted = async {
             match &listener {
                 Listening::Tcp(tcp) => tcp.accept().await.map(|(stream, remote)| {
-                    let _ = stream.set_nodelay(true);
                     tokio::task::spawn_local(connection::serve(
-                        stream,
+                        Accepted::Tcp(stream),
                         Some(remote),
                         server.clone(),
                     ));
                 }),
                 Listening::Unix(unix, _) => unix.accept().await.map(|(stream, _)| {
-                    tokio::task::spawn_local(connection::serve(stream, None, server.clone()));
+                    tokio::task::spawn_local(connection::serve(
+                        Accepted::Unix(stream),
+                        None,
+                        server.clone(),
+                    ));
                 }),
             }
         };
@@ -231,10 +240,11 @@ pub(crate) fn create_serve_function(lua: &Lua) -> Result<Function> {
             handle_request: config.handle_request,
             handle_websocket: config.handle_websocket,
             accept_websocket: config.accept_websocket,
-            request_builder: request::create_request_builder(lua)?,
+            request_builders: request::RequestBuilders::new(lua)?,
             limits: config.limits,
             stream_request_body: config.stream_request_body,
             drain: drain.clone(),
+            tls: config.tls,
         });
         tokio::task::spawn_local(accept_loop(listener, server, scheduler.keep_alive()));
         create_handle(lua, local, drain)

@@ -4,7 +4,8 @@
 //! Limits that keep bad clients from hurting the server (the server's `Limits`):
 //! request headers larger than `maxHeaderSize` are answered with 431, bodies over
 //! `maxBodySize` (declared, received, or once decoded) with 413, and a body that
-//! stops arriving for `bodyTimeout` with 408 (the watchdog tells us); a body in a
+//! stops arriving for `bodyTimeout` with 408 (the watchdog tells us; on HTTP/2, each
+//! stream's body is timed on its own); a body in a
 //! `Content-Encoding` we cannot undo gets 415. A WebSocket handshake goes to [`super::upgrade`]; a server
 //! without `handleRequest` answers other requests with 426. A handler error is
 //! answered with 500 and printed with its stack trace.
@@ -20,6 +21,7 @@ use lunet_runtime::codec::compression::{Codec, content_codings};
 
 use super::peer::Peer;
 use super::response::{self, Body};
+use super::watchdog::{FrameCounted, body_stalled};
 use super::{request, upgrade};
 use std::rc::Rc;
 
@@ -70,15 +72,33 @@ async fn read_body(
     let codecs = codings(&parts).map_err(|refused| *refused)?;
     // Decoded as it arrives: a small compressed body cannot make us hold, or spend
     // the event loop on, more than the limit.
-    let activity = &peer.activity;
-    activity.reading_body.set(true);
-    let read = tokio::select! {
-        read = body::read_decoded(body, &codecs, limit) => read,
-        () = activity.body_expired.notified() => {
-            return Err(refuse(StatusCode::REQUEST_TIMEOUT, "Request Timeout: the body stopped arriving\n"));
-        }
+    let stalled = || {
+        refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request Timeout: the body stopped arriving\n",
+        )
     };
-    activity.reading_body.set(false);
+    let read = if parts.version == http::Version::HTTP_2 {
+        // Streams run side by side: each times its own body.
+        let frames = std::cell::Cell::new(0);
+        let counted = FrameCounted {
+            inner: body,
+            frames: &frames,
+        };
+        tokio::select! {
+            read = body::read_decoded(counted, &codecs, limit) => read,
+            () = body_stalled(&frames, peer.server.limits.body_timeout) => return Err(stalled()),
+        }
+    } else {
+        let activity = &peer.activity;
+        activity.reading_body.set(true);
+        let read = tokio::select! {
+            read = body::read_decoded(body, &codecs, limit) => read,
+            () = activity.body_expired.notified() => return Err(stalled()),
+        };
+        activity.reading_body.set(false);
+        read
+    };
     match read {
         Ok(bytes) => Ok((parts, bytes)),
         Err(BodyError::TooLarge) => {
@@ -155,7 +175,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         port: peer.port,
     };
     let result = server
-        .run_handler(&server.request_builder, args)
+        .run_handler(server.request_builders.get(parts.version), args)
         .await
         .and_then(response::from_handler);
     respond(server, &parts, result)
@@ -217,7 +237,7 @@ async fn handle_streaming(
                 port: peer.port,
             };
             server
-                .run_handler(&server.request_builder, args)
+                .run_handler(server.request_builders.get(parts.version), args)
                 .await
                 .and_then(response::from_handler)
         }

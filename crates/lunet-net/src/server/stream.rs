@@ -44,6 +44,9 @@ pub(crate) struct StreamBody {
     /// function may read it while it produces the response).
     request_body: Option<Rc<crate::body::stream::Inner>>,
     ended: bool,
+    /// True while a chunk handed to hyper waits for the client to take it (counted
+    /// in the connection's `sending_streams`).
+    sending: bool,
 }
 
 /// What the body knows once the request path took it.
@@ -66,6 +69,7 @@ impl StreamBody {
             flush: false,
             request_body: None,
             ended: false,
+            sending: false,
         }
     }
 
@@ -90,13 +94,25 @@ impl StreamBody {
         self.request_body = Some(request_body);
     }
 
-    fn set_sending(&self, sending: bool) {
+    fn set_sending(&mut self, sending: bool) {
+        if self.sending == sending {
+            return;
+        }
+        self.sending = sending;
         if let Some(in_flight) = &self.in_flight {
-            in_flight.peer().activity.sending.set(sending);
+            let activity = &in_flight.peer().activity;
+            activity.sending.set(sending);
+            let streams = activity.sending_streams.get();
+            activity.sending_streams.set(if sending {
+                streams + 1
+            } else {
+                streams.saturating_sub(1)
+            });
         }
     }
 
     fn end(&mut self) {
+        self.set_sending(false);
         self.ended = true;
         if let Some(started) = &mut self.started {
             started.running = None;
@@ -110,6 +126,7 @@ impl StreamBody {
 
 impl Drop for StreamBody {
     fn drop(&mut self) {
+        self.set_sending(false);
         if let Some(request_body) = self.request_body.take() {
             request_body.close();
         }

@@ -126,7 +126,7 @@ async fn decide(peer: &Peer, accept_websocket: &Function, parts: &Parts) -> Deci
         port: peer.port,
     };
     let decided = server
-        .run_handler::<MultiValue>(&server.request_builder, args)
+        .run_handler::<MultiValue>(server.request_builders.get(parts.version), args)
         .await
         .and_then(|values| read_decision(values, parts));
     match decided {
@@ -243,7 +243,7 @@ pub(crate) async fn accept(
             port,
         };
         let outcome = server
-            .run_handler::<()>(&server.request_builder, args)
+            .run_handler::<()>(server.request_builders.get(parts.version), args)
             .await;
         if let Err(error) = outcome {
             server.report_handler_error(

@@ -91,6 +91,15 @@ pub(crate) struct Activity {
     reads_at_rest: Cell<Option<u64>>,
     /// Wakes the request path whose body stalled for `bodyTimeout`.
     pub(crate) body_expired: Notify,
+    /// Streaming responses waiting for the client to take their last chunk (the
+    /// count of `sending`, for HTTP/2's streams).
+    pub(crate) sending_streams: Cell<usize>,
+    /// True on an HTTP/2 connection, whose streams run side by side: the connection
+    /// is then sending when every stream in flight waits for the client to take a
+    /// chunk, busy while any other stream is in flight (each stream's body stall is
+    /// timed by its own request path, see [`body_stalled`]), and idle otherwise (a
+    /// control frame such as a PING is not the start of a request head).
+    pub(crate) multiplexed: Cell<bool>,
 }
 
 impl Activity {
@@ -110,6 +119,18 @@ impl Activity {
     }
 
     fn phase(&self, progress: &Counters) -> Phase {
+        if self.multiplexed.get() {
+            let in_flight = self.in_flight.get();
+            return if in_flight > 0 && self.sending_streams.get() >= in_flight {
+                Phase::Sending
+            } else if in_flight > 0 {
+                Phase::Busy
+            } else if self.reads_at_rest.get().is_none() {
+                Phase::Head
+            } else {
+                Phase::Idle
+            };
+        }
         if self.in_flight.get() > 0 {
             if self.reading_body.get() {
                 Phase::Body
@@ -196,6 +217,56 @@ pub(crate) async fn watch(progress: &Counters, activity: &Activity, limits: &Lim
     }
 }
 
+/// Resolves once `frames` (bumped for each body frame received) has not moved for
+/// `timeout`: an HTTP/2 stream's `bodyTimeout`, checked like the connection's
+/// phases (a tick a quarter of the timeout, so it ends between the timeout and the
+/// timeout plus two ticks after the last frame).
+pub(crate) async fn body_stalled(frames: &Cell<u64>, timeout: Duration) {
+    let tick = (timeout / 4).clamp(MIN_TICK, MAX_TICK);
+    let mut seen = frames.get();
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = Instant::now();
+        if frames.get() != seen {
+            seen = frames.get();
+            since = now;
+        } else if now - since >= timeout {
+            return;
+        }
+    }
+}
+
+/// A request body that counts the frames it yields (for [`body_stalled`]).
+pub(crate) struct FrameCounted<'a, B> {
+    pub(crate) inner: B,
+    pub(crate) frames: &'a Cell<u64>,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for FrameCounted<'_, B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            self.frames.set(self.frames.get().wrapping_add(1));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A stream that counts its reads and writes that moved bytes in a [`Progress`].
 pub(crate) struct Watched<S> {
     inner: S,
@@ -205,6 +276,14 @@ pub(crate) struct Watched<S> {
 impl<S> Watched<S> {
     pub(crate) fn new(inner: S, progress: Progress) -> Watched<S> {
         Watched { inner, progress }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 
     fn count_write(&self, written: &Poll<std::io::Result<usize>>) {

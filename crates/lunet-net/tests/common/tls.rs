@@ -95,3 +95,78 @@ pub fn server_config(leaf: Leaf, alpn: &[&[u8]]) -> Arc<ServerConfig> {
     };
     server_config_from(cert.der().clone(), &key, alpn)
 }
+
+/// PEM texts of a server certificate for localhost and 127.0.0.1 signed by the test
+/// CA, and of its key (PKCS#8): what `net.serve`'s `tls` takes.
+pub fn server_pem() -> (String, String) {
+    let ca = ca();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lunet test server");
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A CA for client certificates (mutual TLS), apart from the server's test CA.
+pub struct ClientCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub pem: String,
+}
+
+pub fn client_ca() -> ClientCa {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Lunet Test Client CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    ClientCa {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// A client certificate chain and key signed by `ca`.
+pub fn client_identity(ca: &ClientCa) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let mut params = CertificateParams::new(vec!["client.test".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lunet test client");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+/// A client configuration trusting only the test CA, offering `alpn`, presenting
+/// `identity` when given.
+pub fn client_config(
+    alpn: &[&[u8]],
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&ca().pem_path).unwrap();
+    use rustls_pki_types::pem::PemObject;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}

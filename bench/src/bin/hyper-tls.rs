@@ -1,0 +1,80 @@
+//! The ceiling for `net.serve` with `tls`: raw hyper over tokio-rustls on one
+//! thread, HTTP/2 or HTTP/1.1 as ALPN chose, answering every request with a constant
+//! (and echoing POST bodies), as a Lunet handler would.
+//!
+//! Usage: hyper-tls <port> <cert.pem> <key.pem>
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+async fn handle(
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() == Method::POST {
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Ok(Response::new(Full::new(body)));
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello, World!",
+    ))))
+}
+
+fn main() {
+    let port: u16 = lunet_bench::arg(1, 8443);
+    let cert: String = lunet_bench::arg(2, "cert.pem".to_string());
+    let key: String = lunet_bench::arg(3, "key.pem".to_string());
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .expect("the certificate file")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM certificates");
+    let key = PrivateKeyDer::from_pem_file(&key).expect("a PEM private key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a matching certificate and key");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    lunet_bench::current_thread().block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        println!("listening on {port}");
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = TokioIo::new(tls);
+                if h2 {
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(io, service_fn(handle))
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service_fn(handle))
+                        .await;
+                }
+            });
+        }
+    });
+}

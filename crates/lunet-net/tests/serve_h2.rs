@@ -1,0 +1,306 @@
+//! `net.serve` speaking HTTP/2 with prior knowledge (h2c) on a plain port: many
+//! streams on one connection, `request.httpVersion`, the limits applied per stream,
+//! no HTTP/1-only response headers, `stop()` sending GOAWAY, and the idle timeout.
+//! The client is hyper's HTTP/2 client over a plain TCP stream.
+
+mod common;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{RunningScript, peer_runtime, spawn_luau};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::io::{Read, Write};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Answers `<httpVersion> <method> <body length>`; `/slow` waits 0.3 s first,
+/// `/headers` returns HTTP/1-only headers, `/stop` stops the server, `/stream`
+/// streams 16 KiB chunks forever.
+const SERVER: &str = r#"
+local testkit = require("@lune/testkit")
+local handle
+handle = net.serve(0, {
+    maxBodySize = 1000,
+    maxHeaderSize = 1000,
+    bodyTimeout = 0.5,
+    idleTimeout = tonumber(process.args[1]) or 60,
+    handleRequest = function(request)
+        if request.path == "/slow" then task.wait(0.3) end
+        if request.path == "/stop" then handle.stop() end
+        if request.path == "/stream" then
+            return { body = function() return string.rep("x", 16384) end }
+        end
+        if request.path == "/headers" then
+            return { headers = {
+                connection = "keep-alive",
+                ["keep-alive"] = "timeout=5",
+                ["transfer-encoding"] = "chunked",
+                upgrade = "websocket",
+                ["x-kept"] = "yes",
+            }, body = "headers" }
+        end
+        return request.httpVersion .. " " .. request.method .. " " .. #request.body
+    end,
+})
+testkit.ready(handle.port)
+testkit.finished()
+if process.args[2] ~= "stopped" then handle.stop() end
+"#;
+
+fn server(args: &[&str]) -> (RunningScript, u16) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let script = spawn_luau(SERVER, &args);
+    let port = script.ready().parse().unwrap();
+    (script, port)
+}
+
+/// An HTTP/2 connection with prior knowledge, and the task driving it.
+async fn h2c(
+    port: u16,
+) -> (
+    SendRequest<Body>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+fn request(method: &str, path: &str, body: Body) -> http::Request<Body> {
+    http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1{path}"))
+        .body(body)
+        .unwrap()
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+async fn text(
+    sender: &mut SendRequest<Body>,
+    request: http::Request<Body>,
+) -> (http::response::Parts, String) {
+    let response = tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
+        .await
+        .expect("a response in time")
+        .expect("a response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn h2c_serves_a_hundred_concurrent_streams_on_one_connection() {
+    let (script, port) = server(&[]);
+    peer_runtime().block_on(async {
+        let (sender, _connection) = h2c(port).await;
+        let start = Instant::now();
+        let streams = (0..100).map(|i| {
+            let mut sender = sender.clone();
+            async move {
+                let (method, body) = if i % 2 == 0 {
+                    ("GET", "")
+                } else {
+                    ("POST", "abc")
+                };
+                let (parts, text) = text(&mut sender, request(method, "/slow", full(body))).await;
+                assert_eq!(parts.status, 200);
+                assert_eq!(parts.version, http::Version::HTTP_2);
+                assert_eq!(text, format!("2 {method} {}", body.len()));
+            }
+        });
+        futures_util::future::join_all(streams).await;
+        // Each handler waits 0.3 s: one after the other would take 30 s.
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the streams ran side by side: {:?}",
+            start.elapsed()
+        );
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn http_version_is_reported_for_http1_requests_on_the_same_port() {
+    let (script, port) = server(&[]);
+    for (version, expected) in [("HTTP/1.0", "1.0 GET 0"), ("HTTP/1.1", "1.1 GET 0")] {
+        let mut stream = common::raw_client(port, Duration::from_secs(10));
+        write!(
+            stream,
+            "GET / {version}\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.ends_with(expected), "{version}: {answer}");
+    }
+    // A request line that starts like the HTTP/2 preface but is not one is HTTP/1.
+    let mut stream = common::raw_client(port, Duration::from_secs(10));
+    stream
+        .write_all(b"PRI /x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.ends_with("1.1 PRI 0"), "{answer}");
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn limits_apply_to_each_stream() {
+    let (script, port) = server(&[]);
+    peer_runtime().block_on(async {
+        let (mut sender, _connection) = h2c(port).await;
+        let (parts, _) = text(&mut sender, request("POST", "/", full(vec![b'x'; 2000]))).await;
+        assert_eq!(parts.status, 413, "maxBodySize");
+        let mut big_header = request("GET", "/", full(""));
+        big_header
+            .headers_mut()
+            .insert("x-big", "y".repeat(1500).parse().unwrap());
+        let (parts, _) = text(&mut sender, big_header).await;
+        assert_eq!(parts.status, 431, "maxHeaderSize");
+
+        // One stream's body stalls; another on the same connection is answered
+        // meanwhile, and the stalled one gets 408 at bodyTimeout.
+        let (chunks, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let stalling = StreamBody::new(futures_util::stream::unfold(receiver, |mut r| async {
+            r.recv()
+                .await
+                .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), r))
+        }));
+        chunks.send(Bytes::from_static(b"first")).await.unwrap();
+        let start = Instant::now();
+        let mut stalled_sender = sender.clone();
+        let stalled = tokio::spawn(async move {
+            text(&mut stalled_sender, request("POST", "/", stalling.boxed())).await
+        });
+        let (parts, answer) = text(&mut sender, request("GET", "/", full(""))).await;
+        assert_eq!((parts.status.as_u16(), answer.as_str()), (200, "2 GET 0"));
+        let (parts, _) = stalled.await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(parts.status, 408, "bodyTimeout");
+        assert!(
+            (Duration::from_millis(450)..Duration::from_secs(5)).contains(&took),
+            "at the body timeout: {took:?}"
+        );
+        drop(chunks);
+        // The connection still serves.
+        let (parts, _) = text(&mut sender, request("GET", "/", full(""))).await;
+        assert_eq!(parts.status, 200);
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn http1_only_response_headers_are_not_sent_on_http2() {
+    let (script, port) = server(&[]);
+    peer_runtime().block_on(async {
+        let (mut sender, _connection) = h2c(port).await;
+        // (hyper's h2 client refuses a response carrying any of them as malformed.)
+        let (parts, body) = text(&mut sender, request("GET", "/headers", full(""))).await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(body, "headers");
+        for name in ["connection", "keep-alive", "transfer-encoding", "upgrade"] {
+            assert!(!parts.headers.contains_key(name), "{name}: {parts:?}");
+        }
+        assert_eq!(parts.headers["x-kept"], "yes");
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn stop_sends_goaway_and_lets_streams_in_flight_finish() {
+    let (script, port) = server(&["60", "stopped"]);
+    peer_runtime().block_on(async {
+        let (mut sender, connection) = h2c(port).await;
+        let mut slow_sender = sender.clone();
+        let slow = tokio::spawn(async move {
+            let answer = text(&mut slow_sender, request("GET", "/slow", full(""))).await;
+            (answer, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (parts, answer) = text(&mut sender, request("GET", "/stop", full(""))).await;
+        assert_eq!((parts.status.as_u16(), answer.as_str()), (200, "2 GET 0"));
+        let stopped = Instant::now();
+        let ((parts, answer), finished) = slow.await.unwrap();
+        assert_eq!(
+            (parts.status.as_u16(), answer.as_str()),
+            (200, "2 GET 0"),
+            "the stream in flight finishes"
+        );
+        assert!(finished > stopped);
+        let refused = sender.send_request(request("GET", "/", full(""))).await;
+        assert!(refused.is_err(), "no new stream after GOAWAY: {refused:?}");
+        tokio::time::timeout(Duration::from_secs(5), connection)
+            .await
+            .expect("the server closes the connection once drained")
+            .unwrap()
+            .ok();
+    });
+    // The stopped server lets the script end.
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn an_idle_h2_connection_is_closed_at_the_idle_timeout() {
+    let (script, port) = server(&["0.5"]);
+    peer_runtime().block_on(async {
+        let (mut sender, connection) = h2c(port).await;
+        let (parts, _) = text(&mut sender, request("GET", "/", full(""))).await;
+        assert_eq!(parts.status, 200);
+        let start = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), connection)
+            .await
+            .expect("the idle connection is closed")
+            .unwrap()
+            .ok();
+        let took = start.elapsed();
+        assert!(
+            (Duration::from_millis(400)..Duration::from_secs(5)).contains(&took),
+            "closed at the idle timeout: {took:?}"
+        );
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+#[test]
+fn an_h2_client_that_stops_reading_a_stream_is_closed_at_the_idle_timeout() {
+    let (script, port) = server(&["0.5"]);
+    peer_runtime().block_on(async {
+        let (mut sender, connection) = h2c(port).await;
+        let response = tokio::time::timeout(
+            Duration::from_secs(20),
+            sender.send_request(request("GET", "/stream", full(""))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        // The body is never read: the flow-control window fills and the stream waits.
+        let start = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), connection)
+            .await
+            .expect("the connection whose client stopped reading is closed")
+            .unwrap()
+            .ok();
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "not before the idle timeout: {:?}",
+            start.elapsed()
+        );
+        drop(response);
+    });
+    assert_eq!(script.finish(), 0);
+}
