@@ -16,8 +16,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 /// Installs ring as rustls' process-wide provider (idempotent).
 pub fn install_crypto_provider() {

@@ -161,7 +161,7 @@ errors(function() net.tcp.listen({ address = "nowhere" }) end, "Invalid address 
 errors(function() net.tcp.listen({ address = 5 }) end, "Invalid address - expected string", "an address of the wrong type")
 errors(function() net.tcp.listen({ tls = true }) end, "Invalid tls - expected a table { cert, key }", "tls of the wrong type")
 errors(function() net.tcp.listen({ tls = { cert = "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n" } }) end, "Invalid tls.", "tls without a good cert or a key")
-errors(function() net.tcp.listen({ tls = { key = 1 } }) end, "Invalid tls.cert - expected string", "tls without a cert")
+errors(function() net.tcp.listen({ tls = { key = 1 } }) end, "Invalid tls.cert - expected PEM text or the path of a PEM file, got nil", "tls without a cert")
 errors(function() net.serve(0, { address = "unix:", handleRequest = function() end }) end, "Invalid address - expected a socket path after 'unix:'", "net.serve with an empty Unix path")
 errors(function() net.udp.bind("x") end, "Invalid port - expected a port number or a table { address?, port? }, got string", "udp.bind with a string")
 errors(function() net.udp.bind({ address = "::1", port = 65536 }) end, "Invalid port", "udp.bind with a port out of range")

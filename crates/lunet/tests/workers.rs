@@ -276,7 +276,9 @@ listener:close()
     while seen.len() < 2 && started.elapsed() < LIMIT {
         use std::io::Read;
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             let mut text = String::new();
             let _ = stream.read_to_string(&mut text);
             if !text.is_empty() {

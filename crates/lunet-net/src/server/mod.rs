@@ -39,10 +39,10 @@ use mlua::{Error, FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue, Result,
 use tokio::net::TcpListener;
 
 use config::{Limits, ServeConfig};
-use transport::Accepted;
 use drain::Drain;
 use lunet_runtime::shutdown::Shutdown;
 use lunet_runtime::{CallOutcome, KeepAlive, Scheduler};
+use transport::Accepted;
 
 /// What every connection of one server shares.
 pub(crate) struct Server {

@@ -351,7 +351,9 @@ pub(crate) fn create_listen_function(lua: &Lua) -> Result<Function> {
         let tls = match &table {
             Some(table) => match table.get::<Value>("tls")? {
                 Value::Nil => None,
-                Value::Table(tls) => Some(TlsAcceptor::from(crate::tls::server::config_from_table(&tls, &[])?)),
+                Value::Table(tls) => Some(TlsAcceptor::from(
+                    crate::tls::server::config_from_table(&tls, &[])?,
+                )),
                 other => return Err(args::wrong("tls", "a table { cert, key }", &other)),
             },
             None => None,

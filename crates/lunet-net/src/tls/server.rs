@@ -145,10 +145,7 @@ pub(crate) fn config_from_table(
 
 /// Builds the server configuration, or the error that says which field is wrong
 /// and why.
-pub(crate) fn server_config(
-    tls: &ServerTls,
-    alpn: &[&[u8]],
-) -> Result<Arc<ServerConfig>, String> {
+pub(crate) fn server_config(tls: &ServerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = tls.cert.certificates()?;
     let key = tls.key.private_key()?;
