@@ -53,8 +53,6 @@ pub(crate) const MAX_HANDSHAKES: usize = 64;
 /// How long an accepted connection's TLS handshake may take before it is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How many connections the kernel queues for a listener nobody is accepting from.
-
 /// The socket a listener accepts from.
 pub(crate) enum Socket {
     Tcp(TcpListener),
