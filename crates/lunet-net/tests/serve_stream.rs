@@ -77,6 +77,20 @@ const HANDLER: &str = r#"(function()
                 state.calls += 1
                 return block
             end }
+        elseif path == "/busy" then
+            -- the first chunk, then 0.4 s of work without a wait, then three chunks
+            -- back to back
+            local n = 0
+            return { body = function()
+                n += 1
+                if n == 1 then return "first;" end
+                if n == 2 then
+                    local started = os.clock()
+                    while os.clock() - started < 0.4 do end
+                end
+                if n <= 5 then return `c{n};` end
+                return nil
+            end }
         elseif path == "/forever" then
             return { body = function()
                 task.wait(0.1)
@@ -181,6 +195,33 @@ fn each_chunk_reaches_the_client_before_the_next_is_produced() {
             "nil ends the body"
         );
     });
+    assert_eq!(script.finish(), 0);
+}
+
+/// The first chunk is sent at once even when the function's next call works for a
+/// while without waiting; chunks returned back to back (which may be gathered into
+/// one write) all arrive, in order.
+#[test]
+fn the_first_chunk_is_sent_before_a_busy_next_call() {
+    let (script, port) = spawn_server(&config("idleTimeout = 5"));
+    let mut stream = connect(port);
+    let sent = Instant::now();
+    get(&mut stream, "/busy");
+    let mut received = Vec::new();
+    read_until(&mut stream, &mut received, "first;");
+    let first = sent.elapsed();
+    assert!(
+        first < Duration::from_millis(300),
+        "the first chunk does not wait for the 0.4 s call after it: {first:?}"
+    );
+    read_until(&mut stream, &mut received, "0\r\n\r\n");
+    let body: String = String::from_utf8_lossy(&received)
+        .split("\r\n")
+        .filter(|line| line.ends_with(';'))
+        .collect();
+    assert_eq!(body, "first;c2;c3;c4;c5;");
+    assert!(sent.elapsed() >= Duration::from_millis(400));
+    drop(stream);
     assert_eq!(script.finish(), 0);
 }
 

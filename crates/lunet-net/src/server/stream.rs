@@ -2,7 +2,12 @@
 //!
 //! [`StreamBody`] runs the function through the client's [`ProducerBody`] (each call
 //! in its own Luau thread, so it may yield; a string or buffer it returns is one
-//! chunk, flushed before the next call; nil ends the body). Around it,
+//! chunk; nil ends the body). Chunks reach the client as Node's `res.write` calls
+//! do: whenever the function yields (waits), what it returned is sent; a function
+//! that returns chunks back to back without waiting has them gathered, and sent
+//! before its next call once [`FLUSH_AFTER`] has passed since the last send or
+//! [`FLUSH_BYTES`] wait (a chunk is thus held at most about 1 ms plus one call of
+//! the function; the first chunk is always sent at once). Around it,
 //! this module ties the body to the connection and the server:
 //!
 //! - the request stays in flight (its [`InFlight`] guard lives in the body) until the
@@ -30,16 +35,26 @@ use super::peer::InFlight;
 use crate::body::producer::{Producer, ProducerBody};
 use crate::error::BoxError;
 
+/// How long chunks returned without a wait may gather before they are sent.
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+/// How many bytes of such chunks may gather before they are sent (what hyper
+/// queues for one write).
+const FLUSH_BYTES: usize = 256 * 1024;
+
 /// A response body produced by a Luau function; see the module documentation.
 pub(crate) struct StreamBody {
     function: Function,
     started: Option<Started>,
     /// Holds the request in flight until the body ends.
     in_flight: Option<InFlight>,
-    /// Set when a chunk was handed to hyper: the next poll yields once first, so
-    /// hyper flushes the chunk before the function is called again (hyper would
-    /// otherwise buffer chunks that come without a wait).
+    /// Set when a chunk was handed to hyper: the next poll decides whether to yield
+    /// once first, so that hyper flushes before the function is called again (hyper
+    /// buffers chunks that come without a wait).
     flush: bool,
+    /// Bytes handed to hyper since it last flushed, and when it last did (`None`
+    /// before the first chunk: that one is always sent at once).
+    unflushed: usize,
+    flushed_at: Option<tokio::time::Instant>,
     /// With `streamRequestBody`: the request's body, closed when this body ends (the
     /// function may read it while it produces the response).
     request_body: Option<Rc<crate::body::stream::Inner>>,
@@ -67,10 +82,18 @@ impl StreamBody {
             started: None,
             in_flight: None,
             flush: false,
+            unflushed: 0,
+            flushed_at: None,
             request_body: None,
             ended: false,
             sending: false,
         }
+    }
+
+    /// Notes that hyper is about to flush (the body returns `Pending`).
+    fn flushed(&mut self) {
+        self.unflushed = 0;
+        self.flushed_at = Some(tokio::time::Instant::now());
     }
 
     /// Makes the body ready to run for `server`'s request `what`.
@@ -145,9 +168,12 @@ impl Body for StreamBody {
         if this.ended {
             return Poll::Ready(None);
         }
-        if this.flush {
+        if std::mem::take(&mut this.flush)
+            && (this.unflushed >= FLUSH_BYTES
+                || this.flushed_at.is_none_or(|at| at.elapsed() >= FLUSH_AFTER))
+        {
             // hyper flushes what it buffered when its body is not ready.
-            this.flush = false;
+            this.flushed();
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
@@ -159,6 +185,9 @@ impl Body for StreamBody {
         let polled = Pin::new(&mut started.body).poll_frame(cx);
         match polled {
             Poll::Pending => {
+                // The function waits: hyper sends what it has meanwhile.
+                this.unflushed = 0;
+                this.flushed_at = Some(tokio::time::Instant::now());
                 if let Some(thread) = started.body.waiting_thread()
                     && started.running.as_ref().map(|(key, _)| *key) != Some(thread.to_pointer())
                 {
@@ -171,6 +200,7 @@ impl Body for StreamBody {
                 started.running = None;
                 this.set_sending(true);
                 this.flush = true;
+                this.unflushed += frame.data_ref().map_or(0, |data| data.len());
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
