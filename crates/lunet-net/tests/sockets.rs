@@ -163,6 +163,7 @@ errors(function() net.tcp.listen({ tls = true }) end, "Invalid tls - expected a 
 errors(function() net.tcp.listen({ tls = { cert = "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n" } }) end, "Invalid tls.", "tls without a good cert or a key")
 errors(function() net.tcp.listen({ tls = { key = 1 } }) end, "Invalid tls.cert - expected PEM text or the path of a PEM file, got nil", "tls without a cert")
 errors(function() net.serve(0, { address = "unix:", handleRequest = function() end }) end, "Invalid address - expected a socket path after 'unix:'", "net.serve with an empty Unix path")
+errors(function() net.serve(0, { address = "unix:/tmp/lunet-never.sock", tls = { cert = "c.pem", key = "k.pem" }, handleRequest = function() end }) end, "Invalid tls - TLS is served on TCP ports only", "net.serve with tls on a Unix path")
 errors(function() net.udp.bind("x") end, "Invalid port - expected a port number or a table { address?, port? }, got string", "udp.bind with a string")
 errors(function() net.udp.bind({ address = "::1", port = 65536 }) end, "Invalid port", "udp.bind with a port out of range")
 errors(function() net.tcp.listen = nil end, "readonly", "net.tcp is read-only")

@@ -177,15 +177,15 @@ impl ServeConfig {
                 config.reuse_port =
                     args::optional_boolean(&t.get("reusePort")?, "reusePort")?.unwrap_or(false);
                 if let Some(tls) = args::optional_table(&t.get("tls")?, "tls")? {
+                    if config.unix.is_some() {
+                        return Err(Error::runtime(
+                            "Invalid tls - TLS is served on TCP ports only, not on a unix: address",
+                        ));
+                    }
                     config.tls = Some(crate::tls::server::config_from_table(
                         &tls,
                         &crate::tls::server::HTTP_ALPN,
                     )?);
-                }
-                if config.tls.is_some() && config.unix.is_some() {
-                    return Err(Error::runtime(
-                        "Invalid tls - TLS is served on TCP ports only, not on a unix: address",
-                    ));
                 }
                 if config.handle_request.is_none() && config.handle_websocket.is_none() {
                     return Err(Error::runtime(
