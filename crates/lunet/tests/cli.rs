@@ -825,3 +825,37 @@ print(math.floor(1.5))
     let out = lunet(dir.path(), &["run", "assigns.luau"], LIMIT);
     assert_eq!(out.stdout.trim(), "0", "{}", out.stderr);
 }
+
+#[test]
+fn a_bytecode_file_is_refused_not_loaded() {
+    // Luau's loader trusts bytecode: a truncated file could crash the process. Run
+    // or required, a bytecode file is an error naming it.
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "compile.luau",
+        r#"local luau = require("@lune/luau")
+local fs = require("@lune/fs")
+local bytecode = luau.compile("print('from bytecode')")
+fs.writeFile("whole.luau", bytecode)
+fs.writeFile("cut.luau", string.sub(bytecode, 1, 12))
+"#,
+    );
+    script(dir.path(), "requires.luau", r#"require("./cut")"#);
+    let out = lunet(dir.path(), &["run", "compile.luau"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for (file, named) in [
+        ("whole.luau", "whole.luau"),
+        ("cut.luau", "cut.luau"),
+        ("requires.luau", "cut.luau"),
+    ] {
+        let out = lunet(dir.path(), &["run", file], LIMIT);
+        assert_eq!(out.code, Some(1), "{file}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("it is Luau bytecode") && out.stderr.contains(named),
+            "{file}: {}",
+            out.stderr
+        );
+        assert!(!out.stdout.contains("from bytecode"));
+    }
+}
