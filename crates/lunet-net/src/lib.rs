@@ -16,8 +16,8 @@
 //! - `body`: reading a request or response body within a limit, undoing its
 //!   content codings as it arrives; `BodyStream` (a body read piece by piece, with
 //!   its line and Server-Sent Events iterators); request bodies a function produces;
-//! - `object`: the method lookup shared by the userdata objects (WebSocket, TcpStream,
-//!   TcpListener, UdpSocket, BodyStream);
+//! - the objects (WebSocket, TcpStream, TcpListener, UdpSocket, BodyStream) use the
+//!   runtime's `lunet_runtime::object` for their method lookup;
 //! - `convert`: Luau values to and from HTTP headers and bodies;
 //! - `error`: the error type of connections and how it is worded for scripts;
 //! - [`tls`]: the one trust store and the TLS client configurations;
@@ -37,7 +37,6 @@ mod connect_limit;
 mod convert;
 mod error;
 mod listen;
-mod object;
 mod server;
 mod tcp;
 pub mod tls;

@@ -24,6 +24,7 @@ pub mod codec;
 pub mod env;
 mod function;
 mod native;
+pub mod object;
 pub mod report;
 mod require;
 mod runtime;

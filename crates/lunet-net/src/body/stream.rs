@@ -33,7 +33,7 @@ use super::decode::{BodyError, Decoder};
 use super::lines::{LineSplitter, MAX_LINE};
 use super::sse::EventParser;
 use crate::error::error_chain;
-use crate::object::{self, Object, This};
+use lunet_runtime::object::{self, Object, This};
 
 /// The most `readAll()` gathers: Luau's string limit (1 GiB).
 const MAX_READ_ALL: usize = 1 << 30;

@@ -48,7 +48,7 @@ use mlua::{Error, Function, IntoLua, Lua, Result, Value};
 use crate::body::stream::{BodyStream, Source};
 use crate::convert::{header_table, raw_header_list};
 use crate::error::{BoxError, error_chain};
-use crate::object;
+use lunet_runtime::object;
 use connect::RequestBody;
 use connect::Sender;
 use limits::Watchdog;

@@ -43,7 +43,7 @@ use tokio_rustls::TlsAcceptor;
 use lunet_runtime::{KeepAlive, Scheduler, args};
 
 use super::stream::{Endpoints, Stream};
-use crate::object::{self, Object, This};
+use lunet_runtime::object::{self, Object, This};
 use crate::unix::SocketFile;
 
 /// How many TLS handshakes a listener runs at once; further connections wait in the

@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 
 use lunet_runtime::args;
 
-use crate::object::{self, Object, This};
+use lunet_runtime::object::{self, Object, This};
 
 /// How many bytes `read()` returns at most when no size is given.
 pub(crate) const DEFAULT_READ_SIZE: usize = 64 * 1024;

@@ -8,7 +8,7 @@ pub(crate) mod socket;
 use mlua::{Error, Function, Lua, Result, Value};
 
 use crate::listen::bind_error_cause;
-use crate::object;
+use lunet_runtime::object;
 use crate::tcp::listener::parse_address_and_port;
 use socket::Socket;
 

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use lunet_runtime::{KeepAlive, Scheduler, args};
 
-use crate::object::{self, Object, This};
+use lunet_runtime::object::{self, Object, This};
 use crate::tcp::connect::parse_host;
 
 /// The receive buffer: a UDP datagram carries at most 65,507 bytes over IPv4 and

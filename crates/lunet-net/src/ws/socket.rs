@@ -55,7 +55,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use super::received::{Kinds, Next, Received};
 use super::writer::{BoxSink, Inline, Writer};
 use crate::convert::StringOrBuffer;
-use crate::object::{self, Object, This};
+use lunet_runtime::object::{self, Object, This};
 
 /// How many received messages may wait for `next()` before the reader stops reading.
 const INCOMING_BUFFER: usize = 256;

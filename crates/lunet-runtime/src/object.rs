@@ -1,4 +1,4 @@
-//! Script-facing objects (`WebSocket`, `TcpStream`, `TcpListener`, `UdpSocket`, ...): userdata whose methods are Luau
+//! Script-facing objects (`WebSocket`, `TcpStream`, `UdpSocket`, `DateTime`, `Regex`, `ChildProcess`, ...): userdata whose methods are Luau
 //! functions shared by every object of the type, in one read-only table per VM, and
 //! whose other fields are read-only properties computed in Rust.
 //!
@@ -20,7 +20,7 @@ use mlua::{
 };
 
 /// A userdata type with a shared method table and Rust-computed properties.
-pub(crate) trait Object: UserData + Sized + 'static {
+pub trait Object: UserData + Sized + 'static {
     /// The type's name in Luau (`WebSocket`).
     const NAME: &'static str;
     /// What scripts usually call an object of the type (`socket`), for error messages.
@@ -44,7 +44,7 @@ pub(crate) trait Object: UserData + Sized + 'static {
 struct Methods<T>(Table, PhantomData<T>);
 
 /// The method table of `T` in this VM.
-pub(crate) fn methods<T: Object>(lua: &Lua) -> Result<Table> {
+pub fn methods<T: Object>(lua: &Lua) -> Result<Table> {
     if let Some(methods) = lua.app_data_ref::<Methods<T>>() {
         return Ok(methods.0.clone());
     }
@@ -55,7 +55,7 @@ pub(crate) fn methods<T: Object>(lua: &Lua) -> Result<Table> {
 }
 
 /// Registers `T`'s `__index`; call it from `UserData::add_fields`.
-pub(crate) fn add_index<T: Object, F: mlua::UserDataFields<T>>(fields: &mut F) {
+pub fn add_index<T: Object, F: mlua::UserDataFields<T>>(fields: &mut F) {
     fields.add_meta_field_with(MetaMethod::Index, index_function::<T>);
 }
 
@@ -86,12 +86,12 @@ fn index_function<T: Object>(lua: &Lua) -> Result<Function> {
 /// A method's `self` argument: the object's shared state when the argument is a `T`
 /// (taken straight off the Luau stack, with no registry reference), or nothing,
 /// which [`This::get`] reports with the method's name.
-pub(crate) struct This<T: Object>(Option<T::Shared>);
+pub struct This<T: Object>(Option<T::Shared>);
 
 impl<T: Object> This<T> {
     /// The object's shared state, or an error telling the script to call `method`
     /// with `:` on a `T`.
-    pub(crate) fn get(self, method: &str) -> Result<T::Shared> {
+    pub fn get(self, method: &str) -> Result<T::Shared> {
         self.0.ok_or_else(|| {
             Error::runtime(format!(
                 "{name}:{method} must be called on a {name} (use {variable}:{method}(...))",
