@@ -14,8 +14,9 @@ use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
+use lunet_runtime::args;
 use lunet_runtime::workers::Worker;
-use mlua::{Error, Lua, Result};
+use mlua::{Error, Lua, Result, Value};
 use tokio::net::{TcpListener, TcpSocket};
 
 /// The ports workers were given for their binds to port 0: (address, the bind's
@@ -23,7 +24,6 @@ use tokio::net::{TcpListener, TcpSocket};
 static SHARED_PORTS: Mutex<Vec<(IpAddr, usize, u16)>> = Mutex::new(Vec::new());
 
 /// How many binds to port 0 this VM has made (its ordinal for the next one).
-#[derive(Default)]
 struct PortZeroBinds(Cell<usize>);
 
 /// Binds and listens on `address` for `who` (`net.serve`, ...): with `SO_REUSEPORT`
@@ -39,15 +39,13 @@ pub(crate) fn bind_tcp(
     if !(workers && address.port() == 0) {
         return bind(address, reuse_port || workers, who);
     }
-    if lua.app_data_ref::<PortZeroBinds>().is_none() {
-        lua.set_app_data(PortZeroBinds::default());
-    }
-    let ordinal = {
-        let binds = lua.app_data_ref::<PortZeroBinds>().expect("just set");
-        let ordinal = binds.0.get();
-        binds.0.set(ordinal + 1);
-        ordinal
-    };
+    let counted = lua
+        .app_data_ref::<PortZeroBinds>()
+        .map(|binds| binds.0.replace(binds.0.get() + 1));
+    let ordinal = counted.unwrap_or_else(|| {
+        lua.set_app_data(PortZeroBinds(Cell::new(1)));
+        0
+    });
     // Held while binding, so two workers making the same bind at once agree.
     let mut shared = SHARED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let known = shared
@@ -63,6 +61,17 @@ pub(crate) fn bind_tcp(
             Ok(listener)
         }
     }
+}
+
+/// A listening port: 0 to 65535, where 0 asks the system for a free one.
+pub(crate) fn parse_port(value: &Value) -> Result<u16> {
+    args::integer_in(value, "port", 0..=65535).map_err(|_| {
+        args::out_of_range(
+            "port",
+            "an integer from 0 to 65535 (0 picks a free port)",
+            value,
+        )
+    })
 }
 
 /// Why binding failed, in words (for `<who> cannot listen on <address>: <cause>`;

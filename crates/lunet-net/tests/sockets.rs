@@ -494,3 +494,33 @@ b:close()
         &[],
     );
 }
+
+/// A UDP socket on `::` (dual stack) answers an IPv4 sender at the address
+/// `receive` reported.
+#[test]
+fn udp_on_the_ipv6_wildcard_answers_ipv4_senders() {
+    if std::net::UdpSocket::bind("[::]:0").is_err() {
+        eprintln!("skipped: no IPv6 on this machine");
+        return;
+    }
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(LIMIT)).unwrap();
+    let script = spawn_luau(
+        r#"
+local testkit = require("@lune/testkit")
+local udp = net.udp.bind({ address = "::", port = 0 })
+testkit.ready(udp.port)
+local data, ip, port = udp:receive()
+eq(ip, "127.0.0.1", "an IPv4 sender is reported by its IPv4 address")
+udp:send(data, ip, port)
+udp:close()
+"#,
+        &[],
+    );
+    let port: u16 = script.ready().parse().unwrap();
+    peer.send_to(b"over v4", ("127.0.0.1", port)).unwrap();
+    let mut buffer = [0u8; 64];
+    let (n, _) = peer.recv_from(&mut buffer).unwrap();
+    assert_eq!(&buffer[..n], b"over v4");
+    assert_eq!(script.wait(), 0);
+}

@@ -121,20 +121,9 @@ pub(crate) fn parse_address(text: &str) -> Result<IpAddr> {
         .map_err(|_| Error::runtime(format!("Invalid address '{text}' - {ADDRESS_EXAMPLES}")))
 }
 
-/// The listening port; the error keeps the hint that 0 picks a free port.
-fn parse_port(value: &Value) -> Result<u16> {
-    args::integer_in(value, "port", 0..=65535).map_err(|_| {
-        args::out_of_range(
-            "port",
-            "an integer from 0 to 65535 (0 picks a free port)",
-            value,
-        )
-    })
-}
-
 impl ServeConfig {
     pub(crate) fn from_args(port: Value, handler: Value) -> Result<ServeConfig> {
-        let port = parse_port(&port)?;
+        let port = crate::listen::parse_port(&port)?;
         let mut config = ServeConfig {
             port,
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -43,8 +43,8 @@ use tokio_rustls::TlsAcceptor;
 use lunet_runtime::{KeepAlive, Scheduler, args};
 
 use super::stream::{Endpoints, Stream};
-use lunet_runtime::object::{self, Object, This};
 use crate::unix::SocketFile;
+use lunet_runtime::object::{self, Object, This};
 
 /// How many TLS handshakes a listener runs at once; further connections wait in the
 /// kernel's backlog until one ends.
@@ -90,6 +90,11 @@ impl Inner {
         }
         if let Address::Unix(file) = &self.address {
             file.remove();
+        }
+        // Handshakes in progress end with the listener (an accept driving them
+        // holds the lock and drops them itself when it sees the close).
+        if let Ok(mut handshakes) = self.handshakes.try_lock() {
+            handshakes.clear();
         }
         self.keep_alive.borrow_mut().take();
         self.closing.notify_waiters();
@@ -300,17 +305,6 @@ impl UserData for Listener {
     }
 }
 
-/// A listening port: 0 to 65535, where 0 asks the system for a free one.
-pub(crate) fn parse_port(value: &Value) -> Result<u16> {
-    args::integer_in(value, "port", 0..=65535).map_err(|_| {
-        args::out_of_range(
-            "port",
-            "an integer from 0 to 65535 (0 picks a free port)",
-            value,
-        )
-    })
-}
-
 /// `port` or `{ address?, port?, ... }`: the address to bind (127.0.0.1 and port 0
 /// unless given) and the table, for the caller's other fields.
 pub(crate) fn parse_address_and_port(
@@ -319,13 +313,16 @@ pub(crate) fn parse_address_and_port(
 ) -> Result<(SocketAddr, Option<Table>)> {
     match value {
         Value::Integer(_) | Value::Number(_) => Ok((
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), parse_port(value)?),
+            SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                crate::listen::parse_port(value)?,
+            ),
             None,
         )),
         Value::Table(table) => {
             let port = match table.get::<Value>("port")? {
                 Value::Nil => 0,
-                port => parse_port(&port)?,
+                port => crate::listen::parse_port(&port)?,
             };
             let ip = match args::optional_string(&table.get("address")?, "address")? {
                 Some(address) => crate::server::config::parse_address(&address.to_string_lossy())?,

@@ -8,8 +8,8 @@ pub(crate) mod socket;
 use mlua::{Error, Function, Lua, Result, Value};
 
 use crate::listen::bind_error_cause;
-use lunet_runtime::object;
 use crate::tcp::listener::parse_address_and_port;
+use lunet_runtime::object;
 use socket::Socket;
 
 /// Builds the `net.udp.bind` function.

@@ -22,8 +22,8 @@ use tokio::sync::Notify;
 
 use lunet_runtime::{KeepAlive, Scheduler, args};
 
-use lunet_runtime::object::{self, Object, This};
 use crate::tcp::connect::parse_host;
+use lunet_runtime::object::{self, Object, This};
 
 /// The receive buffer: a UDP datagram carries at most 65,507 bytes over IPv4 and
 /// 65,527 over IPv6.
@@ -124,8 +124,20 @@ async fn resolve(host: &str, port: u16, local: SocketAddr, method: &str) -> Resu
     let mut found = false;
     for address in addresses {
         found = true;
-        if address.is_ipv4() == local.is_ipv4() {
-            return Ok(address);
+        match (address, local) {
+            (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => {
+                return Ok(address);
+            }
+            // A socket on an IPv6 address (`::`) also talks to IPv4 peers (whose
+            // datagrams `receive` reports by their IPv4 address), through the
+            // IPv4-mapped form.
+            (SocketAddr::V4(v4), SocketAddr::V6(_)) if !local.ip().is_loopback() => {
+                return Ok(SocketAddr::new(
+                    std::net::IpAddr::V6(v4.ip().to_ipv6_mapped()),
+                    v4.port(),
+                ));
+            }
+            _ => {}
         }
     }
     Err(fail(if found {
@@ -224,10 +236,13 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     () = closing => return Err(inner.closed_error("receive")),
                     received = socket.recv_buf_from(&mut buffer) => received,
                 };
-                let (n, from) = received
-                    .map_err(|e| Error::runtime(format!("UdpSocket:receive failed: {e}")))?;
-                let data = lua.create_string(&buffer[..n])?;
+                let outcome = match received {
+                    Ok((n, from)) => lua.create_string(&buffer[..n]).map(|data| (data, from)),
+                    Err(e) => Err(Error::runtime(format!("UdpSocket:receive failed: {e}"))),
+                };
+                // The buffer is kept for the next receive, whatever happened.
                 inner.spare.set(Some(buffer));
+                let (data, from) = outcome?;
                 Ok((
                     data,
                     from.ip().to_canonical().to_string(),
