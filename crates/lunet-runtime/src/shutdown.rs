@@ -93,10 +93,10 @@ impl Shutdown {
     /// Must be called where `tokio::task::spawn_local` works.
     pub fn drain_all(&self) -> impl Future<Output = ()> + 'static {
         self.draining.set(true);
-        let running: Vec<_> = self
-            .drains
-            .borrow()
-            .values()
+        // Collected first: a drain may drop a `Drain` guard, which borrows `drains`.
+        let drains: Vec<Rc<DrainFn>> = self.drains.borrow().values().cloned().collect();
+        let running: Vec<_> = drains
+            .iter()
             .map(|drain| tokio::task::spawn_local(drain()))
             .collect();
         async move {

@@ -74,6 +74,19 @@ enum Event {
     Ended(usize, i32),
 }
 
+/// Tells the coordinator a worker ended, when dropped (even by a panic).
+struct Ended {
+    id: usize,
+    code: i32,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::Ended(self.id, self.code));
+    }
+}
+
 /// A worker's side of the coordinator.
 pub(crate) struct Link {
     worker: Worker,
@@ -162,8 +175,15 @@ where
                 // The size of a main thread's stack, which a single VM runs on.
                 .stack_size(8 << 20)
                 .spawn(move || {
-                    let code = crate::runtime::run_vm(&path, args, |rt| setup(rt), Some(link));
-                    let _ = events.send(Event::Ended(id, code));
+                    // Sent however the worker ends: a panic unwinding out of its VM
+                    // (reported by the panic hook) ends it with 101, as Rust's own
+                    // exit code for a panic, and stops the others.
+                    let mut ended = Ended {
+                        id,
+                        code: 101,
+                        events,
+                    };
+                    ended.code = crate::runtime::run_vm(&path, args, |rt| setup(rt), Some(link));
                 });
             if let Err(error) = spawned {
                 eprintln!("error: cannot start worker {id}: {error}");

@@ -146,8 +146,14 @@ pub fn decompress(codec: Codec, data: &[u8]) -> std::io::Result<Vec<u8>> {
     match codec {
         Codec::Brotli => read_to_end_bounded(brotli::Decompressor::new(data, 4096)),
         Codec::Gzip => read_to_end_bounded(flate2::read::MultiGzDecoder::new(data)),
-        Codec::Zlib => read_to_end_bounded(flate2::read::ZlibDecoder::new(data))
-            .or_else(|_| read_to_end_bounded(flate2::read::DeflateDecoder::new(data))),
+        // Not zlib (a decoding error): raw DEFLATE. Past the size limit it is the
+        // limit that is reported, without decoding the bomb a second time.
+        Codec::Zlib => read_to_end_bounded(flate2::read::ZlibDecoder::new(data)).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::Other {
+                return Err(e);
+            }
+            read_to_end_bounded(flate2::read::DeflateDecoder::new(data))
+        }),
         Codec::Deflate => read_to_end_bounded(flate2::read::DeflateDecoder::new(data)),
         Codec::Zstd => read_to_end_bounded(zstd::stream::read::Decoder::new(data)?),
         Codec::Lz4 => read_to_end_bounded(lz4_flex::frame::FrameDecoder::new(data)),
