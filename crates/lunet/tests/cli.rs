@@ -161,6 +161,22 @@ print("after")"#,
         start.elapsed() < Duration::from_secs(4),
         "exit does not wait for timers"
     );
+
+    // Codes the system would truncate to their low 8 bits (256 reads as success)
+    // are errors, not a wrong exit status.
+    script(
+        dir.path(),
+        "bad_exit.luau",
+        r#"local process = require("@lune/process")
+for _, code in { 256, -1, 2 ^ 32, 1.5 } do
+    local ok, err = pcall(process.exit, code)
+    assert(not ok and string.find(err, "argument #1 to 'process.exit'", 1, true), tostring(err))
+end
+print("refused")"#,
+    );
+    let out = lunet(dir.path(), &["run", "bad_exit.luau"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "refused\n");
 }
 
 #[test]

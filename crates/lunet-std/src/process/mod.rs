@@ -60,11 +60,14 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
     process.set(
         "exit",
         lunet_runtime::create_function(lua, |_, code: Option<Value>| -> Result<()> {
+            // The system keeps only an exit code's low 8 bits (256 would read as
+            // success), so codes are 0 to 255, as in Lune.
             let code = match code {
                 None | Some(Value::Nil) => 0,
-                Some(Value::Integer(i)) => i as i32,
-                Some(Value::Number(n)) if n.fract() == 0.0 => n as i32,
                 Some(Value::Boolean(ok)) => i32::from(!ok),
+                Some(value @ (Value::Integer(_) | Value::Number(_))) => {
+                    args::integer_in(&value, "argument #1 to 'process.exit'", 0..=255)?
+                }
                 Some(other) => {
                     return Err(args::wrong(
                         "argument #1 to 'process.exit'",
