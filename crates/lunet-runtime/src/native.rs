@@ -40,9 +40,9 @@ pub(crate) fn has_native_directive(source: &[u8]) -> bool {
 /// (or when every chunk is).
 pub(crate) fn load(lua: &Lua, source: &[u8], name: String) -> Result<Function> {
     let native = lua.app_data_ref::<AllNative>().is_some() || has_native_directive(source);
-    // Text only: Luau's loader trusts bytecode (a truncated or crafted file crashes
-    // the process), so scripts and modules must be source. (`luau.load` has its own
-    // rules for bytecode.)
+    // Source only: Luau's loader trusts bytecode (a truncated or crafted file crashes
+    // the process), so a script or module that is bytecode is refused here, with a
+    // message saying why. (`luau.load` has its own rules for bytecode.)
     // SAFETY: luaL_isbytecode only reads the `source.len()` bytes it is given.
     if unsafe { mlua::ffi::luaL_isbytecode(source.as_ptr().cast(), source.len()) } {
         return Err(mlua::Error::runtime(format!(
@@ -53,10 +53,7 @@ pub(crate) fn load(lua: &Lua, source: &[u8], name: String) -> Result<Function> {
         )));
     }
     load_natively(lua, native, || {
-        lua.load(source)
-            .set_name(name)
-            .set_mode(mlua::chunk::ChunkMode::Text)
-            .into_function()
+        lua.load(source).set_name(name).into_function()
     })
 }
 

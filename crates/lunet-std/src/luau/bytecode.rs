@@ -8,26 +8,39 @@
 //! remembered by its BLAKE3 hash, 32 bytes, so nothing else can pass for it), or a
 //! script that says it trusts the bytes (`trustBytecode = true`, for bytecode
 //! compiled by another process and kept in a file, say). Source is unaffected.
+//! At most [`REMEMBERED`] results are remembered (the oldest are forgotten), so a
+//! server that compiles per request does not grow without bound.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use mlua::Lua;
 
-/// The hashes of the bytecode `luau.compile` produced in this VM.
+/// How many `luau.compile` results are remembered (about 5 MiB of hashes).
+const REMEMBERED: usize = 65_536;
+
+/// The hashes of the bytecode `luau.compile` produced in this VM, and their order.
 #[derive(Default)]
-struct Compiled(RefCell<HashSet<[u8; 32]>>);
+struct Compiled(RefCell<(HashSet<[u8; 32]>, VecDeque<[u8; 32]>)>);
 
 /// Remembers `bytecode` as produced by `luau.compile`.
 pub(crate) fn remember(lua: &Lua, bytecode: &[u8]) {
     let hash = *blake3::hash(bytecode).as_bytes();
-    if let Some(compiled) = lua.app_data_ref::<Compiled>() {
-        compiled.0.borrow_mut().insert(hash);
-        return;
+    if lua.app_data_ref::<Compiled>().is_none() {
+        lua.set_app_data(Compiled::default());
     }
-    let compiled = Compiled::default();
-    compiled.0.borrow_mut().insert(hash);
-    lua.set_app_data(compiled);
+    let Some(compiled) = lua.app_data_ref::<Compiled>() else {
+        return;
+    };
+    let (known, order) = &mut *compiled.0.borrow_mut();
+    if known.insert(hash) {
+        order.push_back(hash);
+        if order.len() > REMEMBERED
+            && let Some(oldest) = order.pop_front()
+        {
+            known.remove(&oldest);
+        }
+    }
 }
 
 /// True when `luau.compile` produced exactly `bytecode` in this VM.
@@ -36,6 +49,7 @@ pub(crate) fn is_known(lua: &Lua, bytecode: &[u8]) -> bool {
         compiled
             .0
             .borrow()
+            .0
             .contains(blake3::hash(bytecode).as_bytes())
     })
 }
