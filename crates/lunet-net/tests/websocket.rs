@@ -180,6 +180,19 @@ fn serve_websocket_echo_and_close_codes() {
             Message::text("hello"),
             "text echo"
         );
+        // Pings are answered by the server itself (behaviour.md), with their payload,
+        // while the handler waits in next().
+        ws.send(Message::Ping(b"are you there".to_vec().into()))
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the pong arrives");
+        assert_eq!(
+            answer.unwrap().unwrap(),
+            Message::Pong(b"are you there".to_vec().into()),
+            "a ping is answered with a pong carrying its payload"
+        );
         let binary = vec![0u8, 1, 2, 255];
         ws.send(Message::binary(binary.clone())).await.unwrap();
         assert_eq!(
