@@ -7,7 +7,7 @@
 //! decoding it (the caller pushes decoded chunks), nor what a line means.
 
 /// The longest line kept: Luau's string limit (1 GiB).
-pub(crate) const MAX_LINE: usize = 1 << 30;
+pub(crate) const MAX_LINE: usize = lunet_runtime::codec::compression::MAX_STRING_LEN;
 
 /// Bytes received but not yet returned as lines.
 #[derive(Debug, Default)]

@@ -36,7 +36,7 @@ use crate::error::error_chain;
 use lunet_runtime::object::{self, Object, This};
 
 /// The most `readAll()` gathers: Luau's string limit (1 GiB).
-const MAX_READ_ALL: usize = 1 << 30;
+const MAX_READ_ALL: usize = lunet_runtime::codec::compression::MAX_STRING_LEN;
 
 /// After how many gathered bytes `readAll()` lets others run once.
 const YIELD_EVERY: usize = 1 << 20;

@@ -20,7 +20,7 @@ use crate::error::BoxError;
 
 /// The largest response body `net.request` reads, received or decoded: Luau's
 /// string limit (1 GiB), since the body becomes one string.
-pub(crate) const MAX_RESPONSE_BODY: usize = 1 << 30;
+pub(crate) const MAX_RESPONSE_BODY: usize = lunet_runtime::codec::compression::MAX_STRING_LEN;
 
 /// Reads `body` whole within `limit`, decoded when `decompress` is on and every coding
 /// in `headers` is known (`headers` then lose `Content-Encoding` and

@@ -13,6 +13,7 @@
 use std::ffi::c_int;
 use std::fmt;
 
+use lunet_runtime::codec::compression::MAX_STRING_LEN;
 use mlua::{Lua, Value, ffi};
 
 use super::encode::needs_look;
@@ -20,10 +21,10 @@ use super::encode::needs_look;
 /// Arrays and objects nested deeper than this are an error.
 pub(crate) const MAX_DEPTH: usize = 512;
 
-/// Luau's own limits (ltable.cpp MAXSIZE, lstring.h MAXSSIZE): past them Luau raises
-/// an error, which must not unwind through this parser, so they are checked first.
+/// Luau's own limits (ltable.cpp MAXSIZE; lstring.h MAXSSIZE is the runtime's
+/// `MAX_STRING_LEN`): past them Luau raises an error, which must not unwind through
+/// this parser, so they are checked first.
 const MAX_TABLE_SIZE: usize = 1 << 26;
-const MAX_STRING_LEN: usize = 1 << 30;
 
 /// Above this stack height a container moves its pending values into a spill table
 /// at once, so deep input keeps about 3 slots per level on the stack: at most
