@@ -19,9 +19,19 @@ use mlua::Lua;
 /// How many `luau.compile` results are remembered (about 5 MiB of hashes).
 const REMEMBERED: usize = 65_536;
 
-/// The hashes of the bytecode `luau.compile` produced in this VM, and their order.
+/// A BLAKE3 hash of some bytecode.
+type Hash = [u8; 32];
+
+/// The hashes of the bytecode `luau.compile` produced in this VM, and their order
+/// (oldest first).
 #[derive(Default)]
-struct Compiled(RefCell<(HashSet<[u8; 32]>, VecDeque<[u8; 32]>)>);
+struct Remembered {
+    known: HashSet<Hash>,
+    order: VecDeque<Hash>,
+}
+
+#[derive(Default)]
+struct Compiled(RefCell<Remembered>);
 
 /// Remembers `bytecode` as produced by `luau.compile`.
 pub(crate) fn remember(lua: &Lua, bytecode: &[u8]) {
@@ -32,13 +42,13 @@ pub(crate) fn remember(lua: &Lua, bytecode: &[u8]) {
     let Some(compiled) = lua.app_data_ref::<Compiled>() else {
         return;
     };
-    let (known, order) = &mut *compiled.0.borrow_mut();
-    if known.insert(hash) {
-        order.push_back(hash);
-        if order.len() > REMEMBERED
-            && let Some(oldest) = order.pop_front()
+    let remembered = &mut *compiled.0.borrow_mut();
+    if remembered.known.insert(hash) {
+        remembered.order.push_back(hash);
+        if remembered.order.len() > REMEMBERED
+            && let Some(oldest) = remembered.order.pop_front()
         {
-            known.remove(&oldest);
+            remembered.known.remove(&oldest);
         }
     }
 }
@@ -49,7 +59,7 @@ pub(crate) fn is_known(lua: &Lua, bytecode: &[u8]) -> bool {
         compiled
             .0
             .borrow()
-            .0
+            .known
             .contains(blake3::hash(bytecode).as_bytes())
     })
 }
