@@ -234,6 +234,7 @@ errors(function() udp:send(string.rep("x", 65508)) end, "Invalid data - expected
 errors(function() udp:send(42) end, "Invalid data", "a number")
 errors(function() udp:send("x", "127.0.0.1") end, "Invalid port", "a host without a port")
 errors(function() udp:send("x", "", 9) end, "Invalid host", "an empty host")
+errors(function() udp:send("x", nil, 9) end, "Invalid host - expected a string with the port", "a port without a host")
 errors(function() udp.receive() end, "must be called on a UdpSocket", "a method without self")
 udp:close()
 local unconnected = net.udp.bind(0)

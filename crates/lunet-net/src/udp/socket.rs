@@ -189,6 +189,14 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                         "nil",
                     ));
                 }
+                // A port without a host would be silently ignored: say so instead.
+                Value::Nil if !port.is_nil() => {
+                    return Err(args::invalid(
+                        "host",
+                        "a string with the port (a connected UdpSocket takes neither)",
+                        "nil",
+                    ));
+                }
                 Value::Nil => None,
                 host => Some(parse_target(&host, &port)?),
             };
