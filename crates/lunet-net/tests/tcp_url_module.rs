@@ -169,3 +169,39 @@ eq(require("@lune/net"), net, "requiring @lune/net again gives the same table")
         &[],
     );
 }
+
+/// `close()` ends a write stuck on a peer that does not read and a read waiting on
+/// a peer that sends nothing, and returns without waiting on that peer.
+#[test]
+fn close_ends_waiting_reads_and_writes_on_a_silent_peer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds the connection, reading and writing nothing.
+    let holder = std::thread::spawn(move || {
+        let held = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(held);
+    });
+    run_luau(
+        r#"
+local stream = net.tcp.connect("127.0.0.1", tonumber(process.args[1]))
+local wrote, read = nil, "not yet"
+task.spawn(function()
+    wrote = { pcall(function() stream:write(string.rep("x", 64 * 1024 * 1024)) end) }
+end)
+task.spawn(function()
+    read = stream:read()
+end)
+task.wait(0.3)
+eq(wrote, nil, "the write is stuck on the silent peer")
+local started = os.clock()
+stream:close()
+check(os.clock() - started < 2, "close does not wait on the peer")
+task.wait(0.05)
+check(wrote ~= nil and wrote[1] == false and string.find(wrote[2], "closed", 1, true) ~= nil, "the stuck write fails: " .. tostring(wrote and wrote[2]))
+eq(read, nil, "the waiting read ends like the end of the stream")
+"#,
+        &[port.to_string()],
+    );
+    holder.join().unwrap();
+}

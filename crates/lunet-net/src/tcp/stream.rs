@@ -25,7 +25,7 @@ use mlua::{
     Value,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use lunet_runtime::args;
 
@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     reader: Mutex<ReadHalf>,
     writer: Mutex<Writer>,
     closed: Cell<bool>,
+    /// Woken by `close()`: a read or write waiting on the peer ends then.
+    closing: Notify,
     endpoints: Endpoints,
 }
 
@@ -79,6 +81,7 @@ impl Stream {
                 }),
                 writer: Mutex::new(writer),
                 closed: Cell::new(false),
+                closing: Notify::new(),
                 endpoints,
             }),
         }
@@ -96,6 +99,9 @@ enum Data {
     Bytes(bytes::Bytes),
 }
 
+/// How long `close()` waits to say goodbye to a peer that is not reading.
+const CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The method functions, created once per VM and shared by every stream.
 fn build_methods(lua: &Lua) -> Result<Table> {
     let table = lua.create_table()?;
@@ -109,29 +115,37 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 .unwrap_or(DEFAULT_READ_SIZE)
                 .min(16 << 20);
             Ok(async move {
+                let closing = inner.closing.notified();
                 if inner.closed.get() {
                     return Ok(Value::Nil);
                 }
-                let mut half = inner.reader.lock().await;
-                let ReadHalf { reader, buffer } = &mut *half;
-                buffer.clear();
-                // Reads up to the default size reuse the stream's buffer; a larger
-                // one gets its own, so one big read does not pin a big buffer.
-                let mut own = BytesMut::new();
-                let buffer = if size <= DEFAULT_READ_SIZE {
-                    buffer
-                } else {
-                    &mut own
+                let reading = async {
+                    let mut half = inner.reader.lock().await;
+                    let ReadHalf { reader, buffer } = &mut *half;
+                    buffer.clear();
+                    // Reads up to the default size reuse the stream's buffer; a larger
+                    // one gets its own, so one big read does not pin a big buffer.
+                    let mut own = BytesMut::new();
+                    let buffer = if size <= DEFAULT_READ_SIZE {
+                        buffer
+                    } else {
+                        &mut own
+                    };
+                    buffer.reserve(size);
+                    let n = reader
+                        .read_buf(&mut (&mut *buffer).limit(size))
+                        .await
+                        .map_err(|e| Error::runtime(format!("TcpStream:read failed: {e}")))?;
+                    if n == 0 {
+                        return Ok(Value::Nil);
+                    }
+                    Ok(Value::String(lua.create_string(&buffer[..n])?))
                 };
-                buffer.reserve(size);
-                let n = reader
-                    .read_buf(&mut (&mut *buffer).limit(size))
-                    .await
-                    .map_err(|e| Error::runtime(format!("TcpStream:read failed: {e}")))?;
-                if n == 0 {
-                    return Ok(Value::Nil);
+                // Closed while waiting: the end of the stream, as after close().
+                tokio::select! {
+                    read = reading => read,
+                    () = closing => Ok(Value::Nil),
                 }
-                Ok(Value::String(lua.create_string(&buffer[..n])?))
             })
         },
     )?;
@@ -149,19 +163,27 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 other => Data::Bytes(args::bytes(&other, "data")?),
             };
             Ok(async move {
+                let closing = inner.closing.notified();
                 if inner.closed.get() {
                     return Err(Error::runtime("cannot write: the TcpStream is closed"));
                 }
-                let mut writer = inner.writer.lock().await;
-                let result = match &data {
-                    Data::String(s) => writer.write_all(&s.as_bytes()).await,
-                    Data::Bytes(b) => writer.write_all(b).await,
+                let writing = async {
+                    let mut writer = inner.writer.lock().await;
+                    let result = match &data {
+                        Data::String(s) => writer.write_all(&s.as_bytes()).await,
+                        Data::Bytes(b) => writer.write_all(b).await,
+                    };
+                    result.map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))?;
+                    writer
+                        .flush()
+                        .await
+                        .map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))
                 };
-                result.map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))?;
-                writer
-                    .flush()
-                    .await
-                    .map_err(|e| Error::runtime(format!("TcpStream:write failed: {e}")))
+                // Closed while the peer was not taking the data: the write ends.
+                tokio::select! {
+                    written = writing => written,
+                    () = closing => Err(Error::runtime("cannot write: the TcpStream is closed")),
+                }
             })
         },
     )?;
@@ -174,8 +196,15 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 if inner.closed.replace(true) {
                     return Ok(());
                 }
-                let mut writer = inner.writer.lock().await;
-                let _ = writer.shutdown().await;
+                // Waiting reads and writes end first (releasing the writer); the
+                // goodbye (FIN, or TLS's close_notify, which needs the peer to take
+                // it) is given a bounded time.
+                inner.closing.notify_waiters();
+                let _ = tokio::time::timeout(CLOSE_LIMIT, async {
+                    let mut writer = inner.writer.lock().await;
+                    writer.shutdown().await
+                })
+                .await;
                 Ok(())
             })
         },
