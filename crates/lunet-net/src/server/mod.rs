@@ -18,6 +18,7 @@
 //! error is answered with 500 and printed with its stack trace; the server keeps
 //! serving.
 
+mod common_strings;
 pub(crate) mod config;
 mod connection;
 mod drain;

@@ -49,6 +49,8 @@ use mlua::{
     AnyUserData, Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi,
 };
 
+use super::common_strings::CommonStrings;
+
 /// Makes, for an `httpVersion` string, the function that calls `handler(request)`
 /// (or `handler(socket, request)` when given a socket) with the request table built
 /// from the fields it is given.
@@ -101,11 +103,13 @@ return function(httpVersion)
 end
 "#;
 
-/// The [`REQUEST_BUILDER`] of each HTTP version a request may come in.
+/// The [`REQUEST_BUILDER`] of each HTTP version a request may come in, and the
+/// strings requests share.
 pub(crate) struct RequestBuilders {
     http10: Function,
     http11: Function,
     http2: Function,
+    strings: CommonStrings,
 }
 
 impl RequestBuilders {
@@ -116,6 +120,7 @@ impl RequestBuilders {
             http10: make.call("1.0")?,
             http11: make.call("1.1")?,
             http2: make.call("2")?,
+            strings: CommonStrings::new(lua)?,
         })
     }
 
@@ -128,6 +133,11 @@ impl RequestBuilders {
         } else {
             &self.http10
         }
+    }
+
+    /// The strings that make up many requests, for [`HandlerArgs::strings`].
+    pub(crate) fn strings(&self) -> &CommonStrings {
+        &self.strings
     }
 }
 
@@ -143,6 +153,8 @@ pub(crate) struct HandlerArgs<'a> {
     /// The connection's peer address, made into a Luau string once per connection.
     pub(crate) ip: &'a LuaString,
     pub(crate) port: u16,
+    /// The server's [`RequestBuilders::strings`].
+    pub(crate) strings: &'a CommonStrings,
 }
 
 impl HandlerArgs<'_> {
@@ -261,7 +273,10 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 return Err(mlua::Error::StackError);
             }
             self.handler.push_into_stack(lua)?;
-            push_bytes(state, self.parts.method.as_str().as_bytes());
+            match self.strings.method(&self.parts.method) {
+                Some(method) => method.push_into_stack(lua)?,
+                None => push_bytes(state, self.parts.method.as_str().as_bytes()),
+            }
             push_bytes(state, self.path().as_bytes());
             ffi::lua_createtable(state, 0, 0);
             for (key, value) in self.query_pairs() {
@@ -269,7 +284,11 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             }
             ffi::lua_createtable(state, 0, self.parts.headers.keys_len() as i32);
             for (name, value) in self.parts.headers.iter() {
-                join_entry(state, name.as_str().as_bytes(), value.as_bytes());
+                match self.strings.header_name(name) {
+                    Some(name) => name.push_into_stack(lua)?,
+                    None => push_bytes(state, name.as_str().as_bytes()),
+                }
+                join_entry(state, value.as_bytes());
             }
             PACKED.with_borrow_mut(|packed| {
                 pack_headers(&self.parts.headers, packed);
@@ -277,6 +296,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             });
             match self.stream {
                 Some(stream) => stream.push_into_stack(lua)?,
+                None if self.body.is_empty() => self.strings.empty().push_into_stack(lua)?,
                 None => push_bytes(state, self.body),
             }
             self.ip.push_into_stack(lua)?;
@@ -316,22 +336,23 @@ unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
     unsafe { ffi::lua_pushlstring_(state, bytes.as_ptr() as *const c_char, bytes.len()) };
 }
 
-/// Sets `t[name] = value` for the table at the top of the stack, where a repeated
-/// name's values are joined with `", "`. Uses four stack slots, and leaves the stack
-/// as it found it.
+/// Sets `t[name] = value`, where `name` is the string at the top of the stack and
+/// `t` the table below it, and a repeated name's values are joined with `", "`.
+/// Uses three more stack slots, and leaves the stack as it found it without the
+/// name.
 ///
 /// # Safety
 /// `state` is a live Luau state this thread has locked; the value at the top of its
-/// stack is a table without a metatable that only this function has filled (so
-/// every value in it is a string), and there is room for four more values.
-unsafe fn join_entry(state: *mut ffi::lua_State, name: &[u8], value: &[u8]) {
-    // SAFETY: as for `append_entry`: the name and its copy, then the existing entry,
-    // are pushed above the table, which is at -3 for `lua_rawget`/`lua_rawset`. An
+/// stack is a string, and below it a table without a metatable that only this
+/// function has filled (so every value in it is a string), and there is room for
+/// three more values.
+unsafe fn join_entry(state: *mut ffi::lua_State, value: &[u8]) {
+    // SAFETY: as for `append_entry`: the name's copy, then the existing entry, are
+    // pushed above the name, so the table is at -3 for `lua_rawget`/`lua_rawset`. An
     // existing entry is nil or a string this function set; concatenating three
     // strings calls no metamethod and cannot raise (no memory limit, and a joined
     // value stays far below Luau's string size limit, as requests are capped).
     unsafe {
-        push_bytes(state, name);
         ffi::lua_pushvalue(state, -1);
         if ffi::lua_rawget(state, -3) == ffi::LUA_TNIL {
             ffi::lua_pop(state, 1);

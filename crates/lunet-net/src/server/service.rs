@@ -173,6 +173,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         socket: None,
         ip: &peer.ip,
         port: peer.port,
+        strings: server.request_builders.strings(),
     };
     let result = server
         .run_handler(server.request_builders.get(parts.version), args)
@@ -235,6 +236,7 @@ async fn handle_streaming(
                 socket: None,
                 ip: &peer.ip,
                 port: peer.port,
+                strings: server.request_builders.strings(),
             };
             server
                 .run_handler(server.request_builders.get(parts.version), args)

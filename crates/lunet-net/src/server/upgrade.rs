@@ -124,6 +124,7 @@ async fn decide(peer: &Peer, accept_websocket: &Function, parts: &Parts) -> Deci
         socket: None,
         ip: &peer.ip,
         port: peer.port,
+        strings: server.request_builders.strings(),
     };
     let decided = server
         .run_handler::<MultiValue>(server.request_builders.get(parts.version), args)
@@ -241,6 +242,7 @@ pub(crate) async fn accept(
             socket: Some(&socket),
             ip: &ip,
             port,
+            strings: server.request_builders.strings(),
         };
         let outcome = server
             .run_handler::<()>(server.request_builders.get(parts.version), args)

@@ -471,3 +471,46 @@ fn a_waiter_resumes_its_thread_and_hands_values_back_once_its_thread_is_cancelle
         "a waiter answers at once when it can, and a value refused by a cancelled thread reaches the next waiter"
     );
 }
+
+#[test]
+fn a_reused_thread_gets_the_globals_back_and_nothing_of_the_last_call() {
+    run(|lua, scheduler| {
+        let call = |func: &Function, arg: bool| match scheduler
+            .call::<Option<String>>(lua, func, arg)
+            .unwrap()
+        {
+            CallOutcome::Done(result) => result.unwrap(),
+            CallOutcome::Pending(..) => panic!("the function does not yield"),
+        };
+        // The first call replaces its thread's globals; the thread is then reused for
+        // the second, which must see the VM's globals again.
+        let func: Function = lua
+            .load(
+                r#"return function(replace)
+                    if replace then
+                        setfenv(0, { marker = "replaced" })
+                    end
+                    return getfenv(0).marker
+                end"#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(call(&func, true).as_deref(), Some("replaced"));
+        assert_eq!(scheduler.spare_threads.count(), 1, "the thread is kept");
+        assert_eq!(call(&func, false), None, "the globals are the VM's again");
+        // An errored thread is not kept.
+        let failing: Function = lua
+            .load("return function() error('no') end")
+            .eval()
+            .unwrap();
+        assert!(matches!(
+            scheduler.call::<()>(lua, &failing, ()).unwrap(),
+            CallOutcome::Done(Err(_))
+        ));
+        assert_eq!(
+            scheduler.spare_threads.count(),
+            0,
+            "the errored thread is dropped"
+        );
+    });
+}
