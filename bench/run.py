@@ -374,13 +374,14 @@ def bench_ws_client(runs, quick):
 
 
 def bench_native(runs, quick):
-    """CPU-bound Luau (bench/scripts/cpu/): interpreted, natively compiled (`--native`,
-    the same as a `--!native` line in each file), and Lune. Each script prints its own
-    elapsed milliseconds, so process start-up is not counted."""
+    """CPU-bound Luau (bench/scripts/cpu/): natively compiled (`lunet run`'s default,
+    the same as a `--!native` line in each file), interpreted (`--interpreted`), and
+    Lune (which compiles natively by default too). Each script prints its own elapsed
+    milliseconds, so process start-up is not counted."""
     for script in sorted((SCRIPTS / "cpu").glob("*.luau")):
         for _ in range(runs):
             contenders = [(name, cmd + [str(script)]) for name, cmd in luau_contenders()]
-            contenders.insert(1, ("lunet --native", [LUNET, "run", "--native", str(script)]))
+            contenders.insert(1, ("lunet --interpreted", [LUNET, "run", "--interpreted", str(script)]))
             for name, cmd in contenders:
                 millis, _ = run_client(cmd)
                 record("native", script.stem, name, millis, "ms")

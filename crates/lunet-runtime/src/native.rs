@@ -2,15 +2,16 @@
 //! compiles to machine code.
 //!
 //! A chunk whose leading comments include the `--!native` directive is compiled
-//! natively, as in Roblox and Lune; `lunet run --native` ([`set_all_native`])
-//! compiles every chunk. Everything else runs in Luau's interpreter, as before. The
+//! natively, as in Roblox and Lune; [`set_all_native`] compiles every chunk (what
+//! `lunet run` does unless `--interpreted`, as Lune compiles every chunk unless
+//! `LUNE_LUAU_JIT=0`). Everything else runs in Luau's interpreter. The
 //! decision is made per chunk when it is loaded (mlua compiles a loaded chunk when its
 //! JIT switch is on), so functions a module defines, net handlers included, run the
 //! way their module was compiled. What the generated code does is Luau's business.
 
 use mlua::{Function, Lua, Result};
 
-/// Set when every chunk is to be compiled natively (`lunet run --native`).
+/// Set when every chunk is to be compiled natively (`lunet run`'s default).
 struct AllNative;
 
 /// Compiles every chunk loaded from now on natively, `--!native` or not.

@@ -110,7 +110,8 @@ impl Runtime {
     }
 
     /// Compiles every script and module loaded from now on to native code, whether
-    /// or not it has the `--!native` directive (`lunet run --native`).
+    /// or not it has the `--!native` directive (`lunet run` does, unless
+    /// `--interpreted`).
     pub fn compile_all_natively(&self) {
         crate::native::set_all_native(&self.lua);
     }

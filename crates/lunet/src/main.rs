@@ -1,9 +1,14 @@
 //! The `lunet` command: run a Luau script, or set up editor type definitions.
 //!
-//! `lunet run [--native] [--workers N] <file> [args...]` (or `lunet <file> [args...]`) runs a
+//! `lunet run [--interpreted] [--workers N] <file> [args...]` (or `lunet <file> [args...]`) runs a
 //! script with every builtin library, `@lune/net` included (in N isolated VMs on N
 //! threads with `--workers`: see the runtime's `workers`); `lunet setup` writes type definitions and a
 //! `.luaurc` alias for luau-lsp. Everything else lives in the library crates.
+//!
+//! Every script and module is compiled to native code by default, as Lune does
+//! (Lune turns its code generator on for every chunk unless `LUNE_LUAU_JIT` is
+//! `0`, `false` or `off`); `--interpreted`, or that variable set so, runs them in
+//! Luau's interpreter instead (chunks with `--!native` are still compiled).
 
 mod setup;
 
@@ -21,9 +26,14 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Compile every script and module to native code (as if each had `--!native`)
+    /// Compile every script and module to native code (the default; as if each had
+    /// `--!native`)
     #[arg(long, global = true)]
     native: bool,
+    /// Run scripts and modules in Luau's interpreter, compiling only those with
+    /// `--!native` (also when `LUNE_LUAU_JIT` is `0`, `false` or `off`, as in Lune)
+    #[arg(long, global = true, conflicts_with = "native")]
+    interpreted: bool,
     /// Run the script in N isolated VMs on N threads (or `auto`: one per CPU); their
     /// servers share their ports
     #[arg(long, global = true, value_name = "N", value_parser = lunet_runtime::workers::parse_count)]
@@ -102,13 +112,22 @@ fn tune_malloc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
 
+/// Whether every chunk is compiled natively: yes unless `--interpreted`, or Lune's
+/// `LUNE_LUAU_JIT` turns its code generator off (`--native` wins over the variable).
+fn all_native(cli: &Cli) -> bool {
+    let lune_jit_off = std::env::var("LUNE_LUAU_JIT")
+        .is_ok_and(|value| matches!(value.as_str(), "0" | "false" | "off"));
+    cli.native || !(cli.interpreted || lune_jit_off)
+}
+
 fn main() {
     tune_malloc();
     let cli = Cli::parse();
+    let native = all_native(&cli);
     let code = match (cli.command, cli.script) {
-        (Some(Command::Run { script, args }), _) => run(script, args, cli.native, cli.workers),
+        (Some(Command::Run { script, args }), _) => run(script, args, native, cli.workers),
         (Some(Command::Setup { dir }), _) => setup::run(dir),
-        (None, Some(script)) => run(script, cli.args, cli.native, cli.workers),
+        (None, Some(script)) => run(script, cli.args, native, cli.workers),
         (None, None) => {
             eprintln!("usage: lunet run <script> [args...]   (see lunet --help)");
             2

@@ -513,8 +513,10 @@ print(handle.port)
     );
 }
 
-/// `--!native` scripts and modules, and `lunet run --native`, run natively compiled
-/// code with the same results (including a net handler defined in a native module).
+/// Natively compiled scripts and modules (`lunet run`'s default, `--native`, or
+/// `--!native` under `--interpreted` / `LUNE_LUAU_JIT=0`) give the same results as
+/// interpreted ones (including a net handler defined in a native module); `--native`
+/// and `--interpreted` together are refused.
 #[test]
 fn native_code_generation_runs_scripts_modules_and_handlers() {
     let dir = tempfile::tempdir().unwrap();
@@ -540,11 +542,24 @@ print(m.sum(1000), v.x + v.y + v.z, response.body)
         &["run", "main.luau"][..],
         &["run", "--native", "main.luau"],
         &["--native", "main.luau"],
+        &["run", "--interpreted", "main.luau"],
+        &["--interpreted", "main.luau"],
     ] {
         let out = lunet(dir.path(), args, LIMIT);
         assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
         assert_eq!(out.stdout.trim(), "250250 12 637.5", "{args:?}");
     }
+    let both = lunet(
+        dir.path(),
+        &["run", "--native", "--interpreted", "main.luau"],
+        LIMIT,
+    );
+    assert_eq!(both.code, Some(2), "clap refuses the pair: {}", both.stderr);
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
 }
 
 #[test]
