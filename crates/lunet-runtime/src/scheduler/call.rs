@@ -22,8 +22,8 @@
 //! running someone else's request.
 //!
 //! This runs once per request of `net.serve`, so the thread bookkeeping reads the
-//! thread's state straight from Luau (`lua_status`, `lua_gettop`) and resets a
-//! finished thread with three stack operations: mlua's `Thread::status` and
+//! thread's state straight from Luau (`lua_status`, `lua_gettop`) and readies a
+//! spare thread with a few stack operations: mlua's `Thread::status` and
 //! `Thread::reset` each ask `lua_getinfo` for call frames, which cost ~700
 //! instructions per request between them (measured with callgrind on the hello
 //! serve bench), and a thread that has just returned from a resume has none.
@@ -72,7 +72,7 @@ impl Watchers {
         thread: &Thread,
         outcome: Result<MultiValue>,
     ) -> Option<Result<MultiValue>> {
-        let key = thread.to_pointer() as usize;
+        let key = thread.state() as usize;
         let watcher = self.map.borrow_mut().remove(&key);
         match watcher {
             Some((_thread, deliver)) => {
@@ -87,65 +87,29 @@ impl Watchers {
 /// The most finished threads kept for reuse.
 const MAX_SPARE_THREADS: usize = 64;
 
-/// A thread of [`Scheduler::call`] and its Luau state (what `lua_topointer` gives for
-/// a thread, valid as long as the `Thread` is held).
-struct CallThread {
-    thread: Thread,
-    state: *mut ffi::lua_State,
+/// Whether `thread`'s last resume ended in a yield.
+fn yielded(thread: &Thread) -> bool {
+    // SAFETY: `state()` is the live state of the thread `thread` holds; reading its
+    // status has no effect.
+    unsafe { ffi::lua_status(thread.state()) == ffi::LUA_YIELD }
 }
 
-impl CallThread {
-    fn new(thread: Thread) -> CallThread {
-        let state = thread.to_pointer() as *mut ffi::lua_State;
-        CallThread { thread, state }
-    }
-
-    /// Whether the thread's last resume ended in a yield.
-    fn yielded(&self) -> bool {
-        // SAFETY: `state` is the live state of the thread `self` holds; reading its
-        // status has no effect.
-        unsafe { ffi::lua_status(self.state) == ffi::LUA_YIELD }
-    }
-
-    /// Whether the thread's last resume returned (not errored, not yielded). mlua
-    /// clears the thread's stack after a resume, so a returned thread holds nothing.
-    fn returned(&self) -> bool {
-        // SAFETY: as in `yielded`.
-        unsafe { ffi::lua_status(self.state) == ffi::LUA_OK && ffi::lua_gettop(self.state) == 0 }
-    }
-
-    /// Makes a [`returned`](Self::returned) thread ready to run `func` again, as
-    /// mlua's `Thread::reset` would: `func` alone on its stack, and the main thread's
-    /// globals (a handler may have replaced its thread's with `setfenv(0, ...)`).
-    fn reset_returned(&self, lua: &Lua, func: &Function) -> Result<()> {
-        lua.exec_raw_lua(|raw| {
-            // SAFETY: `raw` is the locked VM `func` and the thread belong to. The
-            // thread is not running (it returned), and its stack is empty, so it has
-            // room for the two values pushed on it; `raw.state()` is made room for
-            // before `func` is pushed, and `lua_xmove` moves it off again.
-            unsafe {
-                if ffi::lua_checkstack(raw.state(), 1) == 0 {
-                    return Err(mlua::Error::StackError);
-                }
-                func.push_into_stack(raw)?;
-                ffi::lua_xmove(raw.state(), self.state, 1);
-                ffi::lua_xpush(
-                    ffi::lua_mainthread(self.state),
-                    self.state,
-                    ffi::LUA_GLOBALSINDEX,
-                );
-                ffi::lua_replace(self.state, ffi::LUA_GLOBALSINDEX);
-            }
-            Ok(())
-        })
+/// Whether `thread`'s last resume returned (not errored, not yielded). mlua clears
+/// the thread's stack after a resume, so a returned thread holds nothing.
+fn returned(thread: &Thread) -> bool {
+    // SAFETY: as in `yielded`.
+    unsafe {
+        let state = thread.state();
+        ffi::lua_status(state) == ffi::LUA_OK && ffi::lua_gettop(state) == 0
     }
 }
 
 /// Finished threads of [`Scheduler::call`] that no script can refer to, for reuse.
+/// A spare thread holds nothing (its stack is empty, its globals are the VM's), so
+/// keeping it keeps no function, and nothing a function captured, alive.
 #[derive(Default)]
 pub(super) struct SpareThreads {
-    /// Each thread is ready to run the function whose address is beside it.
-    threads: RefCell<Vec<(CallThread, usize)>>,
+    threads: RefCell<Vec<Thread>>,
     /// How many times `coroutine.running()` has been called, ever.
     escapes: Cell<u64>,
 }
@@ -162,38 +126,51 @@ impl SpareThreads {
         self.threads.borrow().len()
     }
 
-    /// A thread ready to run `func` (whose address is `func_key`): a spare one
-    /// (reset to `func` unless it already is), or a new one.
-    fn take(&self, lua: &Lua, func: &Function, func_key: usize) -> Result<CallThread> {
-        let spare = self.threads.borrow_mut().pop();
-        match spare {
-            Some((call, ready_for)) => {
-                if ready_for != func_key {
-                    call.thread.reset(func.clone())?;
+    /// A thread ready to run `func`: a spare one with `func` pushed onto its empty
+    /// stack (what mlua's `Thread::reset` would do, without its frame check), or a
+    /// new one.
+    fn take(&self, lua: &Lua, func: &Function) -> Result<Thread> {
+        let Some(thread) = self.threads.borrow_mut().pop() else {
+            return lua.create_thread(func.clone());
+        };
+        // mlua re-exports this raw access as `#[doc(hidden)]`: the workspace pins
+        // mlua's exact version, and an upgrade must re-check this block.
+        lua.exec_raw_lua(|raw| {
+            // SAFETY: `raw` is the locked VM `func` and the thread belong to, and the
+            // thread is a returned one (see `give_back`), so not running. Luau's
+            // `lua_xmove` grows the target stack itself; `raw.state()` is made room
+            // for first.
+            unsafe {
+                if ffi::lua_checkstack(raw.state(), 1) == 0 {
+                    return Err(mlua::Error::StackError);
                 }
-                Ok(call)
+                func.push_into_stack(raw)?;
+                ffi::lua_xmove(raw.state(), thread.state(), 1);
             }
-            None => Ok(CallThread::new(lua.create_thread(func.clone())?)),
-        }
+            Ok(())
+        })?;
+        Ok(thread)
     }
 
-    /// Keeps `call` if it returned and no script can refer to it (`escapes` is the
-    /// count from before it ran). It is reset to `func` at once; its stack is
-    /// already clear, so what it returned is not kept alive.
-    fn give_back(
-        &self,
-        lua: &Lua,
-        call: CallThread,
-        func: &Function,
-        func_key: usize,
-        escapes: u64,
-    ) {
-        if !call.returned() || self.escapes.get() != escapes {
+    /// Keeps `thread` if it returned and no script can refer to it (`escapes` is the
+    /// count from before it ran), with the main thread's globals back (a function may
+    /// have replaced its thread's with `setfenv(0, ...)`). Its stack is already
+    /// clear, so what it returned is not kept alive.
+    fn give_back(&self, thread: Thread, escapes: u64) {
+        if !returned(&thread) || self.escapes.get() != escapes {
             return;
         }
         let mut threads = self.threads.borrow_mut();
-        if threads.len() < MAX_SPARE_THREADS && call.reset_returned(lua, func).is_ok() {
-            threads.push((call, func_key));
+        if threads.len() < MAX_SPARE_THREADS {
+            // SAFETY: the thread returned (not running) and is held by `thread`;
+            // `lua_xpush` grows its stack as needed, and `lua_replace` pops the
+            // table it pushed into the globals slot.
+            unsafe {
+                let state = thread.state();
+                ffi::lua_xpush(ffi::lua_mainthread(state), state, ffi::LUA_GLOBALSINDEX);
+                ffi::lua_replace(state, ffi::LUA_GLOBALSINDEX);
+            }
+            threads.push(thread);
         }
     }
 }
@@ -208,17 +185,15 @@ impl Scheduler {
         args: impl IntoLuaMulti,
     ) -> Result<CallOutcome<R>> {
         let escapes = self.spare_threads.escapes.get();
-        let func_key = func.to_pointer() as usize;
-        let call = self.spare_threads.take(lua, func, func_key)?;
+        let thread = self.spare_threads.take(lua, func)?;
         // Read straight off the thread's stack. If the thread yielded, these are the
-        // values it yielded, which are not used.
-        let result = call.thread.resume::<R>(args);
-        if result.is_err() || !call.yielded() {
-            self.spare_threads
-                .give_back(lua, call, func, func_key, escapes);
+        // values it yielded, which are not used (nor is a failure to convert them):
+        // a yielded thread is pending whatever it yielded.
+        let result = thread.resume::<R>(args);
+        if !yielded(&thread) {
+            self.spare_threads.give_back(thread, escapes);
             return Ok(CallOutcome::Done(result));
         }
-        let thread = call.thread;
         let (sender, receiver) = oneshot::channel();
         // Weak: the scheduler (which holds this) lives inside the VM.
         let lua = lua.weak();
@@ -227,7 +202,7 @@ impl Scheduler {
                 let _ = sender.send(outcome.and_then(|values| R::from_lua_multi(values, &lua)));
             }
         });
-        let key = thread.to_pointer() as usize;
+        let key = thread.state() as usize;
         self.watchers
             .map
             .borrow_mut()

@@ -45,7 +45,7 @@ pub(super) struct ParkTable {
 }
 
 fn key(thread: &Thread) -> usize {
-    thread.to_pointer() as usize
+    thread.state() as usize
 }
 
 impl ParkTable {

@@ -514,3 +514,35 @@ fn a_reused_thread_gets_the_globals_back_and_nothing_of_the_last_call() {
         );
     });
 }
+
+#[test]
+fn a_spare_thread_keeps_nothing_of_the_function_it_ran_alive() {
+    run(|lua, scheduler| {
+        // A per-call closure (as a streamed body is) that captures an object.
+        let make: Function = lua
+            .load(
+                r#"weak = setmetatable({}, { __mode = "v" })
+                return function()
+                    local captured = {}
+                    weak[1] = captured
+                    return function() return captured ~= nil end
+                end"#,
+            )
+            .eval()
+            .unwrap();
+        let func: Function = make.call(()).unwrap();
+        match scheduler.call::<bool>(lua, &func, ()).unwrap() {
+            CallOutcome::Done(result) => assert!(result.unwrap()),
+            CallOutcome::Pending(..) => panic!("the function does not yield"),
+        }
+        assert_eq!(scheduler.spare_threads.count(), 1, "the thread is kept");
+        drop(func);
+        lua.gc_collect().unwrap();
+        lua.gc_collect().unwrap();
+        let collected: bool = lua.load("return weak[1] == nil").eval().unwrap();
+        assert!(
+            collected,
+            "the spare thread does not hold the closure or what it captured"
+        );
+    });
+}
