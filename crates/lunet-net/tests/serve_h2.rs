@@ -20,8 +20,9 @@ use std::io::{Read, Write};
 type Body = BoxBody<Bytes, Infallible>;
 
 /// Answers `<httpVersion> <method> <body length>`; `/slow` waits 0.3 s first,
-/// `/headers` returns HTTP/1-only headers, `/stop` stops the server, `/stream`
-/// streams 16 KiB chunks forever.
+/// `/headers` returns HTTP/1-only headers, `/request` describes the request's
+/// host, query and headers, `/stop` stops the server, `/stream` streams 16 KiB
+/// chunks forever.
 const SERVER: &str = r#"
 local testkit = require("@lune/testkit")
 local handle
@@ -35,6 +36,14 @@ handle = net.serve(0, {
         if request.path == "/stop" then handle.stop() end
         if request.path == "/stream" then
             return { body = function() return string.rep("x", 16384) end }
+        end
+        if request.path == "/request" then
+            local raw = {}
+            for _, line in request.rawHeaders do
+                table.insert(raw, line.name .. "=" .. line.value)
+            end
+            return `host={request.headers.host} a={table.concat(request.query.a, ",")}`
+                .. ` two={request.headers["x-two"]} raw={table.concat(raw, ";")}`
         end
         if request.path == "/headers" then
             return { headers = {
@@ -129,6 +138,29 @@ fn h2c_serves_a_hundred_concurrent_streams_on_one_connection() {
             "the streams ran side by side: {:?}",
             start.elapsed()
         );
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+/// Handlers see the same request table on HTTP/2: `headers.host` (from
+/// `:authority`, RFC 9113 8.3.1), a repeated query key as an array, a repeated
+/// header joined with ", " and kept apart in `rawHeaders`.
+#[test]
+fn an_h2_request_has_host_query_and_headers_as_on_http1() {
+    let (script, port) = server(&[]);
+    peer_runtime().block_on(async {
+        let (mut sender, _connection) = h2c(port).await;
+        let mut request = request("GET", "/request?a=1&a=2", full(""));
+        request.headers_mut().append("x-two", "1".parse().unwrap());
+        request.headers_mut().append("x-two", "2".parse().unwrap());
+        let (parts, text) = text(&mut sender, request).await;
+        assert_eq!(parts.status, 200, "{text}");
+        assert!(
+            text.starts_with("host=127.0.0.1 a=1,2 two=1, 2 raw="),
+            "{text}"
+        );
+        assert!(text.contains("x-two=1;x-two=2"), "{text}");
+        assert!(text.contains("host=127.0.0.1"), "{text}");
     });
     assert_eq!(script.finish(), 0);
 }

@@ -122,10 +122,30 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
         .sum()
 }
 
+/// Gives an HTTP/2 request the `Host` header its `:authority` stands for, so that
+/// handlers see `headers.host` whatever the protocol (hyper puts `:authority` in
+/// the URI only). RFC 9113 8.3.1: whoever turns an HTTP/2 request into an HTTP/1.1
+/// one MUST create `Host` from `:authority` when it is absent.
+fn host_from_authority(request: &mut Request<Incoming>) {
+    if request.version() != http::Version::HTTP_2
+        || request.headers().contains_key(http::header::HOST)
+    {
+        return;
+    }
+    let host = request
+        .uri()
+        .authority()
+        .and_then(|authority| http::HeaderValue::from_str(authority.as_str()).ok());
+    if let Some(host) = host {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+}
+
 /// Answers one request on `peer`'s connection: refuses oversized headers, hands a
 /// WebSocket handshake to [`upgrade`], reads the body, and runs `handleRequest` in
 /// its own Luau thread.
-pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle(peer: &Peer, mut request: Request<Incoming>) -> Response<Body> {
+    host_from_authority(&mut request);
     let server = &peer.server;
     if header_bytes(request.headers()) > server.limits.max_header {
         return refuse(
