@@ -76,15 +76,35 @@ async fn h2c(
     SendRequest<Body>,
     tokio::task::JoinHandle<hyper::Result<()>>,
 ) {
+    h2c_pinging(port, None).await
+}
+
+/// [`h2c`], whose client sends a PING every `ping` (also while no stream is open),
+/// as keep-alive clients do.
+async fn h2c_pinging(
+    port: u16,
+    ping: Option<Duration>,
+) -> (
+    SendRequest<Body>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(ping) = ping {
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(ping)
+            .keep_alive_while_idle(true);
+    }
+    let (sender, connection) = builder.handshake(TokioIo::new(tcp)).await.unwrap();
     (sender, tokio::spawn(connection))
 }
+
+/// No PINGs, and a PING every 100 ms: an HTTP/2 control frame (answered with a
+/// write) is not progress for the idle timeout.
+const PINGS: [Option<Duration>; 2] = [None, Some(Duration::from_millis(100))];
 
 fn request(method: &str, path: &str, body: Body) -> http::Request<Body> {
     http::Request::builder()
@@ -287,9 +307,15 @@ fn stop_sends_goaway_and_lets_streams_in_flight_finish() {
 
 #[test]
 fn an_idle_h2_connection_is_closed_at_the_idle_timeout() {
+    for ping in PINGS {
+        an_idle_h2_connection_is_closed(ping);
+    }
+}
+
+fn an_idle_h2_connection_is_closed(ping: Option<Duration>) {
     let (script, port) = server(&["0.5"]);
     peer_runtime().block_on(async {
-        let (mut sender, connection) = h2c(port).await;
+        let (mut sender, connection) = h2c_pinging(port, ping).await;
         let (parts, _) = text(&mut sender, request("GET", "/", full(""))).await;
         assert_eq!(parts.status, 200);
         let start = Instant::now();
@@ -301,7 +327,7 @@ fn an_idle_h2_connection_is_closed_at_the_idle_timeout() {
         let took = start.elapsed();
         assert!(
             (Duration::from_millis(400)..Duration::from_secs(5)).contains(&took),
-            "closed at the idle timeout: {took:?}"
+            "closed at the idle timeout (pings {ping:?}): {took:?}"
         );
     });
     assert_eq!(script.finish(), 0);
@@ -309,9 +335,15 @@ fn an_idle_h2_connection_is_closed_at_the_idle_timeout() {
 
 #[test]
 fn an_h2_client_that_stops_reading_a_stream_is_closed_at_the_idle_timeout() {
+    for ping in PINGS {
+        an_h2_client_that_stops_reading_is_closed(ping);
+    }
+}
+
+fn an_h2_client_that_stops_reading_is_closed(ping: Option<Duration>) {
     let (script, port) = server(&["0.5"]);
     peer_runtime().block_on(async {
-        let (mut sender, connection) = h2c(port).await;
+        let (mut sender, connection) = h2c_pinging(port, ping).await;
         let response = tokio::time::timeout(
             Duration::from_secs(20),
             sender.send_request(request("GET", "/stream", full(""))),
@@ -324,7 +356,9 @@ fn an_h2_client_that_stops_reading_a_stream_is_closed_at_the_idle_timeout() {
         let start = Instant::now();
         tokio::time::timeout(Duration::from_secs(10), connection)
             .await
-            .expect("the connection whose client stopped reading is closed")
+            .unwrap_or_else(|_| {
+                panic!("the connection whose client stopped reading is closed (pings {ping:?})")
+            })
             .unwrap()
             .ok();
         assert!(

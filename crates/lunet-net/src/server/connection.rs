@@ -8,7 +8,8 @@
 //! [`LocalExec`]), at most [`MAX_STREAMS`] at once, with a header list of at most
 //! `maxHeaderSize` plus [`H2_HEADER_SLACK`] (hyper's h2 answers a larger one with
 //! 431; `service` refuses one over `maxHeaderSize` itself), and no keep-alive PINGs of
-//! ours: an HTTP/2 connection with no stream in flight for `idleTimeout` is closed.
+//! ours: an HTTP/2 connection with no stream in flight for `idleTimeout` is closed
+//! (the client's PINGs do not keep it open: see [`watchdog`]).
 //!
 //! hyper refuses any request head beyond its read buffer (`maxHeaderSize` plus room
 //! for the request line, at least [`READ_BUFFER_BYTES`]), and the [`watchdog`] closes

@@ -42,7 +42,6 @@ impl Drop for InFlight {
         let in_flight = activity.in_flight.get() - 1;
         activity.in_flight.set(in_flight);
         activity.reading_body.set(false);
-        activity.sending.set(false);
         activity.request_finished(&self.0.progress);
         // Only a stopping connection waits for this (and `notify_waiters` takes a
         // lock: not worth it on every request).

@@ -124,13 +124,16 @@ impl StreamBody {
         self.sending = sending;
         if let Some(in_flight) = &self.in_flight {
             let activity = &in_flight.peer().activity;
-            activity.sending.set(sending);
             let streams = activity.sending_streams.get();
-            activity.sending_streams.set(if sending {
-                streams + 1
+            if sending {
+                activity.sending_streams.set(streams + 1);
             } else {
-                streams.saturating_sub(1)
-            });
+                // hyper came back for more: the client took the chunk.
+                activity.sending_streams.set(streams - 1);
+                activity
+                    .chunks_taken
+                    .set(activity.chunks_taken.get().wrapping_add(1));
+            }
         }
     }
 

@@ -18,6 +18,14 @@
 //!   `idleTimeout` without a byte written (a response still being written to a slow
 //!   reader is progress; a client that stopped reading is not).
 //!
+//! On HTTP/2, bytes written are not progress: hyper's h2 answers a client's PING or
+//! SETTINGS with a write of its own, so a client could hold a connection forever by
+//! pinging. There, a sending connection progresses only when a streaming response's
+//! chunk is taken (h2 asks for the next one once the client's flow-control window
+//! has room), and an idle one never does: an HTTP/2 connection is closed
+//! `idleTimeout` after its last stream ended, whatever control frames it sends (a
+//! response still buffered in h2 for a slow reader must reach it within that time).
+//!
 //! The check costs nothing per request beyond bumping a counter on each read and
 //! write: one timer per connection fires every quarter of the shortest timeout and
 //! compares the counters with what it saw before, so a phase ends between its
@@ -80,9 +88,6 @@ pub(crate) struct Activity {
     pub(crate) in_flight: Cell<usize>,
     /// True while a request's body is being read.
     pub(crate) reading_body: Cell<bool>,
-    /// True while a streaming response waits for the client to take its last chunk
-    /// (its body function is not running).
-    pub(crate) sending: Cell<bool>,
     /// Woken when no request is in flight any more.
     pub(crate) at_rest: Notify,
     /// `Counters::reads` when the last request finished, so a later read is the
@@ -91,9 +96,12 @@ pub(crate) struct Activity {
     reads_at_rest: Cell<Option<u64>>,
     /// Wakes the request path whose body stalled for `bodyTimeout`.
     pub(crate) body_expired: Notify,
-    /// Streaming responses waiting for the client to take their last chunk (the
-    /// count of `sending`, for HTTP/2's streams).
+    /// Streaming responses waiting for the client to take their last chunk (their
+    /// body function is not running); at most one on HTTP/1.
     pub(crate) sending_streams: Cell<usize>,
+    /// Chunks of streaming responses the client took (HTTP/2's progress while
+    /// sending).
+    pub(crate) chunks_taken: Cell<u64>,
     /// True on an HTTP/2 connection, whose streams run side by side: the connection
     /// is then sending when every stream in flight waits for the client to take a
     /// chunk, busy while any other stream is in flight (each stream's body stall is
@@ -134,7 +142,7 @@ impl Activity {
         if self.in_flight.get() > 0 {
             if self.reading_body.get() {
                 Phase::Body
-            } else if self.sending.get() {
+            } else if self.sending_streams.get() > 0 {
                 Phase::Sending
             } else {
                 Phase::Busy
@@ -179,18 +187,24 @@ pub(crate) async fn watch(progress: &Counters, activity: &Activity, limits: &Lim
     let mut since = Instant::now();
     let mut reads = progress.reads();
     let mut writes = progress.writes();
+    let mut taken = activity.chunks_taken.get();
     loop {
         tokio::time::sleep(tick).await;
         let now = Instant::now();
         let current = activity.phase(progress);
         let (new_reads, new_writes) = (progress.reads(), progress.writes());
+        let new_taken = activity.chunks_taken.get();
+        let multiplexed = activity.multiplexed.get();
         let moved = match current {
             // The head's deadline counts from its start, whatever arrives meanwhile.
             Phase::Head | Phase::Busy => false,
             Phase::Body => new_reads != reads,
+            // HTTP/2: see the module documentation.
+            Phase::Idle if multiplexed => false,
+            Phase::Sending if multiplexed => new_taken != taken,
             Phase::Idle | Phase::Sending => new_writes != writes,
         };
-        (reads, writes) = (new_reads, new_writes);
+        (reads, writes, taken) = (new_reads, new_writes, new_taken);
         if current != phase || moved {
             phase = current;
             since = now;
