@@ -119,24 +119,30 @@ fn bad_certificates_and_keys_are_errors_naming_the_field_and_the_cause() {
     let (_, other_key) = server_pem();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem").display().to_string();
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'x'; 2 << 20]).unwrap();
+    let big = big.display().to_string();
     run_luau(
         r#"
-local cert, key, otherKey, missing = process.args[1], process.args[2], process.args[3], process.args[4]
+local cert, key, otherKey, missing, big = process.args[1], process.args[2], process.args[3], process.args[4], process.args[5]
 local function serve(tls)
     return function() net.serve(0, { tls = tls, handleRequest = function() return "" end }) end
 end
 local err = errors(serve({ cert = missing, key = key }), "Invalid tls.cert - cannot read '" .. missing .. "': no such file", "a missing cert file")
 errors(serve({ cert = cert, key = missing }), "Invalid tls.key - cannot read", "a missing key file")
+errors(serve({ cert = "/dev/zero", key = key }), "Invalid tls.cert - cannot read '/dev/zero': not a regular file", "a device that never ends")
+errors(serve({ cert = big, key = key }), "Invalid tls.cert - cannot read '" .. big .. "': larger than 1048576 bytes", "a file too large to be PEM")
 errors(serve({ cert = key, key = key }), "Invalid tls.cert - no PEM certificate", "a key where the cert goes")
 errors(serve({ cert = cert, key = cert }), "Invalid tls.key - no PEM private key", "a cert where the key goes")
 errors(serve({ cert = "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n", key = key }), "Invalid tls.cert - unreadable PEM", "garbage PEM")
 errors(serve({ cert = cert, key = otherKey }), "Invalid tls.key - the private key does not match the certificate in tls.cert", "a mismatched key")
 errors(serve({ cert = cert }), "Invalid tls.key - expected PEM text or the path of a PEM file, got nil", "no key")
+errors(serve({ cert = "", key = key }), "Invalid tls.cert - expected PEM text or the path of a PEM file, got an empty string", "an empty cert")
 errors(serve({ cert = cert, key = 5 }), "Invalid tls.key - expected string, got number", "a number key")
 errors(serve({ cert = cert, key = key, clientCa = key }), "Invalid tls.clientCa - no PEM certificate", "a key as the client CA")
 errors(function() net.serve(0, { tls = true, handleRequest = function() end }) end, "Invalid tls - expected table, got boolean", "tls not a table")
 "#,
-        &[cert, key, other_key, missing],
+        &[cert, key, other_key, missing, big],
     );
 }
 

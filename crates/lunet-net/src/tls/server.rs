@@ -21,18 +21,47 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::{self, PemObject};
 
+use lunet_runtime::args;
+
+/// What each `tls` field takes, as argument errors say it.
+const PEM_EXPECTED: &str = "PEM text or the path of a PEM file";
+
 /// What a script gave for one of the `tls` fields: PEM text or a file path.
-pub(crate) struct PemSource {
+struct PemSource {
     /// `tls.cert`, `tls.key` or `tls.clientCa`, as errors name it.
-    pub(crate) field: &'static str,
-    pub(crate) value: Vec<u8>,
+    field: &'static str,
+    value: Vec<u8>,
 }
 
 /// The `tls` table's contents, checked for type but not yet for content.
-pub(crate) struct ServerTls {
-    pub(crate) cert: PemSource,
-    pub(crate) key: PemSource,
-    pub(crate) client_ca: Option<PemSource>,
+struct ServerTls {
+    cert: PemSource,
+    key: PemSource,
+    client_ca: Option<PemSource>,
+}
+
+/// The largest PEM file read: a certificate chain or key is a few KiB.
+const MAX_PEM_FILE: u64 = 1 << 20;
+
+/// Reads the PEM file at `path`: only a regular file (a FIFO or a device such as
+/// `/dev/zero` would block the event loop or never end), of at most
+/// [`MAX_PEM_FILE`] bytes.
+fn read_pem_file(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    // Checked before opening: opening a FIFO waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("larger than {MAX_PEM_FILE} bytes"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The protocols `net.serve` offers by ALPN, most preferred first.
@@ -53,10 +82,10 @@ impl PemSource {
         if path.trim().is_empty() {
             return Err(invalid(
                 self.field,
-                "expected PEM text or the path of a PEM file, got an empty string",
+                format!("expected {PEM_EXPECTED}, got an empty string"),
             ));
         }
-        match std::fs::read(&path) {
+        match read_pem_file(&path) {
             Ok(bytes) => Ok((bytes, Some(path))),
             Err(error) => {
                 let why = match error.kind() {
@@ -119,7 +148,6 @@ pub(crate) fn config_from_table(
     table: &mlua::Table,
     alpn: &[&[u8]],
 ) -> mlua::Result<Arc<ServerConfig>> {
-    use lunet_runtime::args;
     let source = |key: &str, field: &'static str| -> mlua::Result<Option<PemSource>> {
         Ok(
             args::optional_string(&table.get(key)?, field)?.map(|value| PemSource {
@@ -129,11 +157,7 @@ pub(crate) fn config_from_table(
         )
     };
     let required = |key: &str, field: &'static str| -> mlua::Result<PemSource> {
-        source(key, field)?.ok_or_else(|| {
-            mlua::Error::runtime(format!(
-                "Invalid {field} - expected PEM text or the path of a PEM file, got nil"
-            ))
-        })
+        source(key, field)?.ok_or_else(|| args::invalid(field, PEM_EXPECTED, "nil"))
     };
     let tls = ServerTls {
         cert: required("cert", "tls.cert")?,
@@ -145,7 +169,7 @@ pub(crate) fn config_from_table(
 
 /// Builds the server configuration, or the error that says which field is wrong
 /// and why.
-pub(crate) fn server_config(tls: &ServerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
+fn server_config(tls: &ServerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = tls.cert.certificates()?;
     let key = tls.key.private_key()?;
