@@ -216,7 +216,10 @@ fn a_client_stalled_in_the_handshake_is_dropped_at_the_header_timeout_without_ho
         let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
-        stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.unwrap();
+        stalled
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+            .await
+            .unwrap();
         let silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
@@ -240,8 +243,9 @@ fn a_client_stalled_in_the_handshake_is_dropped_at_the_header_timeout_without_ho
         }
         let dropped = start.elapsed();
         assert!(
-            served < dropped,
-            "the other client was served ({served:?}) before the stalled one was dropped ({dropped:?})"
+            served < Duration::from_millis(900),
+            "the other client was served ({served:?}) while the stalled ones waited, before \
+             the header timeout dropped them"
         );
         assert!(
             (Duration::from_millis(900)..Duration::from_secs(5)).contains(&dropped),

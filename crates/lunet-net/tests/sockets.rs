@@ -282,7 +282,8 @@ while true do
     eq(#data, 1000, "a flood datagram")
     received += 1
 end
-check(received < 20000, "the kernel dropped what did not fit its buffer: " .. received)
+-- ~100 fit a default 208 KiB buffer; a background reader would take most of the 20,000.
+check(received < 5000, "the kernel dropped what did not fit its buffer: " .. received)
 udp:close()
 "#,
         &[],

@@ -114,16 +114,16 @@ fn tune_malloc() {}
 
 /// Whether every chunk is compiled natively: yes unless `--interpreted`, or Lune's
 /// `LUNE_LUAU_JIT` turns its code generator off (`--native` wins over the variable).
-fn all_native(cli: &Cli) -> bool {
-    let lune_jit_off = std::env::var("LUNE_LUAU_JIT")
-        .is_ok_and(|value| matches!(value.as_str(), "0" | "false" | "off"));
+/// `lune_luau_jit` is that variable's value, if set.
+fn all_native(cli: &Cli, lune_luau_jit: Option<&str>) -> bool {
+    let lune_jit_off = lune_luau_jit.is_some_and(|value| matches!(value, "0" | "false" | "off"));
     cli.native || !(cli.interpreted || lune_jit_off)
 }
 
 fn main() {
     tune_malloc();
     let cli = Cli::parse();
-    let native = all_native(&cli);
+    let native = all_native(&cli, std::env::var("LUNE_LUAU_JIT").ok().as_deref());
     let code = match (cli.command, cli.script) {
         (Some(Command::Run { script, args }), _) => run(script, args, native, cli.workers),
         (Some(Command::Setup { dir }), _) => setup::run(dir),
@@ -134,4 +134,37 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_chunk_is_native_unless_interpreted_or_lunes_switch_is_off() {
+        let native = |args: &[&str], env: Option<&str>| {
+            let cli = Cli::try_parse_from([&["lunet"][..], args].concat()).unwrap();
+            all_native(&cli, env)
+        };
+        assert!(native(&["run", "a.luau"], None), "native by default");
+        assert!(
+            native(&["a.luau"], Some("1")),
+            "LUNE_LUAU_JIT=1 changes nothing"
+        );
+        assert!(!native(&["run", "--interpreted", "a.luau"], None));
+        assert!(!native(&["--interpreted", "a.luau"], None));
+        for off in ["0", "false", "off"] {
+            assert!(
+                !native(&["run", "a.luau"], Some(off)),
+                "LUNE_LUAU_JIT={off}"
+            );
+            assert!(
+                native(&["run", "--native", "a.luau"], Some(off)),
+                "--native wins"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["lunet", "run", "--native", "--interpreted", "a.luau"]).is_err()
+        );
+    }
 }
