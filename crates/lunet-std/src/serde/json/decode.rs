@@ -16,7 +16,7 @@ use std::fmt;
 use lunet_runtime::codec::compression::MAX_STRING_LEN;
 use mlua::{Lua, Value, ffi};
 
-use super::encode::needs_look;
+use super::encode::{has_non_ascii, needs_look};
 
 /// Arrays and objects nested deeper than this are an error.
 pub(crate) const MAX_DEPTH: usize = 512;
@@ -534,6 +534,9 @@ impl Parser<'_> {
         while i < input.len() {
             if let Some(chunk) = input.get(i..i + 8) {
                 let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                // May also see bytes past the string's end: that only makes the
+                // UTF-8 check (of the string's own bytes) run when it need not.
+                non_ascii |= has_non_ascii(word);
                 let look = needs_look(word);
                 if look == 0 {
                     i += 8;

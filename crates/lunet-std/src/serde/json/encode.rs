@@ -629,16 +629,24 @@ static ESCAPE: [u8; 256] = {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Nonzero if any of the 8 bytes in `word` needs a look: a quote, a backslash, a
-/// control character, or a non-ASCII byte. (Bytes above the first such byte may be
-/// flagged too; the caller only uses this to skip clean words.)
+/// The high bit of each of the 8 bytes in `word` that needs a look: a quote, a
+/// backslash or a control character (little-endian, so the lowest set bit is the
+/// first such byte). The lowest flag is exact: a false flag comes only from a
+/// borrow out of a true one below it. Non-ASCII bytes are not flagged (each term
+/// masks them out with `!x`), so text in any script is skipped a word at a time;
+/// see [`has_non_ascii`].
 #[inline]
 pub(crate) fn needs_look(word: u64) -> u64 {
     let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     zero_byte(word ^ (ONES * u64::from(b'"')))
         | zero_byte(word ^ (ONES * u64::from(b'\\')))
         | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
-        | (word & HIGHS)
+}
+
+/// True if any of the 8 bytes in `word` is not ASCII (so UTF-8 must be checked).
+#[inline]
+pub(crate) fn has_non_ascii(word: u64) -> bool {
+    word & HIGHS != 0
 }
 
 /// Writes `bytes` as a quoted, escaped JSON string if they are valid UTF-8 (one pass,
@@ -662,6 +670,7 @@ pub(crate) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
                 u64::from_le_bytes(tail)
             }
         };
+        non_ascii |= has_non_ascii(word);
         let look = needs_look(word);
         if look == 0 {
             i += 8;
@@ -671,10 +680,6 @@ pub(crate) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
         let j = i + (look.trailing_zeros() / 8) as usize;
         i = j + 1;
         let b = bytes[j];
-        if b >= 0x80 {
-            non_ascii = true;
-            continue;
-        }
         let escape = ESCAPE[b as usize];
         if escape == __ {
             continue;
