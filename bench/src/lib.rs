@@ -19,3 +19,42 @@ pub fn current_thread() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// Binds `127.0.0.1:port`, prints `listening on <port>` (what `bench/run.py` waits
+/// for), and hands each accepted connection (with `TCP_NODELAY`) to `serve` in its
+/// own task, forever. Call it inside [`current_thread`]'s runtime.
+pub async fn accept_loop<F, Fut>(port: u16, serve: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    println!("listening on {port}");
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream));
+    }
+}
+
+/// What the raw hyper ceilings answer, as a Lunet handler would: a POST's body
+/// echoed, anything else `Hello, World!`.
+pub async fn hello_or_echo(
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    use http_body_util::{BodyExt, Full};
+    if request.method() == hyper::Method::POST {
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Ok(hyper::Response::new(Full::new(body)));
+    }
+    Ok(hyper::Response::new(Full::new(bytes::Bytes::from_static(
+        b"Hello, World!",
+    ))))
+}

@@ -49,19 +49,9 @@ async fn handle(
 
 fn main() {
     let port: u16 = lunet_bench::arg(1, 8080);
-    lunet_bench::current_thread().block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        println!("listening on {port}");
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .await;
-            });
-        }
-    });
+    lunet_bench::current_thread().block_on(lunet_bench::accept_loop(port, |stream| async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
+            .await;
+    }));
 }

@@ -13,20 +13,13 @@ fn main() {
     let port: u16 = lunet_bench::arg(2, 8082);
     lunet_bench::current_thread().block_on(async move {
         if mode == "server" {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                .await
-                .unwrap();
-            println!("listening on {port}");
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    // A large copy buffer, so the server is not what limits a client.
-                    let (r, mut w) = stream.into_split();
-                    let mut r = tokio::io::BufReader::with_capacity(256 * 1024, r);
-                    let _ = tokio::io::copy_buf(&mut r, &mut w).await;
-                });
-            }
+            lunet_bench::accept_loop(port, |stream| async move {
+                // A large copy buffer, so the server is not what limits a client.
+                let (r, mut w) = stream.into_split();
+                let mut r = tokio::io::BufReader::with_capacity(256 * 1024, r);
+                let _ = tokio::io::copy_buf(&mut r, &mut w).await;
+            })
+            .await;
         }
         let megabytes: usize = lunet_bench::arg(3, 256);
         let total = megabytes * 1024 * 1024;

@@ -14,28 +14,21 @@ use tokio_tungstenite::tungstenite::Message;
 fn main() {
     let port: u16 = lunet_bench::arg(1, 8081);
     let sink = lunet_bench::arg(2, String::from("echo")) == "sink";
-    lunet_bench::current_thread().block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        println!("listening on {port}");
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if matches!(message, Message::Close(_)) {
-                        break;
-                    }
-                    let echo = message.is_text() || (message.is_binary() && !sink);
-                    if echo && ws.send(message).await.is_err() {
-                        break;
-                    }
+    lunet_bench::current_thread().block_on(lunet_bench::accept_loop(
+        port,
+        move |stream| async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            while let Some(Ok(message)) = ws.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
                 }
-            });
-        }
-    });
+                let echo = message.is_text() || (message.is_binary() && !sink);
+                if echo && ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        },
+    ));
 }
