@@ -72,7 +72,7 @@ impl Default for Limits {
 
 /// The most bytes a size limit may be set to: Luau's string limit, since a body or a
 /// message becomes one string.
-const MAX_SIZE: i64 = 1 << 30;
+const MAX_SIZE: i64 = lunet_runtime::codec::compression::MAX_STRING_LEN as i64;
 
 impl Limits {
     /// The defaults, with the fields `table` sets.

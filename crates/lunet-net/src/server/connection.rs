@@ -163,7 +163,7 @@ async fn serve_http1(
     mut watching: Pin<&mut impl Future<Output = Expired>>,
     stop: StopSignal,
 ) {
-    let tls = io.get_ref().is_tls();
+    let tls = peer.server.tls.is_some();
     let service = service!(peer, true);
     let limits = peer.server.limits;
     // No timer in hyper: its header-read timeout is replaced by the watchdog.

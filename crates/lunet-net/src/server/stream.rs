@@ -188,15 +188,14 @@ impl Body for StreamBody {
         let polled = Pin::new(&mut started.body).poll_frame(cx);
         match polled {
             Poll::Pending => {
-                // The function waits: hyper sends what it has meanwhile.
-                this.unflushed = 0;
-                this.flushed_at = Some(tokio::time::Instant::now());
                 if let Some(thread) = started.body.waiting_thread()
                     && started.running.as_ref().map(|(key, _)| *key) != Some(thread.to_pointer())
                 {
                     let running = started.server.drain.running(thread.clone());
                     started.running = Some((thread.to_pointer(), running));
                 }
+                // The function waits: hyper sends what it has meanwhile.
+                this.flushed();
                 Poll::Pending
             }
             Poll::Ready(Some(Ok(frame))) => {

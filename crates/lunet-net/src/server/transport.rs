@@ -62,13 +62,6 @@ pub(crate) enum Accepted {
     Unix(UnixStream),
 }
 
-impl Transport {
-    /// True when the bytes are TLS: nothing may then be written behind its back.
-    pub(crate) fn is_tls(&self) -> bool {
-        matches!(self.stream, Stream::Tls(_))
-    }
-}
-
 /// Makes `tcp` ready for HTTP: the TLS handshake (with `tls`) or the protocol
 /// detection (without). `None` when the client closed or failed its handshake.
 /// Reads are counted in `progress` (for the watchdog's head phase).

@@ -292,10 +292,6 @@ impl<S> Watched<S> {
         Watched { inner, progress }
     }
 
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     pub(crate) fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

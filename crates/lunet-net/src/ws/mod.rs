@@ -16,10 +16,6 @@ pub(crate) mod socket;
 pub(crate) mod subprotocol;
 mod writer;
 
-#[allow(
-    unused_imports,
-    reason = "for server::upgrade, which does not use it yet"
-)]
 pub(crate) use socket::Closer;
 pub(crate) use socket::WebSocket;
 
