@@ -91,7 +91,7 @@ impl Shutdown {
 
     /// Starts every registered drain at once and resolves when all have finished.
     /// Must be called where `tokio::task::spawn_local` works.
-    pub fn drain_all(&self) -> impl Future<Output = ()> + 'static {
+    pub(crate) fn drain_all(&self) -> impl Future<Output = ()> + 'static {
         self.draining.set(true);
         // Collected first: a drain may drop a `Drain` guard, which borrows `drains`.
         let drains: Vec<Rc<DrainFn>> = self.drains.borrow().values().cloned().collect();
@@ -126,27 +126,53 @@ pub(crate) fn exit_now(code: i32) -> ! {
     std::process::exit(code)
 }
 
-#[cfg(unix)]
 async fn listen(shutdown: Rc<Shutdown>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
+    let mut signals = Signals::listen();
     loop {
-        let code = tokio::select! {
-            _ = interrupt.recv() => 130,
-            _ = terminate.recv() => 143,
-        };
+        let code = signals.next().await;
         shutdown.signalled(code);
     }
 }
 
-#[cfg(not(unix))]
-async fn listen(shutdown: Rc<Shutdown>) {
-    while tokio::signal::ctrl_c().await.is_ok() {
-        shutdown.signalled(130);
+/// SIGINT and SIGTERM, as the exit code each asks for (130, 143).
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    pub(crate) fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                streams: signal(SignalKind::interrupt())
+                    .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+                    .ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next signal, as its exit code (never, if they cannot be listened to).
+    pub(crate) async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            let Some((interrupt, terminate)) = &mut self.streams else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = interrupt.recv() => 130,
+                _ = terminate.recv() => 143,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => 130,
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 }

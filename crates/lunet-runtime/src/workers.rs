@@ -62,7 +62,7 @@ impl Worker {
 
 /// The most workers `--workers` accepts: far past any machine's cores, low enough
 /// that a typo cannot start a million threads.
-pub const MAX_WORKERS: usize = 1024;
+pub(crate) const MAX_WORKERS: usize = 1024;
 
 /// What a worker tells the coordinator.
 enum Event {
@@ -161,7 +161,7 @@ where
     let (stop_sender, stop) = watch::channel(false);
     let (events_sender, mut events) = mpsc::unbounded_channel();
     coordinator.block_on(async move {
-        let mut signals = Signals::listen();
+        let mut signals = crate::shutdown::Signals::listen();
         for id in 1..=count {
             let link = Link {
                 worker: Worker { id, count },
@@ -192,10 +192,10 @@ where
         }
         drop(events_sender);
         // Workers that have drained or ended; the code the process ends with once
-        // stopping (`Some`) and every worker has.
+        // stopping (`Some`: the first signal, failure or non-zero exit) and every
+        // worker has (0 if nothing stopped it).
         let mut done = vec![false; count + 1];
         let mut stopping: Option<i32> = None;
-        let mut code = 0;
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
@@ -210,7 +210,6 @@ where
             };
             match event {
                 Some(Event::Failed) => {
-                    code = 1;
                     if stopping.is_none() {
                         stopping = Some(1);
                         let _ = stop_sender.send(true);
@@ -219,63 +218,18 @@ where
                 Some(Event::Drained(id)) => done[id] = true,
                 Some(Event::Ended(id, ended)) => {
                     done[id] = true;
-                    if ended != 0 {
-                        code = code.max(ended);
-                        if stopping.is_none() {
-                            stopping = Some(ended);
-                            let _ = stop_sender.send(true);
-                        }
+                    if ended != 0 && stopping.is_none() {
+                        stopping = Some(ended);
+                        let _ = stop_sender.send(true);
                     }
                 }
-                None => return code,
+                None => return stopping.unwrap_or(0),
             }
             if done[1..].iter().all(|done| *done) {
-                return stopping.unwrap_or(code);
+                return stopping.unwrap_or(0);
             }
         }
     })
-}
-
-/// SIGINT and SIGTERM, as the exit code each asks for (130, 143).
-struct Signals {
-    #[cfg(unix)]
-    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Signals {
-    fn listen() -> Signals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Signals {
-                streams: signal(SignalKind::interrupt())
-                    .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
-                    .ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        Signals {}
-    }
-
-    async fn next(&mut self) -> i32 {
-        #[cfg(unix)]
-        {
-            let Some((interrupt, terminate)) = &mut self.streams else {
-                return std::future::pending().await;
-            };
-            tokio::select! {
-                _ = interrupt.recv() => 130,
-                _ = terminate.recv() => 143,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            match tokio::signal::ctrl_c().await {
-                Ok(()) => 130,
-                Err(_) => std::future::pending().await,
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ impl Scheduler {
 
     /// Resolves once a thread has ended with an uncaught error (at once if one
     /// already has). A worker uses it to end the whole process (see `workers`).
-    pub async fn failure(&self) {
+    pub(crate) async fn failure(&self) {
         let failed = self.failure.notified();
         if self.failed.get() {
             return;
