@@ -12,6 +12,8 @@
 //! returns the rest, at most 1 GiB (Luau's string limit; more is an error).
 //! `write(data)` waits until the child has taken all of it; `close()` closes the
 //! child's stdin (it sees the end of its input), and writing after it is an error.
+//! A write still waiting when `close()` is called (a child that does not read)
+//! fails at once, possibly after part of its data went through.
 
 use std::pin::Pin;
 use std::rc::Rc;
@@ -22,7 +24,7 @@ use lunet_runtime::{args, create_checked_async_function};
 use mlua::{Error, IntoLua, Lua, MetaMethod, Result, UserData, UserDataFields, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 /// What `read()` returns when no size is given (Lune's default).
 const DEFAULT_CHUNK: usize = 1024;
@@ -153,6 +155,9 @@ impl UserData for ChildReader {
 pub(super) struct ChildWriter {
     /// `None` once closed.
     sink: Rc<Mutex<Option<ChildStdin>>>,
+    /// Woken by `close()`, so that a write stuck on a child that does not read
+    /// (or one waiting behind it) gives up instead of holding the pipe forever.
+    closing: Rc<Notify>,
 }
 
 impl ChildWriter {
@@ -161,6 +166,7 @@ impl ChildWriter {
     pub(super) fn new(stdin: Option<ChildStdin>) -> ChildWriter {
         ChildWriter {
             sink: Rc::new(Mutex::new(stdin)),
+            closing: Rc::new(Notify::new()),
         }
     }
 }
@@ -178,19 +184,33 @@ impl UserData for ChildWriter {
                         let writer: ChildWriter = this(&this_value, Self::NAME, "write")?;
                         let data: Bytes = args::bytes(&data, "data")?;
                         Ok(async move {
-                            let mut sink = writer.sink.lock().await;
-                            let Some(stdin) = sink.as_mut() else {
-                                return Err(Error::runtime(format!(
+                            let closed = || {
+                                Error::runtime(format!(
                                     "{}:write: the child's stdin is closed (close() was called)",
                                     Self::NAME
-                                )));
-                            };
-                            stdin.write_all(&data).await.map_err(|e| {
-                                Error::runtime(format!(
-                                    "{}:write: cannot write to the child's stdin: {e}",
-                                    Self::NAME
                                 ))
-                            })
+                            };
+                            let closing = writer.closing.notified();
+                            tokio::pin!(closing);
+                            // Registered before waiting, so a close() from here on
+                            // ends the wait.
+                            closing.as_mut().enable();
+                            let mut sink = tokio::select! {
+                                sink = writer.sink.lock() => sink,
+                                () = closing.as_mut() => return Err(closed()),
+                            };
+                            let Some(stdin) = sink.as_mut() else {
+                                return Err(closed());
+                            };
+                            tokio::select! {
+                                written = stdin.write_all(&data) => written.map_err(|e| {
+                                    Error::runtime(format!(
+                                        "{}:write: cannot write to the child's stdin: {e}",
+                                        Self::NAME
+                                    ))
+                                }),
+                                () = closing => Err(closed()),
+                            }
                         })
                     },
                 )?,
@@ -203,7 +223,9 @@ impl UserData for ChildWriter {
                     |_, this_value: Value| {
                         let writer: ChildWriter = this(&this_value, Self::NAME, "close")?;
                         Ok(async move {
-                            // Waits for a write in progress, then closes the pipe.
+                            // A write in progress gives up (it fails), then the
+                            // pipe closes.
+                            writer.closing.notify_waiters();
                             writer.sink.lock().await.take();
                             Ok(())
                         })
