@@ -21,15 +21,6 @@ use std::io::Write;
 use lunet_runtime::args;
 use mlua::{Lua, Result, Value};
 
-fn os_name() -> &'static str {
-    match std::env::consts::OS {
-        "macos" => "macos",
-        "windows" => "windows",
-        "linux" => "linux",
-        other => other,
-    }
-}
-
 pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
     let process = lua.create_table()?;
     process.set(
@@ -37,7 +28,8 @@ pub fn create(lua: &Lua, args: &[String]) -> Result<Value> {
         super::freeze(lua.create_sequence_from(args.iter().cloned())?),
     )?;
     process.set("env", env::create(lua)?)?;
-    process.set("os", os_name())?;
+    // Rust's names are Lune's ("linux", "macos", "windows", ...).
+    process.set("os", std::env::consts::OS)?;
     process.set("arch", std::env::consts::ARCH)?;
     process.set(
         "endianness",

@@ -327,7 +327,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// Moves the container's values from the stack into its spill table (created,
+    /// Moves the array's values from the stack into its spill table (created,
     /// or replaced by one twice the size, as needed).
     ///
     /// # Safety
@@ -336,7 +336,7 @@ impl Parser<'_> {
         let state = self.state;
         let slots = pending.total();
         if slots > MAX_TABLE_SIZE {
-            return Err(self.error("array or object too large for Luau"));
+            return Err(self.error("array too large for Luau"));
         }
         // SAFETY (for the calls below): lua_checkstack reports failure instead of
         // raising; the spill tables are created here without metatables and within
