@@ -29,6 +29,7 @@ use tokio::sync::{Mutex, Notify};
 
 use lunet_runtime::args;
 
+use crate::convert::LuaBytes;
 use lunet_runtime::object::{self, Object, This};
 
 /// How many bytes `read()` returns at most when no size is given.
@@ -108,8 +109,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
     let read = lunet_runtime::create_checked_async_function(
         lua,
         "TcpStream:read",
-        |lua, (this, size): (This<Stream>, Value)| {
-            let lua = lua.clone();
+        |_lua, (this, size): (This<Stream>, Value)| {
             let inner = this.get("read")?;
             let size = args::optional_integer_in::<usize>(&size, "size", 1..=i64::MAX)?
                 .unwrap_or(DEFAULT_READ_SIZE)
@@ -117,7 +117,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
             Ok(async move {
                 let closing = inner.closing.notified();
                 if inner.closed.get() {
-                    return Ok(Value::Nil);
+                    return Ok(None);
                 }
                 let reading = async {
                     let mut half = inner.reader.lock().await;
@@ -137,14 +137,16 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                         .await
                         .map_err(|e| Error::runtime(format!("TcpStream:read failed: {e}")))?;
                     if n == 0 {
-                        return Ok(Value::Nil);
+                        return Ok(None);
                     }
-                    Ok(Value::String(lua.create_string(&buffer[..n])?))
+                    // Pushed straight onto the Luau stack; once it has been, the
+                    // shared buffer's next `reserve` takes its room back.
+                    Ok(Some(LuaBytes(buffer.split_to(n).freeze())))
                 };
                 // Closed while waiting: the end of the stream, as after close().
                 tokio::select! {
                     read = reading => read,
-                    () = closing => Ok(Value::Nil),
+                    () = closing => Ok(None),
                 }
             })
         },

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use lunet_runtime::{KeepAlive, Scheduler, args};
 
+use crate::convert::LuaBytes;
 use crate::tcp::connect::parse_host;
 use lunet_runtime::object::{self, Object, This};
 
@@ -229,9 +230,8 @@ fn build_methods(lua: &Lua) -> Result<Table> {
     let receive = lunet_runtime::create_checked_async_function(
         lua,
         "UdpSocket:receive",
-        |lua, this: This<Socket>| {
+        |_lua, this: This<Socket>| {
             let inner = this.get("receive")?;
-            let lua = lua.clone();
             let socket = inner.socket("receive")?;
             Ok(async move {
                 let closing = inner.closing.notified();
@@ -240,12 +240,14 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                     .take()
                     .unwrap_or_else(|| BytesMut::with_capacity(RECEIVE_BUFFER));
                 buffer.clear();
+                // Takes back the room of the last datagram once Luau has copied it.
+                buffer.reserve(RECEIVE_BUFFER);
                 let received = tokio::select! {
                     () = closing => return Err(inner.closed_error("receive")),
                     received = socket.recv_buf_from(&mut buffer) => received,
                 };
                 let outcome = match received {
-                    Ok((n, from)) => lua.create_string(&buffer[..n]).map(|data| (data, from)),
+                    Ok((n, from)) => Ok((LuaBytes(buffer.split_to(n).freeze()), from)),
                     Err(e) => Err(Error::runtime(format!("UdpSocket:receive failed: {e}"))),
                 };
                 // The buffer is kept for the next receive, whatever happened.
