@@ -144,12 +144,22 @@ pub(crate) enum Returned {
     Other(Value),
 }
 
-impl FromLuaMulti for Returned {
-    fn from_lua_multi(values: MultiValue, _lua: &Lua) -> Result<Self> {
-        Ok(match values.into_iter().next().unwrap_or(Value::Nil) {
+impl Returned {
+    /// What a handler's first return value `value` is (the general path; see
+    /// [`FromLuaMulti::from_stack_multi`] for the fast one).
+    pub(crate) fn from_value(value: Value) -> Returned {
+        match value {
             Value::String(s) => Returned::Text(Bytes::copy_from_slice(&s.as_bytes())),
             other => Returned::Other(other),
-        })
+        }
+    }
+}
+
+impl FromLuaMulti for Returned {
+    fn from_lua_multi(values: MultiValue, _lua: &Lua) -> Result<Self> {
+        Ok(Returned::from_value(
+            values.into_iter().next().unwrap_or(Value::Nil),
+        ))
     }
 
     /// The fast path mlua takes for a thread's results.

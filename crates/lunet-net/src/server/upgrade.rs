@@ -101,14 +101,15 @@ fn read_decision(values: MultiValue, parts: &Parts) -> mlua::Result<Decision> {
             StatusCode::FORBIDDEN,
             "Forbidden\n",
         ))),
-        Value::Nil => Err(Error::runtime(
-            "acceptWebSocket returned nil; expected true (optionally with a subprotocol) to accept, or false or a response to refuse",
-        )),
-        Value::String(text) => {
-            response::from_handler(Returned::Text(Bytes::copy_from_slice(&text.as_bytes())))
-                .map(Decision::Refuse)
+        // A response: a string or a `{ status?, headers?, body? }` table.
+        value @ (Value::String(_) | Value::Table(_)) => {
+            response::from_handler(Returned::from_value(value)).map(Decision::Refuse)
         }
-        other => response::from_handler(Returned::Other(other)).map(Decision::Refuse),
+        other => Err(Error::runtime(format!(
+            "acceptWebSocket returned {}; expected true (optionally with a subprotocol) to accept, \
+             or false or a response (a string or a table) to refuse",
+            lunet_runtime::type_name(&other)
+        ))),
     }
 }
 
