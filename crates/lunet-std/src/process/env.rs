@@ -7,21 +7,49 @@
 //! which everything in Lunet that reads variables consults, child processes
 //! included (see `options.rs`). This module also owns what a valid variable name is.
 
-use lunet_runtime::env;
-use mlua::{Error, Lua, MetaMethod, Result, Table};
+use lunet_runtime::{args, env};
+use mlua::{Error, Lua, MetaMethod, Result, Table, Value};
 
 /// True for a name the environment can hold: non-empty, no `=` and no NUL.
 pub(super) fn is_valid_name(name: &[u8]) -> bool {
     !name.is_empty() && !name.contains(&b'=') && !name.contains(&0)
 }
 
-fn check_key(key: &str) -> Result<()> {
+/// A `process.env` key: a string (else an argument error), UTF-8, and a valid name.
+fn key_arg(key: &Value) -> Result<String> {
+    let key = args::string(key, "process.env key")?;
+    let Ok(key) = key.to_str() else {
+        return Err(args::invalid(
+            "process.env key",
+            "UTF-8 text",
+            "bytes that are not UTF-8",
+        ));
+    };
     if !is_valid_name(key.as_bytes()) {
         return Err(Error::runtime(format!(
-            "invalid environment variable name {key:?}: it must be non-empty and contain no '=' or NUL"
+            "invalid environment variable name {:?}: it must be non-empty and contain no '=' or NUL",
+            &*key
         )));
     }
-    Ok(())
+    Ok(key.to_string())
+}
+
+/// A value assigned to `process.env[key]`: a string (or a number, as Luau turns it
+/// into one), or nil to remove the variable.
+fn value_arg(lua: &Lua, key: &str, value: Value) -> Result<Option<String>> {
+    let field = || format!("process.env.{key}");
+    let value = match value {
+        Value::Nil => return Ok(None),
+        Value::String(_) | Value::Integer(_) | Value::Number(_) => lua.coerce_string(value)?,
+        other => return Err(args::wrong(&field(), "string or nil", &other)),
+    };
+    let value = value.map(|v| v.to_string_lossy()).unwrap_or_default();
+    if value.contains('\0') {
+        return Err(Error::runtime(format!(
+            "invalid value for environment variable {key:?}: it contains NUL"
+        )));
+    }
+    Ok(Some(value))
 }
 
 /// The `process.env` table.
@@ -30,29 +58,19 @@ pub(super) fn create(lua: &Lua) -> Result<Table> {
     let meta = lua.create_table()?;
     meta.set(
         MetaMethod::Index.name(),
-        lunet_runtime::create_function(lua, |_, (_, key): (Table, String)| {
-            check_key(&key)?;
+        lunet_runtime::create_function(lua, |_, (_, key): (Table, Value)| {
+            let key = key_arg(&key)?;
             Ok(env::var(&key).map(|v| v.to_string_lossy().into_owned()))
         })?,
     )?;
     meta.set(
         MetaMethod::NewIndex.name(),
-        lunet_runtime::create_function(
-            lua,
-            |_, (_, key, value): (Table, String, Option<String>)| {
-                check_key(&key)?;
-                match value {
-                    Some(value) if !value.contains('\0') => env::set(key, Some(value.into())),
-                    Some(_) => {
-                        return Err(Error::runtime(format!(
-                            "invalid value for environment variable {key:?}: it contains NUL"
-                        )));
-                    }
-                    None => env::set(key, None),
-                }
-                Ok(())
-            },
-        )?,
+        lunet_runtime::create_function(lua, |lua, (_, key, value): (Table, Value, Value)| {
+            let key = key_arg(&key)?;
+            let value = value_arg(lua, &key, value)?;
+            env::set(key, value.map(Into::into));
+            Ok(())
+        })?,
     )?;
     meta.set(
         MetaMethod::Iter.name(),
