@@ -185,6 +185,36 @@ fn an_h2_request_has_host_query_and_headers_as_on_http1() {
     assert_eq!(script.finish(), 0);
 }
 
+/// A function body streams over HTTP/2 as DATA frames, its chunks' bytes intact.
+#[test]
+fn a_streaming_response_arrives_over_h2() {
+    let (script, port) = server(&[]);
+    peer_runtime().block_on(async {
+        let (mut sender, _connection) = h2c(port).await;
+        let response = tokio::time::timeout(
+            Duration::from_secs(20),
+            sender.send_request(request("GET", "/stream", full(""))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let mut body = response.into_body();
+        let mut received = Vec::new();
+        while received.len() < 5 * 16384 {
+            let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+                .await
+                .expect("the next frame in time")
+                .expect("the stream goes on")
+                .unwrap();
+            received.extend_from_slice(&frame.into_data().unwrap());
+        }
+        assert!(received.iter().all(|&b| b == b'x'), "the chunks' bytes");
+    });
+    assert_eq!(script.finish(), 0);
+}
+
 #[test]
 fn http_version_is_reported_for_http1_requests_on_the_same_port() {
     let (script, port) = server(&[]);
