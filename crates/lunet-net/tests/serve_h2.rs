@@ -118,14 +118,22 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
+/// Sends `request` and waits (at most 20 s) for the response's head.
+async fn send(
+    sender: &mut SendRequest<Body>,
+    request: http::Request<Body>,
+) -> http::Response<hyper::body::Incoming> {
+    tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
+        .await
+        .expect("a response in time")
+        .expect("a response")
+}
+
 async fn text(
     sender: &mut SendRequest<Body>,
     request: http::Request<Body>,
 ) -> (http::response::Parts, String) {
-    let response = tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
-        .await
-        .expect("a response in time")
-        .expect("a response");
+    let response = send(sender, request).await;
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     (parts, String::from_utf8_lossy(&body).into_owned())
@@ -191,13 +199,7 @@ fn a_streaming_response_arrives_over_h2() {
     let (script, port) = server(&[]);
     peer_runtime().block_on(async {
         let (mut sender, _connection) = h2c(port).await;
-        let response = tokio::time::timeout(
-            Duration::from_secs(20),
-            sender.send_request(request("GET", "/stream", full(""))),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let response = send(&mut sender, request("GET", "/stream", full(""))).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.version(), http::Version::HTTP_2);
         let mut body = response.into_body();
@@ -374,13 +376,7 @@ fn an_h2_client_that_stops_reading_is_closed(ping: Option<Duration>) {
     let (script, port) = server(&["0.5"]);
     peer_runtime().block_on(async {
         let (mut sender, connection) = h2c_pinging(port, ping).await;
-        let response = tokio::time::timeout(
-            Duration::from_secs(20),
-            sender.send_request(request("GET", "/stream", full(""))),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let response = send(&mut sender, request("GET", "/stream", full(""))).await;
         assert_eq!(response.status(), 200);
         // The body is never read: the flow-control window fills and the stream waits.
         let start = Instant::now();
