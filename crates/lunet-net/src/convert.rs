@@ -222,6 +222,78 @@ pub(crate) fn header_map(value: &Value, field: &str) -> Result<HeaderMap> {
     Ok(map)
 }
 
+/// [`header_map`] for the value at `index` on a locked Luau stack, read there
+/// without making a Luau reference per key and value: the server's path for the
+/// `headers` of every response a handler returns. The usual table (string names,
+/// string values, no more than the limit) is converted here; anything else (nil,
+/// an array value, a number, a bad name or value...) goes to [`header_map`], so the
+/// result and every error are the same as there.
+///
+/// # Safety
+/// `lua`'s state is locked by the caller and `index` is a valid absolute index on
+/// it; there is room for two more values on the stack (pushed and popped again
+/// here).
+pub(crate) unsafe fn header_map_from_stack(
+    lua: &RawLua,
+    index: c_int,
+    field: &str,
+) -> Result<HeaderMap> {
+    let state = lua.state();
+    // SAFETY: the caller's contract. `lua_rawiter` pushes a key and a value (room
+    // for two is the contract) and calls no metamethod; both are popped before the
+    // next step. The name and value slices point into Luau strings the table holds,
+    // and no Luau code runs (nothing can change the table or collect them) before
+    // they are copied into the map below.
+    unsafe {
+        match ffi::lua_type(state, index) {
+            ffi::LUA_TNIL => return Ok(HeaderMap::new()),
+            ffi::LUA_TTABLE => {}
+            _ => return header_map(&Value::from_stack(index, lua)?, field),
+        }
+        let mut entries: Vec<(HeaderName, &[u8])> = Vec::new();
+        let mut iter = ffi::lua_rawiter(state, index, 0);
+        while iter >= 0 {
+            let plain = ffi::lua_type(state, -2) == ffi::LUA_TSTRING
+                && ffi::lua_type(state, -1) == ffi::LUA_TSTRING;
+            let name = plain.then(|| HeaderName::from_bytes(stack_bytes(state, -2)).ok());
+            let value = stack_bytes(state, -1);
+            ffi::lua_pop(state, 2);
+            match name {
+                Some(Some(name)) if entries.len() < MAX_HEADERS => entries.push((name, value)),
+                _ => return header_map(&Value::from_stack(index, lua)?, field),
+            }
+            iter = ffi::lua_rawiter(state, index, iter);
+        }
+        entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let mut map = HeaderMap::with_capacity(entries.len());
+        for (name, value) in entries {
+            let Ok(value) = HeaderValue::from_bytes(value) else {
+                return header_map(&Value::from_stack(index, lua)?, field);
+            };
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
+
+/// The bytes of the string at `index` (empty for anything else).
+///
+/// # Safety
+/// `state` is locked by the caller and `index` valid; the slice lives as long as
+/// the string does, which the caller must see to.
+unsafe fn stack_bytes<'a>(state: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
+    // SAFETY: `lua_tolstring` is only called on a string (it would convert a
+    // number in place); its pointer and length describe the string's bytes.
+    unsafe {
+        if ffi::lua_type(state, index) != ffi::LUA_TSTRING {
+            return &[];
+        }
+        let mut len = 0;
+        let data = ffi::lua_tolstring(state, index, &mut len);
+        std::slice::from_raw_parts(data.cast::<u8>(), len)
+    }
+}
+
 /// A Luau table of headers: lower-case names, string values, a repeated header's
 /// values joined with `", "`.
 pub(crate) fn header_table(lua: &Lua, headers: &HeaderMap) -> Result<Table> {
