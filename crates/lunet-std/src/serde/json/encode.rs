@@ -10,6 +10,9 @@
 //! shortest form that reads back the same (zmij, serde_json's own formatter), NaN and
 //! infinities as `null`; strings that are not UTF-8 and buffers become arrays of byte
 //! values; vectors are `[x, y, z]`. Pretty output is serde_json's (two spaces).
+//! The records of an array usually share one shape: an object whose keys are the
+//! same strings, met in the same order, as the last object at its depth reuses that
+//! object's key order instead of sorting ([`KeyOrder`]).
 //! Does not own decoding ([`super::decode`]) or other formats.
 
 use std::cmp::Ordering;
@@ -83,6 +86,7 @@ pub(crate) fn encode(lua: &Lua, value: &Value, pretty: bool) -> Result<Vec<u8>> 
         open: Vec::new(),
         array_metatable: lua.array_metatable().to_pointer(),
         entries: Vec::new(),
+        orders: Vec::new(),
     };
     let mut result = Ok(());
     // SAFETY: the closure runs inside mlua's protected call with `value` pushed as
@@ -112,6 +116,21 @@ struct Encoder {
     array_metatable: *const c_void,
     /// Reused buffers for an object's keys, one per nesting level.
     entries: Vec<Vec<Entry>>,
+    /// The key order of the last object written at each nesting level.
+    orders: Vec<KeyOrder>,
+}
+
+/// An object's members in the order they are written, and the string keys (by
+/// address, in `lua_rawiter` order) it was worked out for. Objects of one shape (the
+/// records of an array, typically) have the same interned key strings met in the
+/// same order, so the next object with exactly these keys reuses the order instead
+/// of sorting: equal addresses are equal strings, and the order depends on the keys
+/// alone. Addresses stay valid for the whole encode: every table written is
+/// reachable from the value, and nothing runs Luau code (or collects) meanwhile.
+#[derive(Default)]
+struct KeyOrder {
+    keys: Vec<*const u8>,
+    order: Vec<u32>,
 }
 
 /// One member of an object being written: its key, and where `lua_rawiter` finds it
@@ -435,6 +454,7 @@ impl Encoder {
         let state = self.state;
         if self.entries.len() <= level {
             self.entries.resize_with(level + 1, Vec::new);
+            self.orders.resize_with(level + 1, KeyOrder::default);
         }
         let mut entries = std::mem::take(&mut self.entries[level]);
         entries.clear();
@@ -488,13 +508,17 @@ impl Encoder {
                 iter = next;
             }
         }
-        if entries.len() > 1 {
-            // SAFETY: the string keys are alive (above).
-            entries.sort_unstable_by(|a, b| unsafe { key_order(&a.key, &b.key) });
-        }
+        let mut order = std::mem::take(&mut self.orders[level]);
+        // SAFETY: the string keys are alive (above).
+        unsafe { order.update(&entries) };
         self.begin(b'{');
         let mut result = Ok(());
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, entry) in order
+            .order
+            .iter()
+            .map(|&at| &entries[at as usize])
+            .enumerate()
+        {
             self.element(i == 0, level);
             // SAFETY: the string keys are alive (above).
             if let Err(e) = unsafe { self.key(&entry.key) } {
@@ -542,6 +566,7 @@ impl Encoder {
         let had_elements = !entries.is_empty();
         entries.clear();
         self.entries[level] = entries;
+        self.orders[level] = order;
         result?;
         self.end(b'}', had_elements, level);
         Ok(())
@@ -590,6 +615,47 @@ impl Encoder {
     }
 }
 
+impl KeyOrder {
+    /// Makes `self.order` the written order of `entries` (indices into it, sorted by
+    /// [`key_order`]), reusing the last one when the keys are the same strings met
+    /// in the same order (see [`KeyOrder`]).
+    ///
+    /// # Safety
+    /// String keys must point at live strings.
+    unsafe fn update(&mut self, entries: &[Entry]) {
+        let same = !entries.is_empty()
+            && entries.len() == self.keys.len()
+            && entries
+                .iter()
+                .zip(&self.keys)
+                .all(|(entry, &key)| matches!(entry.key, Key::Str(ptr, _) if ptr == key));
+        if same {
+            return;
+        }
+        self.order.clear();
+        self.order.extend(0..entries.len() as u32);
+        if entries.len() > 1 {
+            // SAFETY: the caller guarantees the strings are alive.
+            self.order.sort_unstable_by(|&a, &b| unsafe {
+                key_order(&entries[a as usize].key, &entries[b as usize].key)
+            });
+        }
+        self.keys.clear();
+        // Only objects whose keys are all strings are remembered (a number key has no
+        // address to compare).
+        if entries
+            .iter()
+            .all(|entry| matches!(entry.key, Key::Str(..)))
+        {
+            self.keys
+                .extend(entries.iter().map(|entry| match entry.key {
+                    Key::Str(ptr, _) => ptr,
+                    _ => std::ptr::null(),
+                }));
+        }
+    }
+}
+
 /// A key as an error path names it (mlua's `Value::to_string` for these types).
 ///
 /// # Safety
@@ -626,6 +692,17 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
+/// The bytes a JSON string holds as they are: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0x20;
+    while i < 0x80 {
+        table[i] = i != b'"' as usize && i != b'\\' as usize;
+        i += 1;
+    }
+    table
+};
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
@@ -654,6 +731,15 @@ pub(crate) fn has_non_ascii(word: u64) -> bool {
 /// when a non-ASCII byte was seen). Returns false, writing nothing, otherwise.
 pub(crate) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Short strings (most keys and many values) are checked a byte at a time: the
+    // word loop below would first copy them into a padded word.
+    if bytes.len() < 16 && bytes.iter().all(|&b| PLAIN[b as usize]) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return true;
+    }
     let mark = out.len();
     out.reserve(bytes.len() + 2);
     out.push(b'"');

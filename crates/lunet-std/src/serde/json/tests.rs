@@ -458,3 +458,56 @@ fn sibling_objects_of_any_shape_decode_whole() {
         serde_json::to_string(&canonical(&reference)).unwrap()
     );
 }
+
+/// Records that share a shape reuse the last object's key order (`KeyOrder`): every
+/// way two neighbours can look alike without being alike must still sort afresh.
+#[test]
+fn records_of_one_shape_and_near_misses_match_the_old_serde_bridge() {
+    let lua = Lua::new();
+    let value: Value = lua
+        .load(
+            r#"local reordered = {}
+            reordered.b = 1
+            reordered.a = 2
+            local grown = { a = 1, b = 2 }
+            grown.c = 3
+            grown.c = nil
+            return {
+                { a = 1, b = 2 }, { a = 3, b = 4 }, { b = 5, a = 6 }, reordered,
+                { a = 1, c = 2 }, { c = 1, d = 2 }, { a = 1, b = 2, c = 3 }, { a = 1 },
+                grown, { [1.5] = 1, x = 2 }, {}, { [true] = 1, [false] = 2 }, {},
+                { x = { a = 1, b = 2 }, y = { b = 1, a = 2 } }, { b = 0, a = 0 },
+                { zz = {}, a = { [2.5] = 0 } }, { a = 1, b = 2 },
+            }"#,
+        )
+        .eval()
+        .unwrap();
+    for pretty in [false, true] {
+        let old = old_encode(&value, pretty).unwrap();
+        assert_eq!(encode_str(&lua, &value, pretty), old);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arrays of records drawn from a few keys, so that shapes repeat and nearly
+    /// repeat, as in API responses.
+    #[test]
+    fn arrays_of_records_match_the_old_serde_bridge(
+        records in prop::collection::vec(
+            prop::collection::vec((prop::sample::select(vec!["id", "name", "a", "b", "zz"]), 0i32..9), 0..5),
+            0..12,
+        )
+    ) {
+        let lua = Lua::new();
+        let text = serde_json::to_string(&records
+            .iter()
+            .map(|pairs| Json::Object(pairs.iter().map(|(k, v)| (k.to_string(), Json::from(*v))).collect()))
+            .collect::<Vec<_>>()).unwrap();
+        let decoded = decode(&lua, text.as_bytes()).unwrap();
+        let identity = lua.load("return ...").into_function().unwrap();
+        let decoded: Value = identity.call(decoded).unwrap();
+        prop_assert_eq!(Some(encode_str(&lua, &decoded, false)), old_encode(&decoded, false));
+    }
+}
