@@ -22,7 +22,7 @@ type Body = BoxBody<Bytes, Infallible>;
 /// Answers `<httpVersion> <method> <body length>`; `/slow` waits 0.3 s first,
 /// `/headers` returns HTTP/1-only headers, `/request` describes the request's
 /// host, query and headers, `/stop` stops the server, `/stream` streams 16 KiB
-/// chunks forever.
+/// chunks forever, `/big` answers 1 MiB at once.
 const SERVER: &str = r#"
 local testkit = require("@lune/testkit")
 local handle
@@ -36,6 +36,9 @@ handle = net.serve(0, {
         if request.path == "/stop" then handle.stop() end
         if request.path == "/stream" then
             return { body = function() return string.rep("x", 16384) end }
+        end
+        if request.path == "/big" then
+            return string.rep("y", 1048576)
         end
         if request.path == "/request" then
             local raw = {}
@@ -367,23 +370,28 @@ fn an_idle_h2_connection_is_closed(ping: Option<Duration>) {
 
 #[test]
 fn an_h2_client_that_stops_reading_a_stream_is_closed_at_the_idle_timeout() {
-    for ping in PINGS {
-        an_h2_client_that_stops_reading_is_closed(ping);
+    // A streamed body, and a whole one large enough to go out in slices.
+    for path in ["/stream", "/big"] {
+        for ping in PINGS {
+            an_h2_client_that_stops_reading_is_closed(path, ping);
+        }
     }
 }
 
-fn an_h2_client_that_stops_reading_is_closed(ping: Option<Duration>) {
+fn an_h2_client_that_stops_reading_is_closed(path: &str, ping: Option<Duration>) {
     let (script, port) = server(&["0.5"]);
     peer_runtime().block_on(async {
         let (mut sender, connection) = h2c_pinging(port, ping).await;
-        let response = send(&mut sender, request("GET", "/stream", full(""))).await;
+        let response = send(&mut sender, request("GET", path, full(""))).await;
         assert_eq!(response.status(), 200);
         // The body is never read: the flow-control window fills and the stream waits.
         let start = Instant::now();
         tokio::time::timeout(Duration::from_secs(10), connection)
             .await
             .unwrap_or_else(|_| {
-                panic!("the connection whose client stopped reading is closed (pings {ping:?})")
+                panic!(
+                    "the connection whose client stopped reading {path} is closed (pings {ping:?})"
+                )
             })
             .unwrap()
             .ok();
@@ -393,6 +401,54 @@ fn an_h2_client_that_stops_reading_is_closed(ping: Option<Duration>) {
             start.elapsed()
         );
         drop(response);
+    });
+    assert_eq!(script.finish(), 0);
+}
+
+/// A whole (not streamed) response larger than the client's flow-control window,
+/// read slowly but steadily, arrives whole although it takes longer than
+/// `idleTimeout`: the client taking it is progress, as on HTTP/1.
+#[test]
+fn a_large_response_to_a_slow_h2_reader_is_not_cut_off_at_the_idle_timeout() {
+    let (script, port) = server(&["0.5"]);
+    peer_runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        // Windows of one frame: the server sends only as fast as this client reads.
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(16384)
+                .initial_connection_window_size(16384)
+                .handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+        let _connection = tokio::spawn(connection);
+        let response = send(&mut sender, request("GET", "/big", full(""))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-length"], "1048576");
+        let mut body = response.into_body();
+        let (start, mut received) = (Instant::now(), 0);
+        while let Some(frame) = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("the next frame in time")
+        {
+            let frame = frame.unwrap_or_else(|error| {
+                panic!(
+                    "cut off after {received} bytes, {:?}: {error}",
+                    start.elapsed()
+                )
+            });
+            received += frame.into_data().map_or(0, |data| data.len());
+            // About 400 KiB/s: 2.6 s for the whole body, five idle timeouts.
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        assert_eq!(received, 1048576);
+        assert!(
+            start.elapsed() > Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     });
     assert_eq!(script.finish(), 0);
 }

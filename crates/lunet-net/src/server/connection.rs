@@ -138,11 +138,12 @@ macro_rules! service {
             async move {
                 let in_flight = InFlight::new(&peer);
                 let mut response = handle(&peer, request).await;
-                // A streaming response stays in flight until its body ends.
-                if let Body::Stream(stream) = response.body_mut() {
-                    stream.hold(in_flight);
-                } else {
-                    drop(in_flight);
+                // A streaming response stays in flight until its body ends, and
+                // so does a large whole one on HTTP/2 (see `whole`).
+                match response.body_mut() {
+                    Body::Stream(stream) => stream.hold(in_flight),
+                    Body::Full(whole) if !$http1 => whole.slice(in_flight),
+                    Body::Full(_) => drop(in_flight),
                 }
                 if $http1 && peer.server.drain.stopping() {
                     response.headers_mut().insert(

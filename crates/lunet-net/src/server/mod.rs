@@ -10,8 +10,8 @@
 //! [`transport`] (TLS, and which HTTP the client speaks); [`service`] takes each request from
 //! hyper to the Luau handler and back, with [`request`] and [`response`] converting
 //! between HTTP and Luau, and [`upgrade`] turning WebSocket handshakes into
-//! `WebSocket` objects, and [`stream`] running a handler's function body as a
-//! streaming response; [`peer`] is what they share about a connection.
+//! `WebSocket` objects, [`stream`] running a handler's function body as a
+//! streaming response, and [`whole`] sending the other bodies; [`peer`] is what they share about a connection.
 //! [`drain`] holds what stopping involves (`stop()`, or SIGINT/SIGTERM through the
 //! runtime's `shutdown`). Each request runs in its own Luau thread via the
 //! scheduler's `call`, so a handler that yields holds up nothing else. A handler
@@ -30,6 +30,7 @@ mod stream;
 mod transport;
 mod upgrade;
 mod watchdog;
+mod whole;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

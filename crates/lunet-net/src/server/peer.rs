@@ -1,6 +1,6 @@
 //! What one connection's request path knows about it: the server, the client's
 //! address, and the [`Activity`] and [`Progress`]
-//! the watchdog reads. Made by `connection`, read by `service`; neither the
+//! the watchdog reads ([`InFlight`] and [`Sending`] keep the request's part of it). Made by `connection`, read by `service`; neither the
 //! connection's lifecycle nor the request path lives here.
 
 use std::rc::Rc;
@@ -30,10 +30,6 @@ impl InFlight {
         activity.in_flight.set(activity.in_flight.get() + 1);
         InFlight(peer.clone())
     }
-
-    pub(crate) fn peer(&self) -> &Peer {
-        &self.0
-    }
 }
 
 impl Drop for InFlight {
@@ -48,5 +44,49 @@ impl Drop for InFlight {
         if in_flight == 0 && self.0.server.drain.stopping() {
             activity.at_rest.notify_waiters();
         }
+    }
+}
+
+/// A response body that reaches the client chunk by chunk (a streaming body, or a
+/// large whole body on HTTP/2): holds its request in flight until the body ends, and
+/// counts it in `Activity::sending_streams` while a chunk it handed to hyper waits
+/// for the client; the client taking one is `Activity::chunks_taken`, HTTP/2's
+/// progress for the watchdog.
+pub(crate) struct Sending {
+    in_flight: InFlight,
+    waiting: bool,
+}
+
+impl Sending {
+    pub(crate) fn new(in_flight: InFlight) -> Self {
+        Sending {
+            in_flight,
+            waiting: false,
+        }
+    }
+
+    /// `true` when a chunk was handed to hyper, `false` when hyper came back for
+    /// more (the client took it) or the body ended.
+    pub(crate) fn set(&mut self, waiting: bool) {
+        if self.waiting == waiting {
+            return;
+        }
+        self.waiting = waiting;
+        let activity = &self.in_flight.0.activity;
+        let streams = activity.sending_streams.get();
+        if waiting {
+            activity.sending_streams.set(streams + 1);
+        } else {
+            activity.sending_streams.set(streams.saturating_sub(1));
+            activity
+                .chunks_taken
+                .set(activity.chunks_taken.get().wrapping_add(1));
+        }
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }

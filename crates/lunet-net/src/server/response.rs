@@ -25,7 +25,6 @@
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::Full;
 use std::ffi::{CStr, c_int};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -36,26 +35,21 @@ use mlua::state::RawLua;
 use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
 use super::stream::StreamBody;
+use super::whole::Whole;
 use crate::convert::{header_map, header_map_from_stack, string_bytes};
 use crate::error::BoxError;
 use lunet_runtime::args;
 
-/// A response body: the whole of it at once, or chunks a Luau function produces
-/// (see [`super::stream`]).
+/// A response body: the whole of it (see [`super::whole`]), or chunks a Luau
+/// function produces (see [`super::stream`]).
 pub(crate) enum Body {
-    Full(Full<Bytes>),
+    Full(Whole),
     Stream(Box<StreamBody>),
 }
 
-impl From<Full<Bytes>> for Body {
-    fn from(full: Full<Bytes>) -> Body {
-        Body::Full(full)
-    }
-}
-
 impl Body {
-    fn bytes(bytes: Bytes) -> Body {
-        Body::Full(Full::new(bytes))
+    pub(crate) fn bytes(bytes: Bytes) -> Body {
+        Body::Full(Whole::new(bytes))
     }
 }
 
@@ -68,7 +62,7 @@ impl hyper::body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|e| match e {}),
+            Body::Full(full) => Pin::new(full).poll_frame(cx),
             Body::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
         }
     }

@@ -31,7 +31,7 @@ use mlua::{Error, Function};
 
 use super::Server;
 use super::drain::Running;
-use super::peer::InFlight;
+use super::peer::{InFlight, Sending};
 use crate::body::producer::{Producer, ProducerBody};
 use crate::error::BoxError;
 
@@ -45,8 +45,9 @@ const FLUSH_BYTES: usize = 256 * 1024;
 pub(crate) struct StreamBody {
     function: Function,
     started: Option<Started>,
-    /// Holds the request in flight until the body ends.
-    in_flight: Option<InFlight>,
+    /// Holds the request in flight until the body ends, and tells the watchdog
+    /// when a chunk waits for the client.
+    sending: Option<Sending>,
     /// Set when a chunk was handed to hyper: the next poll decides whether to yield
     /// once first, so that hyper flushes before the function is called again (hyper
     /// buffers chunks that come without a wait).
@@ -59,9 +60,6 @@ pub(crate) struct StreamBody {
     /// function may read it while it produces the response).
     request_body: Option<Rc<crate::body::stream::Inner>>,
     ended: bool,
-    /// True while a chunk handed to hyper waits for the client to take it (counted
-    /// in the connection's `sending_streams`).
-    sending: bool,
 }
 
 /// What the body knows once the request path took it.
@@ -80,13 +78,12 @@ impl StreamBody {
         StreamBody {
             function,
             started: None,
-            in_flight: None,
+            sending: None,
             flush: false,
             unflushed: 0,
             flushed_at: None,
             request_body: None,
             ended: false,
-            sending: false,
         }
     }
 
@@ -109,7 +106,7 @@ impl StreamBody {
 
     /// Keeps the request in flight until the body ends.
     pub(crate) fn hold(&mut self, in_flight: InFlight) {
-        self.in_flight = Some(in_flight);
+        self.sending = Some(Sending::new(in_flight));
     }
 
     /// Keeps the request's `BodyStream` readable until this body ends.
@@ -117,33 +114,18 @@ impl StreamBody {
         self.request_body = Some(request_body);
     }
 
-    fn set_sending(&mut self, sending: bool) {
-        if self.sending == sending {
-            return;
-        }
-        self.sending = sending;
-        if let Some(in_flight) = &self.in_flight {
-            let activity = &in_flight.peer().activity;
-            let streams = activity.sending_streams.get();
-            if sending {
-                activity.sending_streams.set(streams + 1);
-            } else {
-                // hyper came back for more: the client took the chunk.
-                activity.sending_streams.set(streams - 1);
-                activity
-                    .chunks_taken
-                    .set(activity.chunks_taken.get().wrapping_add(1));
-            }
+    fn set_sending(&mut self, waiting: bool) {
+        if let Some(sending) = &mut self.sending {
+            sending.set(waiting);
         }
     }
 
     fn end(&mut self) {
-        self.set_sending(false);
         self.ended = true;
         if let Some(started) = &mut self.started {
             started.running = None;
         }
-        self.in_flight = None;
+        self.sending = None;
         if let Some(request_body) = self.request_body.take() {
             request_body.close();
         }
@@ -152,7 +134,6 @@ impl StreamBody {
 
 impl Drop for StreamBody {
     fn drop(&mut self) {
-        self.set_sending(false);
         if let Some(request_body) = self.request_body.take() {
             request_body.close();
         }

@@ -27,7 +27,6 @@ use http::header::{
 };
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use lunet_runtime::args;
@@ -260,7 +259,7 @@ pub(crate) async fn accept(
         // ended, so a stopping process does not exit before its close frame is out.
         closer.finished().await;
     });
-    let mut response = Response::new(Full::new(Bytes::new()).into());
+    let mut response = Response::new(Body::bytes(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));

@@ -20,11 +20,12 @@
 //!
 //! On HTTP/2, bytes written are not progress: hyper's h2 answers a client's PING or
 //! SETTINGS with a write of its own, so a client could hold a connection forever by
-//! pinging. There, a sending connection progresses only when a streaming response's
-//! chunk is taken (h2 asks for the next one once the client's flow-control window
-//! has room), and an idle one never does: an HTTP/2 connection is closed
-//! `idleTimeout` after its last stream ended, whatever control frames it sends (a
-//! response still buffered in h2 for a slow reader must reach it within that time).
+//! pinging. There, a sending connection progresses only when a chunk of a
+//! streaming response, or a slice of a large whole one (see `whole`), is taken (h2
+//! asks for the next one once the client's flow-control window has room), and an
+//! idle one never does: an HTTP/2 connection is closed `idleTimeout` after its last
+//! stream ended, whatever control frames it sends (the last slice, at most 64 KiB,
+//! still buffered in h2 for a slow reader must reach it within that time).
 //!
 //! The check costs nothing per request beyond bumping a counter on each read and
 //! write: one timer per connection fires every quarter of the shortest timeout and
@@ -96,11 +97,11 @@ pub(crate) struct Activity {
     reads_at_rest: Cell<Option<u64>>,
     /// Wakes the request path whose body stalled for `bodyTimeout`.
     pub(crate) body_expired: Notify,
-    /// Streaming responses waiting for the client to take their last chunk (their
-    /// body function is not running); at most one on HTTP/1.
+    /// Responses waiting for the client to take their last chunk or slice (a
+    /// streaming body's function is not running then); at most one on HTTP/1.
     pub(crate) sending_streams: Cell<usize>,
-    /// Chunks of streaming responses the client took (HTTP/2's progress while
-    /// sending).
+    /// Chunks of streaming responses, and slices of large whole ones, the client
+    /// took (HTTP/2's progress while sending).
     pub(crate) chunks_taken: Cell<u64>,
     /// True on an HTTP/2 connection, whose streams run side by side: the connection
     /// is then sending when every stream in flight waits for the client to take a
