@@ -93,11 +93,8 @@ impl FromLua for StringOrBuffer {
 /// The value at `index` must be a string (so `lua_tolstring` neither converts nor
 /// raises); its bytes stay valid while it is on the stack, longer than the copy.
 pub(crate) unsafe fn string_bytes(state: *mut ffi::lua_State, index: c_int) -> Bytes {
-    let mut len = 0;
-    unsafe {
-        let data = ffi::lua_tolstring(state, index, &mut len);
-        Bytes::copy_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len))
-    }
+    // SAFETY: the caller's contract; the copy is made while the string is alive.
+    Bytes::copy_from_slice(unsafe { stack_bytes(state, index) })
 }
 
 /// The values of one header or query entry: a string, or an array of strings.

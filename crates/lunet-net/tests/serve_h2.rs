@@ -46,7 +46,8 @@ handle = net.serve(0, {
                 table.insert(raw, line.name .. "=" .. line.value)
             end
             return `host={request.headers.host} a={table.concat(request.query.a, ",")}`
-                .. ` two={request.headers["x-two"]} raw={table.concat(raw, ";")}`
+                .. ` two={request.headers["x-two"]} cookie={request.headers.cookie}`
+                .. ` raw={table.concat(raw, ";")}`
         end
         if request.path == "/headers" then
             return { headers = {
@@ -174,8 +175,9 @@ fn h2c_serves_a_hundred_concurrent_streams_on_one_connection() {
 }
 
 /// Handlers see the same request table on HTTP/2: `headers.host` (from
-/// `:authority`, RFC 9113 8.3.1), a repeated query key as an array, a repeated
-/// header joined with ", " and kept apart in `rawHeaders`.
+/// `:authority`, RFC 9113 8.3.1), one `cookie` joined with "; " (8.2.3), a repeated
+/// query key as an array, a repeated header joined with ", " and kept apart in
+/// `rawHeaders`.
 #[test]
 fn an_h2_request_has_host_query_and_headers_as_on_http1() {
     let (script, port) = server(&[]);
@@ -184,14 +186,22 @@ fn an_h2_request_has_host_query_and_headers_as_on_http1() {
         let mut request = request("GET", "/request?a=1&a=2", full(""));
         request.headers_mut().append("x-two", "1".parse().unwrap());
         request.headers_mut().append("x-two", "2".parse().unwrap());
+        // Browsers send each cookie as its own field on HTTP/2.
+        request
+            .headers_mut()
+            .append("cookie", "a=1".parse().unwrap());
+        request
+            .headers_mut()
+            .append("cookie", "b=2".parse().unwrap());
         let (parts, text) = text(&mut sender, request).await;
         assert_eq!(parts.status, 200, "{text}");
         assert!(
-            text.starts_with("host=127.0.0.1 a=1,2 two=1, 2 raw="),
+            text.starts_with("host=127.0.0.1 a=1,2 two=1, 2 cookie=a=1; b=2 raw="),
             "{text}"
         );
         assert!(text.contains("x-two=1;x-two=2"), "{text}");
-        assert!(text.contains("host=127.0.0.1"), "{text}");
+        // `Host` is added after the client's own header lines.
+        assert!(text.ends_with(";host=127.0.0.1"), "{text}");
     });
     assert_eq!(script.finish(), 0);
 }

@@ -211,18 +211,8 @@ unsafe fn table_from_stack(lua: &RawLua, index: c_int) -> Result<Response<Body>>
             ffi::lua_absindex(state, -1)
         };
         let at = field(c"status");
-        let status = match ffi::lua_type(state, at) {
-            ffi::LUA_TNIL => Ok(StatusCode::OK),
-            ffi::LUA_TNUMBER => match ffi::lua_tonumber(state, at) {
-                code if (200.0..=999.0).contains(&code) && code.fract() == 0.0 => {
-                    StatusCode::from_u16(code as u16).map_err(|_| {
-                        args::out_of_range("status", STATUS_RANGE, &Value::Number(code))
-                    })
-                }
-                _ => Value::from_stack(at, lua).and_then(|value| parse_status(&value)),
-            },
-            _ => Value::from_stack(at, lua).and_then(|value| parse_status(&value)),
-        };
+        // A number or nil makes no Luau reference as a `Value`.
+        let status = Value::from_stack(at, lua).and_then(|value| parse_status(&value));
         ffi::lua_pop(state, 1);
         let status = status?;
         let at = field(c"headers");
