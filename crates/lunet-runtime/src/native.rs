@@ -44,18 +44,16 @@ pub(crate) fn load(lua: &Lua, source: &[u8], name: String) -> Result<Function> {
     // Source only: Luau's loader trusts bytecode (a truncated or crafted file crashes
     // the process), so a script or module that is bytecode is refused here, with a
     // message saying why. (`luau.load` has its own rules for bytecode.)
-    // SAFETY: luaL_isbytecode only reads the `source.len()` bytes it is given.
-    if unsafe { mlua::ffi::luaL_isbytecode(source.as_ptr().cast(), source.len()) } {
+    let chunk = lua.load(source).set_name(name);
+    if chunk.mode() == mlua::chunk::ChunkMode::Binary {
         return Err(mlua::Error::runtime(format!(
             "cannot run '{}': it is Luau bytecode, and Lunet runs and requires only source \
              (Luau's loader does not check bytecode, so a damaged file could crash the \
              process); to load bytecode you trust, use luau.load(bytecode, {{ trustBytecode = true }})",
-            name.trim_start_matches('@')
+            chunk.name().trim_start_matches('@')
         )));
     }
-    load_natively(lua, native, || {
-        lua.load(source).set_name(name).into_function()
-    })
+    load_natively(lua, native, || chunk.into_function())
 }
 
 /// Runs `load`, which loads one chunk, with Luau's code generator on when `native`

@@ -91,13 +91,19 @@ impl Inner {
         if let Address::Unix(file) = &self.address {
             file.remove();
         }
-        // Handshakes in progress end with the listener (an accept driving them
-        // holds the lock and drops them itself when it sees the close).
+        // An accept driving the handshakes holds their lock, and drops them itself
+        // when it sees the close.
+        self.drop_handshakes();
+        self.keep_alive.borrow_mut().take();
+        self.closing.notify_waiters();
+    }
+
+    /// Ends the TLS handshakes in progress (with the listener), unless an accept
+    /// holds them.
+    fn drop_handshakes(&self) {
         if let Ok(mut handshakes) = self.handshakes.try_lock() {
             handshakes.clear();
         }
-        self.keep_alive.borrow_mut().take();
-        self.closing.notify_waiters();
     }
 
     fn closed_error(&self) -> Error {
@@ -246,10 +252,7 @@ fn build_methods(lua: &Lua) -> Result<Table> {
                 };
                 tokio::select! {
                     () = closing => {
-                        // Handshakes in progress end with the listener.
-                        if let Ok(mut handshakes) = inner.handshakes.try_lock() {
-                            handshakes.clear();
-                        }
+                        inner.drop_handshakes();
                         Err(inner.closed_error())
                     }
                     stream = inner.accept(&socket) => Ok(stream),

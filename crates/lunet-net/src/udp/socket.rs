@@ -129,10 +129,10 @@ async fn resolve(host: &str, port: u16, local: SocketAddr, method: &str) -> Resu
             (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => {
                 return Ok(address);
             }
-            // A socket on an IPv6 address (`::`) also talks to IPv4 peers (whose
-            // datagrams `receive` reports by their IPv4 address), through the
-            // IPv4-mapped form.
-            (SocketAddr::V4(v4), SocketAddr::V6(_)) if !local.ip().is_loopback() => {
+            // A socket on the IPv6 wildcard (`::`) is dual-stack: it also talks to
+            // IPv4 peers (whose datagrams `receive` reports by their IPv4 address),
+            // through the IPv4-mapped form. One on a particular IPv6 address is not.
+            (SocketAddr::V4(v4), SocketAddr::V6(_)) if local.ip().is_unspecified() => {
                 return Ok(SocketAddr::new(
                     std::net::IpAddr::V6(v4.ip().to_ipv6_mapped()),
                     v4.port(),

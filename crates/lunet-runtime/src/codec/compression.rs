@@ -126,14 +126,16 @@ fn flate_level(level: Option<i32>) -> flate2::Compression {
 pub const MAX_STRING_LEN: usize = 1 << 30;
 
 /// Reads `reader` to its end, failing once it would pass [`MAX_STRING_LEN`] (a
-/// decompression bomb or an endless file never makes us allocate past it).
+/// decompression bomb or an endless file never makes us allocate past it); that
+/// error's kind is `FileTooLarge`.
 pub fn read_to_end_bounded(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     (&mut reader)
         .take(MAX_STRING_LEN as u64 + 1)
         .read_to_end(&mut out)?;
     if out.len() > MAX_STRING_LEN {
-        return Err(std::io::Error::other(
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
             "the data is larger than 1 GiB, the most a Luau string can hold",
         ));
     }
@@ -149,7 +151,7 @@ pub fn decompress(codec: Codec, data: &[u8]) -> std::io::Result<Vec<u8>> {
         // Not zlib (a decoding error): raw DEFLATE. Past the size limit it is the
         // limit that is reported, without decoding the bomb a second time.
         Codec::Zlib => read_to_end_bounded(flate2::read::ZlibDecoder::new(data)).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::Other {
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
                 return Err(e);
             }
             read_to_end_bounded(flate2::read::DeflateDecoder::new(data))

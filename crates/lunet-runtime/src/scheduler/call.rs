@@ -138,8 +138,10 @@ impl SpareThreads {
         lua.exec_raw_lua(|raw| {
             // SAFETY: `raw` is the locked VM `func` and the thread belong to, and the
             // thread is a returned one (see `give_back`), so not running. Luau's
-            // `lua_xmove` grows the target stack itself; `raw.state()` is made room
-            // for first.
+            // `lua_xmove` would raise if it had to grow the target stack and could
+            // not, but a returned thread's empty stack keeps at least LUA_MINSTACK
+            // (20) free slots, so it never grows it for one value; `raw.state()` is
+            // made room for first.
             unsafe {
                 if ffi::lua_checkstack(raw.state(), 1) == 0 {
                     return Err(mlua::Error::StackError);
@@ -163,8 +165,9 @@ impl SpareThreads {
         let mut threads = self.threads.borrow_mut();
         if threads.len() < MAX_SPARE_THREADS {
             // SAFETY: the thread returned (not running) and is held by `thread`;
-            // `lua_xpush` grows its stack as needed, and `lua_replace` pops the
-            // table it pushed into the globals slot.
+            // its empty stack keeps at least LUA_MINSTACK (20) free slots, so
+            // `lua_xpush` pushes the one value without growing it (growing is what
+            // could raise), and `lua_replace` pops it into the globals slot.
             unsafe {
                 let state = thread.state();
                 ffi::lua_xpush(ffi::lua_mainthread(state), state, ffi::LUA_GLOBALSINDEX);
