@@ -8,8 +8,9 @@
 //! remembered by its BLAKE3 hash, 32 bytes, so nothing else can pass for it), or a
 //! script that says it trusts the bytes (`trustBytecode = true`, for bytecode
 //! compiled by another process and kept in a file, say). Source is unaffected.
-//! At most [`REMEMBERED`] results are remembered (the oldest are forgotten), so a
-//! server that compiles per request does not grow without bound.
+//! At most [`REMEMBERED`] results are remembered (the first remembered are the
+//! first forgotten; compiling the same source again while it is remembered does not
+//! renew it), so a server that compiles per request does not grow without bound.
 
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
@@ -62,4 +63,31 @@ pub(crate) fn is_known(lua: &Lua, bytecode: &[u8]) -> bool {
             .known
             .contains(blake3::hash(bytecode).as_bytes())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_last_results_up_to_the_limit() {
+        let lua = Lua::new();
+        let bytes = |i: usize| i.to_le_bytes();
+        assert!(!is_known(&lua, &bytes(0)));
+        for i in 0..=REMEMBERED {
+            remember(&lua, &bytes(i));
+        }
+        assert!(!is_known(&lua, &bytes(0)), "the first is forgotten");
+        assert!(is_known(&lua, &bytes(1)));
+        assert!(is_known(&lua, &bytes(REMEMBERED)));
+        assert_eq!(
+            lua.app_data_ref::<Compiled>()
+                .unwrap()
+                .0
+                .borrow()
+                .known
+                .len(),
+            REMEMBERED
+        );
+    }
 }

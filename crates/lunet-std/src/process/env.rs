@@ -34,16 +34,26 @@ fn key_arg(key: &Value) -> Result<String> {
     Ok(key.to_string())
 }
 
-/// A value assigned to `process.env[key]`: a string (or a number, as Luau turns it
-/// into one), or nil to remove the variable.
+/// A value assigned to `process.env[key]`: UTF-8 text (or a number, as Luau turns it
+/// into text), or nil to remove the variable.
 fn value_arg(lua: &Lua, key: &str, value: Value) -> Result<Option<String>> {
     let field = || format!("process.env.{key}");
-    let value = match value {
+    let text = match value {
         Value::Nil => return Ok(None),
-        Value::String(_) | Value::Integer(_) | Value::Number(_) => lua.coerce_string(value)?,
+        Value::String(text) => text,
+        number @ (Value::Integer(_) | Value::Number(_)) => lua
+            .coerce_string(number.clone())?
+            .ok_or_else(|| args::wrong(&field(), "string or nil", &number))?,
         other => return Err(args::wrong(&field(), "string or nil", &other)),
     };
-    let value = value.map(|v| v.to_string_lossy()).unwrap_or_default();
+    let Ok(value) = text.to_str() else {
+        return Err(args::invalid(
+            &field(),
+            "UTF-8 text",
+            "bytes that are not UTF-8",
+        ));
+    };
+    let value = value.to_string();
     if value.contains('\0') {
         return Err(Error::runtime(format!(
             "invalid value for environment variable {key:?}: it contains NUL"
