@@ -373,6 +373,12 @@ def bench_ws_client(runs, quick):
                 record("ws-client", f"{messages} pipelined 1 KiB messages, one way", name, rate, "msg/s")
 
 
+def baseline_has_native():
+    """Whether the --baseline build knows `lunet run --native`."""
+    help_text = subprocess.run([BASELINE, "run", "--help"], capture_output=True, text=True).stdout
+    return "--native" in help_text
+
+
 def bench_native(runs, quick):
     """CPU-bound Luau (bench/scripts/cpu/): natively compiled (`lunet run`'s default,
     the same as a `--!native` line in each file), interpreted (`--interpreted`), and
@@ -380,8 +386,12 @@ def bench_native(runs, quick):
     milliseconds, so process start-up is not counted."""
     for script in sorted((SCRIPTS / "cpu").glob("*.luau")):
         for _ in range(runs):
-            contenders = [(name, cmd + [str(script)]) for name, cmd in luau_contenders()]
+            contenders = [(name, cmd + [str(script)]) for name, cmd in luau_contenders()
+                          if name != "lunet (baseline)"]
             contenders.insert(1, ("lunet --interpreted", [LUNET, "run", "--interpreted", str(script)]))
+            # An older build interprets by default: compared natively, or not at all.
+            if BASELINE and baseline_has_native():
+                contenders.insert(2, ("lunet (baseline) --native", [BASELINE, "run", "--native", str(script)]))
             for name, cmd in contenders:
                 millis, _ = run_client(cmd)
                 record("native", script.stem, name, millis, "ms")
@@ -487,8 +497,9 @@ def bench_streaming(runs, quick):
     mib = total >> 20
     reader = str(RELEASE / "stream-client")
     port = free_port()
-    # An older build (--baseline) may have no streaming to compare: left out.
-    luau = [(n, c) for n, c in luau_contenders() if n != "lunet (baseline)"]
+    # Lune has neither `net.http.stream` nor function bodies, and an older build
+    # (--baseline) may have no streaming to compare: both left out.
+    luau = [(n, c) for n, c in luau_contenders() if n == "lunet"]
     with Server([str(RELEASE / "stream-server"), str(port)], port):
         url = f"http://127.0.0.1:{port}/?n={total}&chunk=65536"
         for _ in range(runs):

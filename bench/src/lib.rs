@@ -20,8 +20,8 @@ pub fn current_thread() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Binds `127.0.0.1:port`, prints `listening on <port>` (what `bench/run.py` waits
-/// for), and hands each accepted connection (with `TCP_NODELAY`) to `serve` in its
+/// Binds `127.0.0.1:port`, prints `listening on <port>` (`bench/run.py` waits by
+/// connecting, not for this line), and hands each accepted connection (with `TCP_NODELAY`) to `serve` in its
 /// own task, forever. Call it inside [`current_thread`]'s runtime.
 pub async fn accept_loop<F, Fut>(port: u16, serve: F)
 where
