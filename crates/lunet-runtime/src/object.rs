@@ -1,6 +1,9 @@
-//! Script-facing objects (`WebSocket`, `TcpStream`, `UdpSocket`, `DateTime`, `Regex`, `ChildProcess`, ...): userdata whose methods are Luau
-//! functions shared by every object of the type, in one read-only table per VM, and
-//! whose other fields are read-only properties computed in Rust.
+//! Script-facing objects (`WebSocket`, `TcpStream`, `TcpListener`, `UdpSocket`,
+//! `BodyStream`): userdata whose methods are Luau functions shared by every object
+//! of the type, in one read-only table per VM, and whose other fields are read-only
+//! properties computed in Rust. It lives in the runtime so that lunet-std's objects
+//! can use it too; `DateTime`, `Regex` and `ChildProcess` still have their own
+//! `__index` tables (moving them here is open work).
 //!
 //! Looking a method up (`socket:send`) happens on every call in a script's I/O loop,
 //! so a type's `__index` is a small Luau function that finds methods in the table
