@@ -17,6 +17,7 @@ use lunet_runtime::codec::compression::MAX_STRING_LEN;
 use mlua::{Lua, Value, ffi};
 
 use super::encode::{has_non_ascii, needs_look};
+use super::shape::{self, Shapes};
 
 /// Arrays and objects nested deeper than this are an error.
 pub(crate) const MAX_DEPTH: usize = 512;
@@ -33,6 +34,9 @@ const MAX_TABLE_SIZE: usize = 1 << 26;
 const STACK_BUDGET: c_int = 4000;
 /// Values an array keeps on the stack before it moves them into its spill table.
 const PENDING_SLOTS: c_int = 256;
+/// How many more stack slots than needed are asked of Luau at once (see
+/// [`Parser::reserve`]).
+const RESERVE_AHEAD: c_int = 64;
 /// Depths whose last object's size is kept as a hint for the next (deeper ones get
 /// no hint), and the largest hint: a huge object must not make every later sibling
 /// allocate as much.
@@ -93,7 +97,9 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
         pos: 0,
         depth: 0,
         scratch: Vec::new(),
-        shapes: [0; SHAPE_DEPTHS],
+        sizes: [0; SHAPE_DEPTHS],
+        shapes: Shapes::default(),
+        reserved: 0,
     };
     let mut result = Ok(());
     // SAFETY: the closure runs inside mlua's protected call on an empty frame. The
@@ -138,7 +144,11 @@ struct Parser<'a> {
     scratch: Vec<u8>,
     /// Members of the last object closed at each depth (index), as a size hint for
     /// the next one there.
-    shapes: [usize; SHAPE_DEPTHS],
+    sizes: [usize; SHAPE_DEPTHS],
+    /// The keys (and templates) of the last object closed at each depth.
+    shapes: Shapes,
+    /// The stack height up to which room was made (see [`Parser::reserve`]).
+    reserved: c_int,
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
@@ -195,14 +205,21 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok(false)
             }
-            _ => Err(self.error(format!(
-                "expected ',' or '{}' after {after}, found {}",
-                close as char,
-                self.found()
-            ))),
+            _ => Err(self.separator_error(close, after)),
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn separator_error(&self, close: u8, after: &str) -> DecodeError {
+        self.error(format!(
+            "expected ',' or '{}' after {after}, found {}",
+            close as char,
+            self.found()
+        ))
+    }
+
+    #[inline]
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.input.get(self.pos) {
             self.pos += 1;
@@ -215,13 +232,24 @@ impl Parser<'_> {
     /// `self.state` is the state `exec_raw` runs on.
     unsafe fn document(&mut self) -> Result<()> {
         self.skip_whitespace();
-        // SAFETY: `self.state` is valid (the caller's contract); lua_checkstack
-        // reports failure instead of raising.
-        if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
-            return Err(self.error("out of Luau stack space"));
+        // SAFETY: `self.state` is valid (the caller's contract).
+        unsafe { self.reserve(0, shape::STACK_SLOTS + 4)? };
+        // Objects are only found in an input that starts with an array or object;
+        // for one, the stack's first slots are kept for `Shapes` (nil until used).
+        let container = matches!(self.input.get(self.pos), Some(b'{' | b'['));
+        if container {
+            // SAFETY: room was made above; the stack was empty.
+            unsafe { ffi::lua_settop(self.state, shape::STACK_SLOTS) };
         }
         // SAFETY: room for the value was made above.
         unsafe { self.value()? };
+        if container {
+            // SAFETY: the value is above the reserved slots: it becomes the only one.
+            unsafe {
+                ffi::lua_replace(self.state, 1);
+                ffi::lua_settop(self.state, 1);
+            }
+        }
         self.skip_whitespace();
         if self.pos < self.input.len() {
             return Err(self.error("unexpected characters after the JSON value"));
@@ -304,6 +332,40 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// Makes sure the stack has room for `extra` values above `top` (its height).
+    /// Room once made stays for the rest of the decode (lua_checkstack raises the
+    /// call's stack limit, which Luau never lowers during the call, and a GC shrinks
+    /// no stack below it), so Luau is asked only when the stack goes higher than
+    /// before, and then for [`RESERVE_AHEAD`] more.
+    ///
+    /// # Safety
+    /// `self.state` is valid and `top` is its stack height.
+    #[inline]
+    unsafe fn reserve(&mut self, top: c_int, extra: c_int) -> Result<()> {
+        if top + extra <= self.reserved {
+            return Ok(());
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.grow_stack(top, extra) }
+    }
+
+    /// # Safety
+    /// As [`Parser::reserve`].
+    #[cold]
+    unsafe fn grow_stack(&mut self, top: c_int, extra: c_int) -> Result<()> {
+        // SAFETY: lua_checkstack reports failure instead of raising.
+        unsafe {
+            if ffi::lua_checkstack(self.state, extra + RESERVE_AHEAD) != 0 {
+                self.reserved = top + extra + RESERVE_AHEAD;
+            } else if ffi::lua_checkstack(self.state, extra) != 0 {
+                self.reserved = top + extra;
+            } else {
+                return Err(self.error("out of Luau stack space"));
+            }
+        }
+        Ok(())
+    }
+
     /// Makes room to push one more value of the array `pending` (and 4 for that
     /// value's own needs), moving its values into its spill table first when it holds
     /// many or the stack is high.
@@ -320,11 +382,11 @@ impl Parser<'_> {
             // SAFETY: the caller's contract.
             unsafe { self.spill(pending)? };
         }
-        // SAFETY: lua_checkstack reports failure instead of raising.
-        if unsafe { ffi::lua_checkstack(state, 6) } == 0 {
-            return Err(self.error("out of Luau stack space"));
+        // SAFETY: `self.state` is valid.
+        unsafe {
+            let top = ffi::lua_gettop(state);
+            self.reserve(top, 6)
         }
-        Ok(())
     }
 
     /// Moves the array's values from the stack into its spill table (created,
@@ -444,31 +506,48 @@ impl Parser<'_> {
 
     /// Objects are built as they are read: each member goes into the table at once
     /// (so a repeated key keeps its last value), with nothing left pending on the
-    /// stack. The table is created with room for as many members as the last object
-    /// closed at the same depth had (records in a list tend to share a shape), so it
-    /// is usually sized once; a wrong guess only costs Luau a rehash.
+    /// stack. Records in a list tend to share a shape, so each object starts from
+    /// the last one closed at the same depth ([`Shapes`]): as a copy of it when its
+    /// keys were distinct (each member then replaces a value; what the copy holds
+    /// that this object does not set is removed), else as a table with room for as
+    /// many members; keys equal to that object's, position by position, are pushed
+    /// from its strings. A wrong guess only costs Luau a rehash.
     ///
     /// # Safety
-    /// As [`Parser::value`].
+    /// As [`Parser::value`], and the stack's first [`shape::STACK_SLOTS`] slots are
+    /// kept for `Shapes` whenever an object is read (see [`Parser::document`]).
     unsafe fn object(&mut self) -> Result<()> {
         self.enter()?;
         self.pos += 1;
         let state = self.state;
-        let hint = self.shapes.get(self.depth).copied().unwrap_or(0);
+        let depth = self.depth;
+        let remembered = Shapes::remembers(depth);
+        let template = if remembered {
+            self.shapes.template(depth)
+        } else {
+            None
+        };
         // SAFETY (for the calls below): the caller left room for 4 values and
         // lua_checkstack reports failure instead of raising; the table is created
-        // here without a metatable, so lua_rawset cannot run Luau code, and its keys
-        // are strings (never nil or NaN) below Luau's size limit (checked), so it
-        // cannot raise. Each member pushes a key and a value (with room for 4 more
-        // for the value's own needs) and lua_rawset pops both, so the stack is back
-        // where it was after each member.
+        // (or cloned from a template this parser made) here without a metatable, so
+        // lua_rawset cannot run Luau code, and its keys are strings (never nil or
+        // NaN) below Luau's size limit (checked), so it cannot raise. Each member
+        // pushes a key and a value (with room for 4 more for the value's own needs)
+        // and lua_rawset pops both, so the stack is back where it was after each
+        // member. The cache table's slots hold what `Shapes` says they hold.
         let table = unsafe {
-            ffi::lua_createtable(state, 0, hint as c_int);
-            if ffi::lua_checkstack(state, 6) == 0 {
-                return Err(self.error("out of Luau stack space"));
+            self.reserve(ffi::lua_gettop(state), 6)?;
+            if template.is_some() {
+                ffi::lua_clonetable(state, Shapes::template_slot(depth));
+            } else {
+                let hint = self.sizes.get(depth).copied().unwrap_or(0);
+                ffi::lua_createtable(state, 0, hint as c_int);
             }
             ffi::lua_gettop(state)
         };
+        // While every member so far set the template's key at its position: how
+        // many keys the template (and so the table) has.
+        let mut cloned = template;
         let mut members = 0usize;
         self.skip_whitespace();
         if self.input.get(self.pos) == Some(&b'}') {
@@ -490,8 +569,30 @@ impl Parser<'_> {
                 if key.len() > MAX_STRING_LEN {
                     return Err(self.error("string too long for Luau"));
                 }
-                // SAFETY: room was made above.
-                unsafe { push_bytes(state, key) };
+                let index = members;
+                if remembered && index < shape::KEYS && self.shapes.matches(depth, index, key) {
+                    // SAFETY: room was made above; the slot holds that key's string.
+                    unsafe { ffi::lua_pushvalue(state, Shapes::key_slot(depth, index)) };
+                } else {
+                    if let Some(count) = cloned.take() {
+                        // SAFETY: as above; the slots still hold the template's keys.
+                        unsafe { unset_keys(state, table, depth, index..count) };
+                    }
+                    // SAFETY: room was made above.
+                    unsafe { push_bytes(state, key) };
+                    if remembered && index < shape::KEYS {
+                        // SAFETY: room was made above (the key took one of 6 slots);
+                        // the string stays in its slot until the slot's next
+                        // `remember`.
+                        unsafe {
+                            ffi::lua_pushvalue(state, -1);
+                            ffi::lua_replace(state, Shapes::key_slot(depth, index));
+                            let mut len = 0;
+                            let ptr = ffi::lua_tolstring(state, -1, &mut len);
+                            self.shapes.remember(depth, index, ptr.cast(), len);
+                        }
+                    }
+                }
                 self.skip_whitespace();
                 if self.input.get(self.pos) != Some(&b':') {
                     return Err(self.error(format!(
@@ -517,10 +618,28 @@ impl Parser<'_> {
                 }
             }
         }
-        self.depth -= 1;
-        if let Some(shape) = self.shapes.get_mut(self.depth + 1) {
-            *shape = members.min(MAX_SIZE_HINT);
+        if let Some(count) = cloned
+            && members < count
+        {
+            // SAFETY: as above.
+            unsafe { unset_keys(state, table, depth, members..count) };
         }
+        if remembered {
+            // A full copy of a template (all distinct) is one again.
+            let template = cloned == Some(members) || self.shapes.can_template(depth, members);
+            if template {
+                // SAFETY: room was made above.
+                unsafe {
+                    ffi::lua_pushvalue(state, table);
+                    ffi::lua_replace(state, Shapes::template_slot(depth));
+                }
+            }
+            self.shapes.closed(depth, members, template);
+        }
+        if let Some(size) = self.sizes.get_mut(depth) {
+            *size = members.min(MAX_SIZE_HINT);
+        }
+        self.depth -= 1;
         Ok(())
     }
 
@@ -528,77 +647,59 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<Str> {
         let start = self.pos;
         let input = self.input;
-        // Fast path: no escapes; 8 bytes at a time while none needs a look.
-        let mut i = start;
-        let mut non_ascii = false;
-        while i < input.len() {
-            if let Some(chunk) = input.get(i..i + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-                // May also see bytes past the string's end: that only makes the
-                // UTF-8 check (of the string's own bytes) run when it need not.
-                non_ascii |= has_non_ascii(word);
-                let look = needs_look(word);
-                if look == 0 {
-                    i += 8;
-                    continue;
-                }
-                // The lowest flagged byte is exact (false flags only come above a
-                // true one): the bytes before it are plain.
-                i += (look.trailing_zeros() / 8) as usize;
-            }
-            match input[i] {
-                b'"' => {
+        let (mut i, mut non_ascii) = plain_run(input, start);
+        // Where the raw text not yet copied into `scratch` starts, once an escape
+        // was met (before that, the string is `input[start..]` as is).
+        let mut run = start;
+        let mut escaped = false;
+        loop {
+            match input.get(i) {
+                Some(b'"') => {
                     self.pos = i + 1;
+                    // Escapes are ASCII: the raw text is UTF-8 when the result is.
                     self.check_utf8(non_ascii, start, i)?;
-                    return Ok(Str::Input(start, i));
+                    if !escaped {
+                        return Ok(Str::Input(start, i));
+                    }
+                    self.scratch.extend_from_slice(&input[run..i]);
+                    return Ok(Str::Scratch);
                 }
-                b'\\' => break,
-                b if b < 0x20 => {
+                Some(b'\\') => {
+                    if !escaped {
+                        self.scratch.clear();
+                        escaped = true;
+                    }
+                    self.scratch.extend_from_slice(&input[run..i]);
+                    self.pos = i + 1;
+                    self.escape()?;
+                    i = self.pos;
+                    run = i;
+                }
+                Some(&b) if b < 0x20 => {
                     self.pos = i;
                     return Err(self.error(format!(
                         "control character 0x{b:02x} in a string (it must be escaped)"
                     )));
                 }
-                b => {
+                // `plain_run` stops at nothing else.
+                Some(&b) => {
                     non_ascii |= b >= 0x80;
                     i += 1;
                 }
-            }
-        }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&input[start..i]);
-        self.pos = i;
-        loop {
-            let Some(&b) = input.get(self.pos) else {
-                return Err(self.error("unterminated string"));
-            };
-            match b {
-                b'"' => {
-                    self.pos += 1;
-                    // Escapes are ASCII: the raw text is UTF-8 when the result is.
-                    self.check_utf8(non_ascii, start, self.pos - 1)?;
-                    return Ok(Str::Scratch);
-                }
-                b'\\' => {
-                    self.pos += 1;
-                    self.escape()?;
-                }
-                b if b < 0x20 => {
-                    return Err(self.error(format!(
-                        "control character 0x{b:02x} in a string (it must be escaped)"
-                    )));
-                }
-                b => {
-                    non_ascii |= b >= 0x80;
-                    self.scratch.push(b);
-                    self.pos += 1;
+                None => {
+                    self.pos = i;
+                    return Err(self.error("unterminated string"));
                 }
             }
+            let (next, more) = plain_run(input, i);
+            i = next;
+            non_ascii |= more;
         }
     }
 
     /// Checks a string's raw text `input[start..end]` is UTF-8 (when it has
     /// non-ASCII bytes at all). The error's details are replaced by `decode`.
+    #[inline]
     fn check_utf8(&self, non_ascii: bool, start: usize, end: usize) -> Result<()> {
         if non_ascii && std::str::from_utf8(&self.input[start..end]).is_err() {
             return Err(self.error("invalid UTF-8 in the input"));
@@ -708,9 +809,9 @@ impl Parser<'_> {
             }
         }
         let int_end = i;
-        let mut simple = true;
+        let mut fraction = int_end..int_end;
+        let mut exponent = false;
         if input.get(i) == Some(&b'.') {
-            simple = false;
             i += 1;
             if !matches!(input.get(i), Some(b'0'..=b'9')) {
                 self.pos = i;
@@ -719,12 +820,14 @@ impl Parser<'_> {
                     self.found()
                 )));
             }
+            fraction.start = i;
             while let Some(b'0'..=b'9') = input.get(i) {
                 i += 1;
             }
+            fraction.end = i;
         }
         if let Some(b'e' | b'E') = input.get(i) {
-            simple = false;
+            exponent = true;
             i += 1;
             if let Some(b'+' | b'-') = input.get(i) {
                 i += 1;
@@ -741,13 +844,18 @@ impl Parser<'_> {
             }
         }
         self.pos = i;
-        // Up to 15 digits: the integer is exact in both u64 and f64.
-        if simple && int_end - digits_start <= 15 {
+        // Up to 15 digits without an exponent: the digits as an integer are exact in
+        // both u64 and f64, and so is the power of ten to divide by, so one
+        // (correctly rounded) division gives the correctly rounded value.
+        if !exponent && (int_end - digits_start) + fraction.len() <= 15 {
             let mut n: u64 = 0;
-            for &d in &input[digits_start..int_end] {
+            for &d in input[digits_start..int_end]
+                .iter()
+                .chain(&input[fraction.clone()])
+            {
                 n = n * 10 + u64::from(d - b'0');
             }
-            let n = n as f64;
+            let n = n as f64 / POWERS_OF_TEN[fraction.len()];
             return Ok(if negative { -n } else { n });
         }
         // The grammar was checked above, so this is valid for Rust's (exact) parser.
@@ -761,6 +869,64 @@ impl Parser<'_> {
         }
     }
 }
+
+/// Removes from the table at `table` (cloned from the template at `depth`) the
+/// template's keys at positions `positions`, which the object being read did not
+/// set.
+///
+/// # Safety
+/// `state` is valid with room for two values; the table has no metatable; the key
+/// slots for those positions still hold the template's keys.
+unsafe fn unset_keys(
+    state: *mut ffi::lua_State,
+    table: c_int,
+    depth: usize,
+    positions: std::ops::Range<usize>,
+) {
+    for index in positions {
+        // SAFETY: the caller's contract; rawset pops the key and the nil.
+        unsafe {
+            ffi::lua_pushvalue(state, Shapes::key_slot(depth, index));
+            ffi::lua_pushnil(state);
+            ffi::lua_rawset(state, table);
+        }
+    }
+}
+
+/// From `i`, skips the bytes a string may hold as they are (all but `"`, `\\` and
+/// control characters), 8 at a time; returns where the first other byte is (or the
+/// input's end), and whether a skipped byte was not ASCII.
+#[inline]
+fn plain_run(input: &[u8], mut i: usize) -> (usize, bool) {
+    let mut non_ascii = false;
+    while let Some(chunk) = input.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let look = needs_look(word);
+        if look == 0 {
+            non_ascii |= has_non_ascii(word);
+            i += 8;
+            continue;
+        }
+        // The lowest flagged byte is exact (false flags only come above a true
+        // one): the bytes before it are plain, and only they are looked at here.
+        let plain = look.trailing_zeros() / 8;
+        non_ascii |= has_non_ascii(word & ((1u64 << (plain * 8)) - 1));
+        return (i + plain as usize, non_ascii);
+    }
+    while let Some(&b) = input.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        non_ascii |= b >= 0x80;
+        i += 1;
+    }
+    (i, non_ascii)
+}
+
+/// 10^0 to 10^15, each exact in an f64.
+const POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
 
 /// Pushes `bytes` as a Luau string.
 ///

@@ -9,6 +9,7 @@
 
 pub(crate) mod decode;
 pub(crate) mod encode;
+mod shape;
 
 #[cfg(test)]
 mod tests;

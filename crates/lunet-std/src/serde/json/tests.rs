@@ -511,3 +511,84 @@ proptest! {
         prop_assert_eq!(Some(encode_str(&lua, &decoded, false)), old_encode(&decoded, false));
     }
 }
+
+/// A JSON document as text, with what serde_json's `Value` cannot hold: repeated
+/// keys, and keys in any order (and spelled with escapes).
+#[derive(Debug, Clone)]
+enum Doc {
+    Number(i32),
+    Null,
+    Object(Vec<(&'static str, Doc)>),
+    Array(Vec<Doc>),
+}
+
+impl Doc {
+    fn text(&self, out: &mut String) {
+        match self {
+            Doc::Number(n) => out.push_str(&n.to_string()),
+            Doc::Null => out.push_str("null"),
+            Doc::Object(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&format!("\"{key}\":"));
+                    value.text(out);
+                }
+                out.push('}');
+            }
+            Doc::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.text(out);
+                }
+                out.push(']');
+            }
+        }
+    }
+}
+
+/// Lists of objects whose keys repeat, reorder, go missing, come twice, are null,
+/// are spelled with escapes (`\u0061` is `a`), and nest deeper than the decoder
+/// remembers shapes; some objects have more keys than it remembers.
+fn doc() -> impl Strategy<Value = Doc> {
+    let key = prop::sample::select(vec!["id", "a", "b", "name", "\\u0061", "zz", "k1", "k2"]);
+    let leaf = prop_oneof![(-5i32..5).prop_map(Doc::Number)];
+    leaf.prop_recursive(7, 256, 40, move |inner| {
+        let member = (
+            key.clone(),
+            prop_oneof![8 => inner.clone(), 1 => Just(Doc::Null)],
+        );
+        prop_oneof![
+            prop::collection::vec(member.clone(), 0..6).prop_map(Doc::Object),
+            prop::collection::vec(member, 30..40).prop_map(Doc::Object),
+            prop::collection::vec(inner, 1..6).prop_map(Doc::Array),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Objects start from the last one at their depth (its keys and, when they were
+    /// distinct, a copy of it): what is decoded is still exactly the text's object.
+    #[test]
+    fn objects_of_repeating_shapes_decode_as_serde_json_reads_them(
+        items in prop::collection::vec(doc(), 1..12)
+    ) {
+        let lua = Lua::new();
+        let mut text = String::new();
+        Doc::Array(items).text(&mut text);
+        let reference: Json = serde_json::from_str(&text).unwrap();
+        let decoded = decode(&lua, text.as_bytes()).unwrap();
+        prop_assert_eq!(
+            encode_str(&lua, &decoded, false),
+            serde_json::to_string(&canonical(&reference)).unwrap(),
+            "{}", text
+        );
+    }
+}

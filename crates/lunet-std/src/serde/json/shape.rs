@@ -1,0 +1,143 @@
+//! Repeated object shapes in JSON decode: the records of a list usually have the same
+//! keys in the same order, and [`Shapes`] remembers, for each nesting depth, the keys
+//! of the last object closed there so the next one can reuse them.
+//!
+//! Two things are reused. A key whose bytes equal the remembered key at the same
+//! position is pushed from the remembered Luau string instead of being hashed and
+//! interned again. And when the last object's keys were all distinct, the object
+//! itself is the next one's template: the next object starts as a copy of it
+//! (`lua_clonetable`, same size and layout), so each matching member only replaces
+//! a value instead of inserting a key. What a clone holds that the new object does
+//! not set is removed (the decoder's job, see `Parser::object`), so the result is
+//! exactly what inserting member by member gives.
+//!
+//! The Luau values (key strings and template tables) live in [`STACK_SLOTS`] slots
+//! at the bottom of the decoder's stack (a stack slot is cheaper to read and write
+//! than a table's); this module owns only the Rust-side bookkeeping: which slot
+//! holds what, and each key's bytes (pointers into the strings those slots hold:
+//! Luau never moves or frees a string that is referenced, and a slot's pointer is
+//! replaced whenever its string is). Does not own parsing or building.
+
+use std::ffi::c_int;
+
+/// Depths whose objects are remembered, from 1 (the outermost object) on; deeper
+/// ones are built member by member. Four cover the usual API document: a list of
+/// records with nested objects.
+pub(super) const DEPTHS: usize = 4;
+/// Keys remembered per depth; a longer object is remembered only in part and is no
+/// template.
+pub(super) const KEYS: usize = 32;
+
+/// Slots per depth in the cache table: the keys, then the template.
+const SLOTS: usize = KEYS + 1;
+
+/// The stack slots reserved for the remembered values (stack indices 1 to this).
+pub(super) const STACK_SLOTS: c_int = (DEPTHS * SLOTS) as c_int;
+
+/// The last object closed at one depth.
+#[derive(Default)]
+struct Depth {
+    /// The bytes of its first keys, in order (pointer and length of each).
+    keys: Vec<(*const u8, usize)>,
+    /// How many of `keys` it had (the rest belong to older objects).
+    count: usize,
+    /// Whether its slot holds it as a template (all its keys distinct and
+    /// remembered).
+    template: bool,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub(super) struct Shapes {
+    depths: Vec<Depth>,
+}
+
+impl Shapes {
+    /// Whether objects at `depth` are remembered.
+    pub(super) fn remembers(depth: usize) -> bool {
+        (1..=DEPTHS).contains(&depth)
+    }
+
+    fn depth(&mut self, depth: usize) -> &mut Depth {
+        if self.depths.len() <= depth {
+            self.depths.resize_with(depth + 1, Depth::default);
+        }
+        &mut self.depths[depth]
+    }
+
+    /// The stack slot for key `index` (below [`KEYS`]) at a remembered `depth`.
+    pub(super) fn key_slot(depth: usize, index: usize) -> c_int {
+        ((depth - 1) * SLOTS + index + 1) as c_int
+    }
+
+    /// The stack slot for the template at a remembered `depth`.
+    pub(super) fn template_slot(depth: usize) -> c_int {
+        ((depth - 1) * SLOTS + KEYS + 1) as c_int
+    }
+
+    /// How many keys the template at `depth` has, if there is one.
+    pub(super) fn template(&self, depth: usize) -> Option<usize> {
+        self.depths
+            .get(depth)
+            .filter(|d| d.template)
+            .map(|d| d.count)
+    }
+
+    /// Whether key `index` at `depth` is remembered with exactly these bytes.
+    pub(super) fn matches(&self, depth: usize, index: usize, key: &[u8]) -> bool {
+        let Some(&(ptr, len)) = self.depths.get(depth).and_then(|d| d.keys.get(index)) else {
+            return false;
+        };
+        // SAFETY: the pointer is the data of a Luau string the cache table holds
+        // (see `remember`), `len` bytes long; Luau strings are immutable and never
+        // move while referenced.
+        len == key.len() && unsafe { std::slice::from_raw_parts(ptr, len) } == key
+    }
+
+    /// Records that the stack slot for key `index` at `depth` now holds the
+    /// Luau string whose data is `ptr` (`len` bytes).
+    ///
+    /// # Safety
+    /// The string stays in that slot until the next `remember` of the same slot or
+    /// the end of the decode.
+    pub(super) unsafe fn remember(
+        &mut self,
+        depth: usize,
+        index: usize,
+        ptr: *const u8,
+        len: usize,
+    ) {
+        let keys = &mut self.depth(depth).keys;
+        if keys.len() <= index {
+            keys.resize(index + 1, (std::ptr::null(), usize::MAX));
+        }
+        keys[index] = (ptr, len);
+    }
+
+    /// Records that the object just closed at `depth` had `count` members (the first
+    /// `KEYS` of them remembered in order), and whether its slot now holds it
+    /// as the template (the caller stores it when [`Shapes::can_template`] said so).
+    pub(super) fn closed(&mut self, depth: usize, count: usize, template: bool) {
+        let d = self.depth(depth);
+        d.count = count.min(KEYS);
+        d.template = template;
+    }
+
+    /// Whether an object of `count` members whose keys are remembered at `depth`
+    /// can be a template: all remembered and distinct. Luau interns strings, so
+    /// distinct keys are distinct string pointers.
+    pub(super) fn can_template(&self, depth: usize, count: usize) -> bool {
+        if count > KEYS {
+            return false;
+        }
+        let Some(d) = self.depths.get(depth) else {
+            return count == 0;
+        };
+        let keys = &d.keys[..count.min(d.keys.len())];
+        keys.len() == count
+            && keys
+                .iter()
+                .enumerate()
+                .all(|(i, (ptr, _))| keys[..i].iter().all(|(other, _)| other != ptr))
+    }
+}
