@@ -507,6 +507,9 @@ def bench_streaming(runs, quick):
             if NODE:
                 contenders.append(("node fetch", [NODE, str(NODE_DIR / "stream.js"), "read", url]))
             contenders.append(("hyper client (ceiling)", [reader, "read", url]))
+            # What any Luau runtime must add: each chunk made a Luau string (hashed
+            # and interned by Luau), the ceiling for `read()`.
+            contenders.append(("hyper client + Luau strings", [reader, "read-luau", url]))
             for name, cmd in contenders:
                 rate, peak_kb = run_client(cmd)
                 record("streaming", f"read {mib} MiB (client)", name, rate, "MiB/s")

@@ -4,6 +4,10 @@
 //! Usage:
 //!   stream-client read <url>          GET once, read the body frame by frame;
 //!                                     prints MiB/s
+//!   stream-client read-luau <url>     the same, making each frame a Luau string
+//!                                     (what any Luau runtime must do to hand a
+//!                                     chunk to a script: Luau hashes and interns
+//!                                     every string); the ceiling for `read()`
 //!   stream-client ttfb <url> <count>  <count> sequential GETs on one connection;
 //!                                     prints the median microseconds from sending
 //!                                     the request to the first body byte
@@ -41,7 +45,8 @@ fn main() {
     lunet_bench::current_thread().block_on(async move {
         let mut sender = connect(&url).await;
         match mode.as_str() {
-            "read" => {
+            "read" | "read-luau" => {
+                let lua = (mode == "read-luau").then(mlua::Lua::new);
                 let started = Instant::now();
                 let mut body = sender
                     .send_request(request(&url))
@@ -52,6 +57,9 @@ fn main() {
                 while let Some(frame) = body.frame().await {
                     if let Ok(data) = frame.unwrap().into_data() {
                         total += data.len();
+                        if let Some(lua) = &lua {
+                            std::hint::black_box(lua.create_string(&data).unwrap());
+                        }
                     }
                 }
                 let seconds = started.elapsed().as_secs_f64();
