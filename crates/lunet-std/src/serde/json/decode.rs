@@ -5,7 +5,7 @@
 //! the value but whitespace) and what it builds: objects and arrays become plain
 //! tables (no metatable), `null` becomes `nil` (a missing key, or a hole in an
 //! array), numbers are the correctly rounded double of their decimal text (Rust's
-//! `str::parse::<f64>`, with an exact fast path for short integers). Nesting deeper
+//! `str::parse::<f64>`, with an exact fast path for short decimals). Nesting deeper
 //! than [`MAX_DEPTH`] is an error, not a stack overflow. Errors say what was wrong
 //! and where (line, column and byte offset). Does not own comment stripping (JSONC,
 //! `lunet_runtime::codec::jsonc`) or encoding ([`super::encode`]).
@@ -232,14 +232,15 @@ impl Parser<'_> {
     /// `self.state` is the state `exec_raw` runs on.
     unsafe fn document(&mut self) -> Result<()> {
         self.skip_whitespace();
-        // SAFETY: `self.state` is valid (the caller's contract).
-        unsafe { self.reserve(0, shape::STACK_SLOTS + 4)? };
         // Objects are only found in an input that starts with an array or object;
         // for one, the stack's first slots are kept for `Shapes` (nil until used).
         let container = matches!(self.input.get(self.pos), Some(b'{' | b'['));
+        let kept = if container { shape::STACK_SLOTS } else { 0 };
+        // SAFETY: `self.state` is valid (the caller's contract).
+        unsafe { self.reserve(0, kept + 4)? };
         if container {
             // SAFETY: room was made above; the stack was empty.
-            unsafe { ffi::lua_settop(self.state, shape::STACK_SLOTS) };
+            unsafe { ffi::lua_settop(self.state, kept) };
         }
         // SAFETY: room for the value was made above.
         unsafe { self.value()? };
@@ -527,31 +528,31 @@ impl Parser<'_> {
         } else {
             None
         };
-        // SAFETY (for the calls below): the caller left room for 4 values and
-        // lua_checkstack reports failure instead of raising; the table is created
-        // (or cloned from a template this parser made) here without a metatable, so
-        // lua_rawset cannot run Luau code, and its keys are strings (never nil or
-        // NaN) below Luau's size limit (checked), so it cannot raise. Each member
-        // pushes a key and a value (with room for 4 more for the value's own needs)
-        // and lua_rawset pops both, so the stack is back where it was after each
-        // member. The cache table's slots hold what `Shapes` says they hold.
-        let table = unsafe {
-            self.reserve(ffi::lua_gettop(state), 6)?;
-            if template.is_some() {
-                ffi::lua_clonetable(state, Shapes::template_slot(depth));
-            } else {
-                let hint = self.sizes.get(depth).copied().unwrap_or(0);
-                ffi::lua_createtable(state, 0, hint as c_int);
-            }
-            ffi::lua_gettop(state)
+        let hint = self.sizes.get(depth).copied().unwrap_or(0);
+        // SAFETY (for the calls below): room for 7 values is made here; the table
+        // (created, or cloned from a template this parser made, when the first key
+        // is read) takes one, each member's key one more, and its value has the 4
+        // `value` needs. The table has no metatable, so lua_rawset cannot run Luau
+        // code, and its keys are strings (never nil or NaN) below Luau's size limit
+        // (checked), so it cannot raise. lua_rawset pops each member's key and
+        // value, so the stack is back where it was after each member. The reserved
+        // slots hold what `Shapes` says they hold.
+        let base = unsafe {
+            let top = ffi::lua_gettop(state);
+            self.reserve(top, 7)?;
+            top
         };
+        let table = base + 1;
         // While every member so far set the template's key at its position: how
         // many keys the template (and so the table) has.
-        let mut cloned = template;
+        let mut cloned = None;
+        let mut copied = false;
         let mut members = 0usize;
         self.skip_whitespace();
         if self.input.get(self.pos) == Some(&b'}') {
             self.pos += 1;
+            // SAFETY: as above.
+            unsafe { ffi::lua_createtable(state, 0, 0) };
         } else {
             loop {
                 self.skip_whitespace();
@@ -570,7 +571,24 @@ impl Parser<'_> {
                     return Err(self.error("string too long for Luau"));
                 }
                 let index = members;
-                if remembered && index < shape::KEYS && self.shapes.matches(depth, index, key) {
+                let known =
+                    remembered && index < shape::KEYS && self.shapes.matches(depth, index, key);
+                if index == 0 {
+                    // The table is made once the first key is known: a copy of the
+                    // template only for an object that starts like it (another
+                    // shape would only inherit its size).
+                    match template {
+                        Some(count) if known => {
+                            // SAFETY: as above; the template slot holds a table.
+                            unsafe { ffi::lua_clonetable(state, Shapes::template_slot(depth)) };
+                            cloned = Some(count);
+                            copied = true;
+                        }
+                        // SAFETY: as above.
+                        _ => unsafe { ffi::lua_createtable(state, 0, hint as c_int) },
+                    }
+                }
+                if known {
                     // SAFETY: room was made above; the slot holds that key's string.
                     unsafe { ffi::lua_pushvalue(state, Shapes::key_slot(depth, index)) };
                 } else {
@@ -625,8 +643,17 @@ impl Parser<'_> {
             unsafe { unset_keys(state, table, depth, members..count) };
         }
         if remembered {
-            // A full copy of a template (all distinct) is one again.
-            let template = cloned == Some(members) || self.shapes.can_template(depth, members);
+            // A template must have distinct keys (so that removing one the next
+            // object does not set removes nothing it set), and no more room than
+            // its members need (a copy has its size): a whole copy of a template
+            // is one again; a table made afresh is when it was not sized for many
+            // more members than it got; a copy another shape broke is not.
+            let template = members > 0
+                && if copied {
+                    cloned == Some(members)
+                } else {
+                    hint <= 2 * members && self.shapes.can_template(depth, members)
+                };
             if template {
                 // SAFETY: room was made above.
                 unsafe {

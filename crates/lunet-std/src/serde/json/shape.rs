@@ -4,12 +4,14 @@
 //!
 //! Two things are reused. A key whose bytes equal the remembered key at the same
 //! position is pushed from the remembered Luau string instead of being hashed and
-//! interned again. And when the last object's keys were all distinct, the object
-//! itself is the next one's template: the next object starts as a copy of it
+//! interned again. And when the last object's keys were all distinct and its table
+//! no bigger than they need, the object itself is the next one's template: a next
+//! object whose first key is the template's starts as a copy of it
 //! (`lua_clonetable`, same size and layout), so each matching member only replaces
-//! a value instead of inserting a key. What a clone holds that the new object does
+//! a value instead of inserting a key. What a copy holds that the new object does
 //! not set is removed (the decoder's job, see `Parser::object`), so the result is
-//! exactly what inserting member by member gives.
+//! exactly what inserting member by member gives; a copy that another shape broke
+//! is no template (a copy keeps its size, which must not spread to small objects).
 //!
 //! The Luau values (key strings and template tables) live in [`STACK_SLOTS`] slots
 //! at the bottom of the decoder's stack (a stack slot is cheaper to read and write
@@ -28,7 +30,7 @@ pub(super) const DEPTHS: usize = 4;
 /// template.
 pub(super) const KEYS: usize = 32;
 
-/// Slots per depth in the cache table: the keys, then the template.
+/// Stack slots per depth: the keys, then the template.
 const SLOTS: usize = KEYS + 1;
 
 /// The stack slots reserved for the remembered values (stack indices 1 to this).
@@ -88,7 +90,7 @@ impl Shapes {
         let Some(&(ptr, len)) = self.depths.get(depth).and_then(|d| d.keys.get(index)) else {
             return false;
         };
-        // SAFETY: the pointer is the data of a Luau string the cache table holds
+        // SAFETY: the pointer is the data of a Luau string a reserved slot holds
         // (see `remember`), `len` bytes long; Luau strings are immutable and never
         // move while referenced.
         len == key.len() && unsafe { std::slice::from_raw_parts(ptr, len) } == key

@@ -592,3 +592,39 @@ proptest! {
         );
     }
 }
+
+/// Memory a decoded value holds: Luau's count after decoding `text`, less before.
+fn decoded_bytes(text: &str) -> usize {
+    let lua = Lua::new();
+    lua.gc_collect().unwrap();
+    let before = lua.used_memory();
+    let value = decode(&lua, text.as_bytes()).unwrap();
+    lua.gc_collect().unwrap();
+    let held = lua.used_memory() - before;
+    drop(value);
+    held
+}
+
+/// An object starts as a copy of the last one at its depth (same table size) only
+/// when it starts like it and that one needed its size: small objects after a big
+/// one, or after another shape, cost what they cost alone.
+#[test]
+fn small_objects_after_a_big_one_stay_small() {
+    let big: Vec<String> = (0..70).map(|i| format!("\"k{i}\":{i}")).collect();
+    let five = r#"{"a":1,"b":2,"c":3,"d":4,"e":5}"#;
+    let cases = [
+        (format!("{{{}}}", big.join(",")), r#"{"id":1}"#),
+        (five.to_string(), "{}"),
+        (five.to_string(), r#"{"id":1}"#),
+        (five.to_string(), r#"{"a":1}"#),
+    ];
+    for (first, small) in cases {
+        let smalls = vec![small; 2000].join(",");
+        let after = decoded_bytes(&format!("[{first},{smalls}]"));
+        let alone = decoded_bytes(&format!("[{first}]")) + decoded_bytes(&format!("[{smalls}]"));
+        assert!(
+            after <= alone + alone / 20,
+            "2,000 x {small} after {first:.40}: {after} bytes, {alone} decoded apart"
+        );
+    }
+}
