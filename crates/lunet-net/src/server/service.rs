@@ -140,9 +140,15 @@ fn as_http1(request: &mut Request<Incoming>) {
     {
         request.headers_mut().insert(http::header::HOST, host);
     }
-    if let http::header::Entry::Occupied(mut cookies) =
-        request.headers_mut().entry(http::header::COOKIE)
-        && cookies.iter().nth(1).is_some()
+    // (Looked up first: `entry` would reserve room in the map for every request.)
+    if request
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .nth(1)
+        .is_some()
+        && let http::header::Entry::Occupied(mut cookies) =
+            request.headers_mut().entry(http::header::COOKIE)
     {
         let joined: Vec<&[u8]> = cookies.iter().map(|value| value.as_bytes()).collect();
         // Joining valid values with "; " makes a valid value.
