@@ -851,7 +851,12 @@ fn peak_memory() -> u64 {
 /// Compression bombs (from 400 bytes to 1.2 MiB, each expanding to 256 MiB) get 413 as soon as the
 /// decoded body passes the 64 MiB limit: quickly, holding at most about the limit in
 /// memory, and while one is decoded, another connection's requests are answered
-/// without waiting for it.
+/// without waiting for it (within 100 ms each).
+///
+/// The wait is measured from a client thread, so a test machine that deschedules the
+/// server (two cores, other tests running beside this one) can stretch one answer
+/// past the bound; the bombs are sent a second time before that counts as a failure.
+/// A decoder that blocks the server's thread fails both passes.
 #[test]
 fn compression_bombs_get_413_without_memory_or_stalling_others() {
     let bombs: Vec<(&str, Vec<u8>)> = ["br", "gzip", "zstd", "deflate"]
@@ -860,6 +865,35 @@ fn compression_bombs_get_413_without_memory_or_stalling_others() {
         .collect();
     let (script, port) = spawn_server(ECHO_HANDLER);
     let before = peak_memory();
+    let mut passes = Vec::new();
+    for _ in 0..2 {
+        let (worst, answered) = refuse_bombs_while_saying_hello(port, &bombs);
+        assert!(answered > 0, "hello requests were answered meanwhile");
+        passes.push(worst);
+        if worst < Duration::from_millis(100) {
+            break;
+        }
+    }
+    let growth = peak_memory().saturating_sub(before);
+    assert!(
+        passes
+            .iter()
+            .any(|worst| *worst < Duration::from_millis(100)),
+        "a hello request waited {passes:?} (the worst of each pass) while bombs were refused"
+    );
+    assert!(
+        growth < 200 * 1024 * 1024,
+        "peak memory grew by {} MiB for bombs of {} MiB each",
+        growth >> 20,
+        BOMB_BYTES >> 20
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+/// Sends each bomb on its own connection and checks it gets 413 quickly, while
+/// another connection asks for a small response every 2 ms; returns the longest
+/// that one waited, and how many it got.
+fn refuse_bombs_while_saying_hello(port: u16, bombs: &[(&str, Vec<u8>)]) -> (Duration, usize) {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hello = {
         let done = done.clone();
@@ -887,7 +921,7 @@ fn compression_bombs_get_413_without_memory_or_stalling_others() {
         })
     };
     std::thread::sleep(Duration::from_millis(50));
-    for (coding, bomb) in &bombs {
+    for (coding, bomb) in bombs {
         let start = Instant::now();
         let mut stream = connect(port, Duration::from_secs(20));
         let head = format!(
@@ -922,18 +956,5 @@ fn compression_bombs_get_413_without_memory_or_stalling_others() {
         );
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (worst, answered) = hello.join().unwrap();
-    let growth = peak_memory().saturating_sub(before);
-    assert!(answered > 0, "hello requests were answered meanwhile");
-    assert!(
-        worst < Duration::from_millis(100),
-        "a hello request waited {worst:?} while bombs were refused ({answered} answered)"
-    );
-    assert!(
-        growth < 200 * 1024 * 1024,
-        "peak memory grew by {} MiB for bombs of {} MiB each",
-        growth >> 20,
-        BOMB_BYTES >> 20
-    );
-    assert_eq!(script.finish(), 0);
+    hello.join().unwrap()
 }
