@@ -508,11 +508,12 @@ impl Parser<'_> {
     /// Objects are built as they are read: each member goes into the table at once
     /// (so a repeated key keeps its last value), with nothing left pending on the
     /// stack. Records in a list tend to share a shape, so each object starts from
-    /// the last one closed at the same depth ([`Shapes`]): as a copy of it when its
-    /// keys were distinct (each member then replaces a value; what the copy holds
-    /// that this object does not set is removed), else as a table with room for as
-    /// many members; keys equal to that object's, position by position, are pushed
-    /// from its strings. A wrong guess only costs Luau a rehash.
+    /// the last one closed at the same depth ([`Shapes`]): as a copy of it when that
+    /// one is a template and this one starts with its first key (each member then
+    /// replaces a value; what the copy holds that this object does not set is
+    /// removed), else as a table with room for as many members as it had; keys
+    /// equal to its keys, position by position, are pushed from its strings. A
+    /// wrong guess only costs Luau a rehash.
     ///
     /// # Safety
     /// As [`Parser::value`], and the stack's first [`shape::STACK_SLOTS`] slots are
