@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Instructions per request (valgrind's callgrind), for when throughput cannot settle
+a few percent: on a shared 2-core VM, req/s of one binary moves +-12% between runs,
+while the instructions a server executes per request are the same to within 1%.
+
+Each scenario starts the server under callgrind, warms it up with its load generator
+for 2 s, zeroes the counters, loads it for 5 s, dumps the counters and divides them
+by the requests (or messages) the load generator completed. The count covers the
+whole process (the kernel's work is not in it), so compare it between builds and
+against the raw ceilings, not with req/s.
+
+    python3 bench/instructions.py                        # every scenario
+    python3 bench/instructions.py --only hello --only h2
+    python3 bench/instructions.py --baseline OLD_LUNET   # an older build beside this one
+
+Scenarios: hello, table, echo (1 KiB POST), json (the 50-item API), h2 (HTTP/2 hello
+over TLS, h2load), ws (WebSocket echo, 10 clients). Needs valgrind, wrk, h2load.
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (bench/run.py: paths, ports, certificates)
+
+WARM_SECONDS, SECONDS = 2, 5
+
+
+def wrk_load(script=None):
+    def load(port, seconds):
+        cmd = ["wrk", "-t1", "-c10", f"-d{seconds}s"]
+        if script:
+            cmd += ["-s", str(script)]
+        out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/bench"], capture_output=True, text=True, check=True).stdout
+        return int(re.search(r"(\d+) requests in", out).group(1))
+    return load
+
+
+def h2_load(port, seconds):
+    out = subprocess.run(
+        ["h2load", "-c10", "-m10", "-t1", f"-D{seconds}", f"https://127.0.0.1:{port}/bench"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+
+
+def ws_load(port, seconds):
+    out = subprocess.run(
+        [str(run.RELEASE / "ws-load"), "clients", f"ws://127.0.0.1:{port}", "10", str(seconds)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    # ws-load prints messages per second.
+    return int(float(out.strip().splitlines()[-1]) * seconds)
+
+
+def scenarios():
+    cert, key = run.make_certificate()
+    hyper = [str(run.RELEASE / "hyper-hello")]
+    return {
+        "hello": (["serve_hello.luau", "{port}"], hyper + ["{port}"], wrk_load()),
+        "table": (["serve_table.luau", "{port}"], None, wrk_load()),
+        "echo": (["serve_echo.luau", "{port}"], hyper + ["{port}"], wrk_load(run.BENCH / "wrk_post_1k.lua")),
+        "json": (["serve_json.luau", "{port}"], None, wrk_load()),
+        "h2": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key], h2_load),
+        # No ceiling: the raw tokio-tungstenite server is multi-threaded, and under
+        # callgrind (which runs one thread at a time) its idle workers' polling
+        # counts as work (~270k instructions per message).
+        "ws": (["ws_echo_server.luau", "{port}"], None, ws_load),
+    }
+
+
+def measure(cmd, load, tls=False):
+    """Instructions per completed request of the server `cmd` under `load`."""
+    port = run.free_port()
+    cmd = [part.replace("{port}", str(port)) for part in cmd]
+    out = Path(f"/tmp/lunet-callgrind-{port}.out")
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        run.wait_port(port, timeout=60)
+        load(port, WARM_SECONDS)
+        subprocess.run(["callgrind_control", "-z", str(server.pid)], capture_output=True, check=True)
+        done = load(port, SECONDS)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], capture_output=True, check=True)
+        time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait()
+    dump = Path(f"{out}.1")
+    totals = int(re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M).group(1))
+    for path in out.parent.glob(f"{out.name}*"):
+        path.unlink()
+    return totals / max(done, 1), done
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=["hello", "table", "echo", "json", "h2", "ws"])
+    parser.add_argument("--baseline", help="an older lunet binary to measure beside this one")
+    args = parser.parse_args()
+    table = scenarios()
+    for name in args.only or list(table):
+        script, ceiling, load = table[name]
+        script = [str(run.SCRIPTS / script[0])] + script[1:]
+        contenders = [("lunet", [run.LUNET, "run"] + script)]
+        # (The baseline this was written against, wave two's start, predates TLS.)
+        if args.baseline and name != "h2":
+            contenders.append(("lunet (baseline)", [args.baseline, "run"] + script))
+        if ceiling:
+            contenders.append(("ceiling", ceiling))
+        results = {}
+        for who, cmd in contenders:
+            results[who], done = measure(cmd, load)
+            print(f"{name:6} {who:17} {results[who]:9.0f} instructions per request ({done} done)", flush=True)
+        for who, count in results.items():
+            if who != "lunet":
+                print(f"{name:6} lunet/{who} = {results['lunet'] / count:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
