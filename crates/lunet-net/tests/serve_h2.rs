@@ -175,7 +175,8 @@ fn h2c_serves_a_hundred_concurrent_streams_on_one_connection() {
 }
 
 /// Handlers see the same request table on HTTP/2: `headers.host` (from
-/// `:authority`, RFC 9113 8.3.1), one `cookie` joined with "; " (8.2.3), a repeated
+/// `:authority`, RFC 9113 8.3.1), one `cookie` joined with "; " (8.2.3; one line in
+/// `rawHeaders` too, as an HTTP/1.1 hop would pass it on), a repeated
 /// query key as an array, a repeated header joined with ", " and kept apart in
 /// `rawHeaders`.
 #[test]
@@ -200,6 +201,11 @@ fn an_h2_request_has_host_query_and_headers_as_on_http1() {
             "{text}"
         );
         assert!(text.contains("x-two=1;x-two=2"), "{text}");
+        let raw = text.split(" raw=").nth(1).unwrap_or_default();
+        assert!(
+            raw.contains("cookie=a=1; b=2") && !raw.contains("cookie=b=2"),
+            "{text}"
+        );
         // `Host` is added after the client's own header lines.
         assert!(text.ends_with(";host=127.0.0.1"), "{text}");
     });

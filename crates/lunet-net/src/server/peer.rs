@@ -20,8 +20,9 @@ pub(crate) struct Peer {
 }
 
 /// Counts a request as in flight for as long as it lives (until its handler returns,
-/// or until a streaming response's body ends), and marks the connection at rest when
-/// the last one ends.
+/// or until a streaming response's body ends, or on HTTP/2 a large whole body's last
+/// slice is handed over: see `whole`), and marks the connection at rest when the
+/// last one ends.
 pub(crate) struct InFlight(Rc<Peer>);
 
 impl InFlight {

@@ -12,8 +12,9 @@
 //!   answers 408.
 //! - **busy**: a handler runs, or a streaming response's body function does. Never
 //!   bounded here: slow handlers and slow body functions are not cut off.
-//! - **sending**: a streaming response's chunk waits for the client to take it.
-//!   Bounded like idle (a client that stopped reading is not progress).
+//! - **sending**: a streaming response's chunk (or, on HTTP/2, a slice of a large
+//!   whole body) waits for the client to take it. Bounded like idle (a client that
+//!   stopped reading is not progress).
 //! - **idle**: a request finished and nothing of the next arrived. Bounded by
 //!   `idleTimeout` without a byte written (a response still being written to a slow
 //!   reader is progress; a client that stopped reading is not).
@@ -21,8 +22,10 @@
 //! On HTTP/2, bytes written are not progress: hyper's h2 answers a client's PING or
 //! SETTINGS with a write of its own, so a client could hold a connection forever by
 //! pinging. There, a sending connection progresses only when a chunk of a
-//! streaming response, or a slice of a large whole one (see `whole`), is taken (h2
-//! asks for the next one once the client's flow-control window has room), and an
+//! streaming response, or a slice of a large whole one (see `whole`), is taken
+//! (hyper asks for the next one once h2 took the last, and h2 takes one when the
+//! client's flow-control window has room for the one before: progress runs one
+//! slice ahead of the client, no more), and an
 //! idle one never does: an HTTP/2 connection is closed `idleTimeout` after its last
 //! stream ended, whatever control frames it sends (the last slice, at most 64 KiB,
 //! still buffered in h2 for a slow reader must reach it within that time).

@@ -7,8 +7,10 @@
 //! are. On HTTP/2 the watchdog cannot count bytes written as progress (a client's
 //! PINGs are answered with writes), so a whole body handed over at once would
 //! leave the connection idle while h2 still sends it, and a slow but steady reader
-//! of a large response would be cut off at `idleTimeout`. (h2 asks for the next
-//! slice once the client's flow-control window has taken the last.) HTTP/1 counts
+//! of a large response would be cut off at `idleTimeout`. (hyper asks for the next
+//! slice as soon as h2 took the last, and h2 takes one once the client's window
+//! has room for the one before: progress runs one slice ahead of the client.)
+//! HTTP/1 counts
 //! the bytes it writes, so it needs no slices.
 
 use std::pin::Pin;
