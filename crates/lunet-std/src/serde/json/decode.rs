@@ -37,6 +37,9 @@ const PENDING_SLOTS: c_int = 256;
 /// How many more stack slots than needed are asked of Luau at once (see
 /// [`Parser::reserve`]).
 const RESERVE_AHEAD: c_int = 64;
+/// The shortest input whose objects are matched against the last one at their depth
+/// ([`Shapes`]): about four small records.
+const SHAPES_MIN_INPUT: usize = 256;
 /// Depths whose last object's size is kept as a hint for the next (deeper ones get
 /// no hint), and the largest hint: a huge object must not make every later sibling
 /// allocate as much.
@@ -100,6 +103,7 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> Result<Value> {
         sizes: [0; SHAPE_DEPTHS],
         shapes: Shapes::default(),
         reserved: 0,
+        shapes_kept: false,
     };
     let mut result = Ok(());
     // SAFETY: the closure runs inside mlua's protected call on an empty frame. The
@@ -149,6 +153,8 @@ struct Parser<'a> {
     shapes: Shapes,
     /// The stack height up to which room was made (see [`Parser::reserve`]).
     reserved: c_int,
+    /// Whether the stack's first slots are kept for `shapes` (see `document`).
+    shapes_kept: bool,
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
@@ -233,8 +239,13 @@ impl Parser<'_> {
     unsafe fn document(&mut self) -> Result<()> {
         self.skip_whitespace();
         // Objects are only found in an input that starts with an array or object;
-        // for one, the stack's first slots are kept for `Shapes` (nil until used).
-        let container = matches!(self.input.get(self.pos), Some(b'{' | b'['));
+        // for one long enough to hold repeated shapes, the stack's first slots are
+        // kept for `Shapes` (nil until used). A short one (a small request body, say)
+        // is not worth them: they cost a stack that may have to grow (a handler's
+        // thread starts with a small one) and a nil written into each.
+        let container = matches!(self.input.get(self.pos), Some(b'{' | b'['))
+            && self.input.len() >= SHAPES_MIN_INPUT;
+        self.shapes_kept = container;
         let kept = if container { shape::STACK_SLOTS } else { 0 };
         // SAFETY: `self.state` is valid (the caller's contract).
         unsafe { self.reserve(0, kept + 4)? };
@@ -517,13 +528,13 @@ impl Parser<'_> {
     ///
     /// # Safety
     /// As [`Parser::value`], and the stack's first [`shape::STACK_SLOTS`] slots are
-    /// kept for `Shapes` whenever an object is read (see [`Parser::document`]).
+    /// kept for `Shapes` when `shapes_kept` says so (see [`Parser::document`]).
     unsafe fn object(&mut self) -> Result<()> {
         self.enter()?;
         self.pos += 1;
         let state = self.state;
         let depth = self.depth;
-        let remembered = Shapes::remembers(depth);
+        let remembered = self.shapes_kept && Shapes::remembers(depth);
         let template = if remembered {
             self.shapes.template(depth)
         } else {

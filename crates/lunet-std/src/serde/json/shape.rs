@@ -109,11 +109,16 @@ impl Shapes {
         ptr: *const u8,
         len: usize,
     ) {
+        // An object's keys are remembered in order: a position is either known
+        // already or the next one.
         let keys = &mut self.depth(depth).keys;
-        if keys.len() <= index {
-            keys.resize(index + 1, (std::ptr::null(), usize::MAX));
+        match keys.get_mut(index) {
+            Some(key) => *key = (ptr, len),
+            None => {
+                debug_assert_eq!(index, keys.len());
+                keys.push((ptr, len));
+            }
         }
-        keys[index] = (ptr, len);
     }
 
     /// Records that the object just closed at `depth` had `count` members (the first
@@ -129,17 +134,12 @@ impl Shapes {
     /// can be a template: all remembered and distinct. Luau interns strings, so
     /// distinct keys are distinct string pointers.
     pub(super) fn can_template(&self, depth: usize, count: usize) -> bool {
-        if count > KEYS {
-            return false;
-        }
-        let Some(d) = self.depths.get(depth) else {
-            return count == 0;
-        };
-        let keys = &d.keys[..count.min(d.keys.len())];
-        keys.len() == count
-            && keys
-                .iter()
-                .enumerate()
-                .all(|(i, (ptr, _))| keys[..i].iter().all(|(other, _)| other != ptr))
+        let keys = self.depths.get(depth).and_then(|d| d.keys.get(..count));
+        count <= KEYS
+            && keys.is_some_and(|keys| {
+                keys.iter()
+                    .enumerate()
+                    .all(|(i, (ptr, _))| keys[..i].iter().all(|(other, _)| other != ptr))
+            })
     }
 }

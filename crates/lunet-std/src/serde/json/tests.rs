@@ -628,3 +628,30 @@ fn small_objects_after_a_big_one_stay_small() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Decimals of up to 15 digits without an exponent take a fast path (one
+    /// division): each must be the double Rust's exact parser gives, sign included.
+    #[test]
+    fn short_decimals_decode_as_rusts_parser_reads_them(
+        digits in 0u64..1_000_000_000_000_000,
+        point in 0usize..16,
+        negative in any::<bool>(),
+    ) {
+        let text = digits.to_string();
+        let point = point.min(text.len() - 1);
+        let text = if point == 0 {
+            text
+        } else {
+            let (int, fraction) = text.split_at(text.len() - point);
+            format!("{int}.{fraction}")
+        };
+        let text = if negative { format!("-{text}") } else { text };
+        let lua = Lua::new();
+        let decoded = number_of(&decode(&lua, text.as_bytes()).unwrap());
+        let expected: f64 = text.parse().unwrap();
+        prop_assert_eq!(decoded.to_bits(), expected.to_bits(), "{}", text);
+    }
+}
