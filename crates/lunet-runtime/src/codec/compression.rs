@@ -209,6 +209,14 @@ mod tests {
     }
 
     #[test]
+    fn zlib_also_reads_raw_deflate() {
+        // What servers send as `Content-Encoding: deflate` is often raw DEFLATE.
+        let data = b"raw deflate, not zlib".repeat(20);
+        let raw = compress(Codec::Deflate, &data, None).unwrap();
+        assert_eq!(decompress(Codec::Zlib, &raw).unwrap(), data);
+    }
+
+    #[test]
     fn corrupt_input_is_an_error() {
         for codec in [Codec::Gzip, Codec::Zstd, Codec::Lz4, Codec::Brotli] {
             assert!(
