@@ -55,6 +55,9 @@ async fn clients(url: String, clients: usize, seconds: f64) -> f64 {
     for task in tasks {
         total += task.await.unwrap();
     }
+    // The count too, for bench/instructions.py (the rate's time includes the
+    // handshakes and closes).
+    eprintln!("messages: {total}");
     total as f64 / start.elapsed().as_secs_f64()
 }
 
