@@ -237,29 +237,26 @@ pub(crate) unsafe fn header_map_from_stack(
 ) -> Result<HeaderMap> {
     let state = lua.state();
     // SAFETY: the caller's contract. `lua_rawiter` pushes a key and a value (room
-    // for two is the contract) and calls no metamethod; the name and value are
-    // copied out of the Luau strings before both are popped for the next step.
+    // for two is the contract) and calls no metamethod; both are popped before the
+    // next step. The name and value slices point into Luau strings the table holds,
+    // and no Luau code runs (nothing can change the table or collect them) before
+    // they are copied into the map below.
     unsafe {
         match ffi::lua_type(state, index) {
             ffi::LUA_TNIL => return Ok(HeaderMap::new()),
             ffi::LUA_TTABLE => {}
             _ => return header_map(&Value::from_stack(index, lua)?, field),
         }
-        let mut entries: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        let mut entries: Vec<(HeaderName, &[u8])> = Vec::new();
         let mut iter = ffi::lua_rawiter(state, index, 0);
         while iter >= 0 {
-            let entry = if ffi::lua_type(state, -2) == ffi::LUA_TSTRING
-                && ffi::lua_type(state, -1) == ffi::LUA_TSTRING
-            {
-                HeaderName::from_bytes(stack_bytes(state, -2))
-                    .ok()
-                    .zip(HeaderValue::from_bytes(stack_bytes(state, -1)).ok())
-            } else {
-                None
-            };
+            let plain = ffi::lua_type(state, -2) == ffi::LUA_TSTRING
+                && ffi::lua_type(state, -1) == ffi::LUA_TSTRING;
+            let name = plain.then(|| HeaderName::from_bytes(stack_bytes(state, -2)).ok());
+            let value = stack_bytes(state, -1);
             ffi::lua_pop(state, 2);
-            match entry {
-                Some(entry) if entries.len() < MAX_HEADERS => entries.push(entry),
+            match name {
+                Some(Some(name)) if entries.len() < MAX_HEADERS => entries.push((name, value)),
                 _ => return header_map(&Value::from_stack(index, lua)?, field),
             }
             iter = ffi::lua_rawiter(state, index, iter);
@@ -267,6 +264,9 @@ pub(crate) unsafe fn header_map_from_stack(
         entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         let mut map = HeaderMap::with_capacity(entries.len());
         for (name, value) in entries {
+            let Ok(value) = HeaderValue::from_bytes(value) else {
+                return header_map(&Value::from_stack(index, lua)?, field);
+            };
             map.append(name, value);
         }
         Ok(map)
