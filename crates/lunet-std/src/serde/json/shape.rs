@@ -93,7 +93,7 @@ impl Shapes {
         // SAFETY: the pointer is the data of a Luau string a reserved slot holds
         // (see `remember`), `len` bytes long; Luau strings are immutable and never
         // move while referenced.
-        len == key.len() && unsafe { std::slice::from_raw_parts(ptr, len) } == key
+        len == key.len() && same_bytes(unsafe { std::slice::from_raw_parts(ptr, len) }, key)
     }
 
     /// Records that the stack slot for key `index` at `depth` now holds the
@@ -141,5 +141,52 @@ impl Shapes {
                     .enumerate()
                     .all(|(i, (ptr, _))| keys[..i].iter().all(|(other, _)| other != ptr))
             })
+    }
+}
+
+/// `a == b` for slices of one length; keys are short, and two overlapping loads
+/// compare one of up to 16 bytes without a call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word4(s: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]])
+    }
+    fn word8(s: &[u8], at: usize) -> u64 {
+        let mut word = [0; 8];
+        word.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(word)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // Positions 0, n/2 and n-1 cover every byte of 1 to 3.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality_for_every_short_length() {
+        // Every length to 20, each byte position changed in turn.
+        for n in 0..=20usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37) ^ 0x55).collect();
+            assert!(same_bytes(&a, &a.clone()), "equal, length {n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x01;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {at} differs");
+            }
+            let longer = [a.as_slice(), b"x"].concat();
+            assert!(!same_bytes(&a, &longer), "length {n} against {}", n + 1);
+        }
     }
 }

@@ -125,6 +125,38 @@ proptest! {
     }
 
     #[test]
+    fn strings_of_any_bytes_decode_exactly_when_they_are_utf8(
+        parts in prop::collection::vec(
+            prop_oneof![
+                (0x20u8..0x80).prop_filter("plain", |b| *b != b'"' && *b != b'\\')
+                    .prop_map(|b| vec![b]),
+                (0x80u8..=0xff).prop_map(|b| vec![b]),
+                any::<char>()
+                    .prop_filter("plain", |c| *c >= ' ' && *c != '"' && *c != '\\')
+                    .prop_map(|c| c.to_string().into_bytes()),
+            ],
+            0..120,
+        ),
+    ) {
+        let lua = Lua::new();
+        let bytes = parts.concat();
+        let input = [&b"[\"x\", {\"k\": \""[..], &bytes, b"\"}]"].concat();
+        let ours = decode(&lua, &input);
+        match std::str::from_utf8(&input) {
+            Ok(_) => {
+                let theirs: Json = serde_json::from_slice(&input).unwrap();
+                let expected = serde_json::to_string(&canonical(&theirs)).unwrap();
+                prop_assert_eq!(encode_str(&lua, &ours.unwrap(), false), expected);
+            }
+            Err(utf8) => {
+                let err = ours.unwrap_err();
+                prop_assert!(err.to_string().starts_with("invalid UTF-8"), "{}", err);
+                prop_assert_eq!(err.offset(), utf8.valid_up_to());
+            }
+        }
+    }
+
+    #[test]
     fn accepts_exactly_what_serde_json_accepts(text in "[\\[\\]{}\",:0-9.eE+ \\-tfalsenru\\\\/]{0,24}") {
         let lua = Lua::new();
         let ours = decode(&lua, text.as_bytes()).is_ok();
@@ -418,15 +450,24 @@ fn strings_escape_at_every_position_like_serde_json() {
 
 #[test]
 fn invalid_utf8_is_reported_wherever_it_is() {
-    // Strings are checked as they are read; any other failure checks the whole input,
-    // so invalid UTF-8 is always the error named, at its first bad byte.
+    // An input with non-ASCII strings, or one that failed, is checked whole, so
+    // invalid UTF-8 is always the error named, at its first bad byte.
     let lua = Lua::new();
+    let long_key = [
+        &b"[{\"ok \xc3\xa9\":1},{\""[..],
+        &[b'k'; 100][..],
+        b"\xe2\x82\":2}]",
+    ]
+    .concat();
     for (input, offset) in [
         (&b"[\"abcdefghij\xff\"]"[..], 12),
         (b"[\"a\\n\xc3\"]", 5),
         (b"\xff", 0),
         (b"[1, x, \"\xe2\x82\"]", 8),
         (b"[\"ok\"] \xfe", 7),
+        // In a key, after a valid non-ASCII key, past the 64 bytes one SIMD step
+        // checks.
+        (&long_key, 115),
     ] {
         let err = decode(&lua, input).unwrap_err();
         assert!(
