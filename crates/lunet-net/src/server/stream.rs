@@ -38,8 +38,8 @@ use crate::error::BoxError;
 /// How long chunks returned without a wait may gather before they are sent.
 const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 /// How many bytes of such chunks may gather before they are sent (what hyper
-/// queues for one write).
-const FLUSH_BYTES: usize = 256 * 1024;
+/// queues for one write at least).
+const FLUSH_BYTES: usize = super::connection::BUFFER_BYTES;
 
 /// A response body produced by a Luau function; see the module documentation.
 pub(crate) struct StreamBody {
