@@ -129,14 +129,15 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> std::result::Result<Value, Deco
     // text costs a tenth of std's check of its non-ASCII strings one by one
     // (callgrind). Invalid UTF-8 anywhere is the error reported, as if checked
     // first; std's check finds where.
-    if (result.is_err() || parser.non_ascii) && simdutf8::basic::from_utf8(input).is_err() {
-        if let Err(utf8) = std::str::from_utf8(input) {
-            return Err(DecodeError::new(
-                input,
-                utf8.valid_up_to(),
-                "invalid UTF-8 in the input",
-            ));
-        }
+    if (result.is_err() || parser.non_ascii)
+        && simdutf8::basic::from_utf8(input).is_err()
+        && let Err(utf8) = std::str::from_utf8(input)
+    {
+        return Err(DecodeError::new(
+            input,
+            utf8.valid_up_to(),
+            "invalid UTF-8 in the input",
+        ));
     }
     if let Err(e) = result {
         return Err(*e);
