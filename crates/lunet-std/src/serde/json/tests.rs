@@ -519,6 +519,8 @@ fn records_of_one_shape_and_near_misses_match_the_old_serde_bridge() {
                 grown, { [1.5] = 1, x = 2 }, {}, { [true] = 1, [false] = 2 }, {},
                 { x = { a = 1, b = 2 }, y = { b = 1, a = 2 } }, { b = 0, a = 0 },
                 { zz = {}, a = { [2.5] = 0 } }, { a = 1, b = 2 },
+                { ['q"'] = 1, ["\n"] = { k = 1 } }, { ['q"'] = 2, ["\n"] = { k = 2 } },
+                { ['q"'] = 3, ["\n"] = { k = 3, l = 4 } }, { ['q"'] = 4, ["\n"] = { k = 5 } },
             }"#,
         )
         .eval()
@@ -549,7 +551,26 @@ proptest! {
         let decoded = decode(&lua, text.as_bytes()).unwrap();
         let identity = lua.load("return ...").into_function().unwrap();
         let decoded: Value = identity.call(decoded).unwrap();
-        prop_assert_eq!(Some(encode_str(&lua, &decoded, false)), old_encode(&decoded, false));
+        for pretty in [false, true] {
+            prop_assert_eq!(Some(encode_str(&lua, &decoded, pretty)), old_encode(&decoded, pretty));
+        }
+    }
+}
+
+/// `extend_short` appends exactly the bytes given, for every length it copies
+/// without `memcpy` and past it, onto vectors of any fill and spare room.
+#[test]
+fn extend_short_appends_every_length_exactly() {
+    let source: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    for n in 0..=source.len() {
+        for (fill, room) in [(0, 0), (1, 0), (3, 64), (7, 1)] {
+            let mut out: Vec<u8> = Vec::with_capacity(fill + room);
+            out.extend((0..fill).map(|i| i as u8));
+            let mut expected = out.clone();
+            expected.extend_from_slice(&source[..n]);
+            super::encode::extend_short(&mut out, &source[..n]);
+            assert_eq!(out, expected, "length {n} after {fill} bytes");
+        }
     }
 }
 
