@@ -208,6 +208,18 @@ fn an_h2_request_has_host_query_and_headers_as_on_http1() {
         );
         // `Host` is added after the client's own header lines.
         assert!(text.ends_with(";host=127.0.0.1"), "{text}");
+        // A request with its own `Host` keeps it, and gets no second one.
+        let mut own_host = self::request("GET", "/request?a=1&a=2", full(""));
+        own_host
+            .headers_mut()
+            .insert("host", "example.test".parse().unwrap());
+        let (parts, answer) = self::text(&mut sender, own_host).await;
+        assert_eq!(parts.status, 200, "{answer}");
+        assert!(answer.starts_with("host=example.test "), "{answer}");
+        assert!(
+            answer.ends_with(" raw=host=example.test") && !answer.contains("127.0.0.1"),
+            "{answer}"
+        );
     });
     assert_eq!(script.finish(), 0);
 }

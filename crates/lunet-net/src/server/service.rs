@@ -122,47 +122,10 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
         .sum()
 }
 
-/// Gives an HTTP/2 request the headers an HTTP/1.1 one would have, so that handlers
-/// see the same request whatever the protocol. RFC 9113 says what whoever passes an
-/// HTTP/2 request on as HTTP/1.1 (or to "a generic HTTP server application") MUST
-/// do: create `Host` from `:authority` when it is absent (8.3.1; hyper puts
-/// `:authority` in the URI only), and join the several `cookie` fields browsers send
-/// into one, with "; " (8.2.3), where other repeated headers are joined with ", ".
-fn as_http1(request: &mut Request<Incoming>) {
-    if request.version() != http::Version::HTTP_2 {
-        return;
-    }
-    if !request.headers().contains_key(http::header::HOST)
-        && let Some(host) = request
-            .uri()
-            .authority()
-            .and_then(|authority| http::HeaderValue::from_str(authority.as_str()).ok())
-    {
-        request.headers_mut().insert(http::header::HOST, host);
-    }
-    // (Looked up first: `entry` would reserve room in the map for every request.)
-    if request
-        .headers()
-        .get_all(http::header::COOKIE)
-        .iter()
-        .nth(1)
-        .is_some()
-        && let http::header::Entry::Occupied(mut cookies) =
-            request.headers_mut().entry(http::header::COOKIE)
-    {
-        let joined: Vec<&[u8]> = cookies.iter().map(|value| value.as_bytes()).collect();
-        // Joining valid values with "; " makes a valid value.
-        if let Ok(joined) = http::HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
-            cookies.insert(joined);
-        }
-    }
-}
-
 /// Answers one request on `peer`'s connection: refuses oversized headers, hands a
 /// WebSocket handshake to [`upgrade`], reads the body, and runs `handleRequest` in
 /// its own Luau thread.
-pub(crate) async fn handle(peer: &Peer, mut request: Request<Incoming>) -> Response<Body> {
-    as_http1(&mut request);
+pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
     let server = &peer.server;
     if header_bytes(request.headers()) > server.limits.max_header {
         return refuse(
