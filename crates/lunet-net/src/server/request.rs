@@ -367,13 +367,16 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             let keys = self.parts.headers.keys_len() + usize::from(view.h2);
             ffi::lua_createtable(state, 0, keys as i32);
             let mut had_host = false;
+            let mut last: Option<&http::HeaderName> = None;
             for (name, value) in self.parts.headers.iter() {
                 had_host |= name == http::header::HOST;
                 match self.strings.header_name(name) {
                     Some(name) => name.push_into_stack(lua)?,
                     None => push_bytes(state, name.as_str().as_bytes()),
                 }
-                join_entry(state, value.as_bytes(), view.separator(name));
+                let repeated = last == Some(name);
+                join_entry(state, value.as_bytes(), repeated, view.separator(name));
+                last = Some(name);
             }
             let added_host = view.added_host(had_host);
             if let Some(host) = added_host {
@@ -381,7 +384,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                     Some(name) => name.push_into_stack(lua)?,
                     None => push_bytes(state, b"host"),
                 }
-                join_entry(state, host.as_bytes(), b", ");
+                join_entry(state, host.as_bytes(), false, b", ");
             }
             PACKED.with_borrow_mut(|packed| {
                 pack_headers(&self.parts.headers, view, added_host, packed);
@@ -430,23 +433,31 @@ unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
 }
 
 /// Sets `t[name] = value`, where `name` is the string at the top of the stack and
-/// `t` the table below it, and a repeated name's values are joined with
-/// `separator`.
-/// Uses three more stack slots, and leaves the stack as it found it without the
-/// name.
+/// `t` the table below it; when `repeated` (the name's earlier value is in `t`),
+/// the values are joined with `separator`. (`http::HeaderMap` yields a name's
+/// values one after another, so a name differing from the line before is new: no
+/// lookup is needed for it.) Uses three more stack slots, and leaves the stack as
+/// it found it without the name.
 ///
 /// # Safety
 /// `state` is a live Luau state this thread has locked; the value at the top of its
 /// stack is a string, and below it a table without a metatable that only this
 /// function has filled (so every value in it is a string), and there is room for
 /// three more values.
-unsafe fn join_entry(state: *mut ffi::lua_State, value: &[u8], separator: &[u8]) {
+unsafe fn join_entry(state: *mut ffi::lua_State, value: &[u8], repeated: bool, separator: &[u8]) {
     // SAFETY: as for `append_entry`: the name's copy, then the existing entry, are
-    // pushed above the name, so the table is at -3 for `lua_rawget`/`lua_rawset`. An
-    // existing entry is nil or a string this function set; concatenating three
-    // strings calls no metamethod and cannot raise (no memory limit, and a joined
-    // value stays far below Luau's string size limit, as requests are capped).
+    // pushed above the name, so the table is at -3 for `lua_rawget`/`lua_rawset`
+    // (and without them, the value is pushed above the name, with the table at -3
+    // too). An existing entry is nil or a string this function set; concatenating
+    // three strings calls no metamethod and cannot raise (no memory limit, and a
+    // joined value stays far below Luau's string size limit, as requests are
+    // capped).
     unsafe {
+        if !repeated {
+            push_bytes(state, value);
+            ffi::lua_rawset(state, -3);
+            return;
+        }
         ffi::lua_pushvalue(state, -1);
         if ffi::lua_rawget(state, -3) == ffi::LUA_TNIL {
             ffi::lua_pop(state, 1);
