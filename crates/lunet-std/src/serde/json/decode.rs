@@ -586,16 +586,35 @@ impl Parser<'_> {
                     )));
                 }
                 self.pos += 1;
-                let key = match self.string()? {
-                    Str::Input(start, end) => &self.input[start..end],
-                    Str::Scratch => &self.scratch[..],
-                };
-                if key.len() > MAX_STRING_LEN {
-                    return Err(self.error("string too long for Luau"));
-                }
                 let index = members;
-                let known =
-                    remembered && index < shape::KEYS && self.shapes.matches(depth, index, key);
+                let input = self.input;
+                // The remembered key written as it is (the usual case) is taken
+                // without scanning it as a string.
+                let raw = if remembered && index < shape::KEYS {
+                    self.shapes.matches_raw(depth, index, input, self.pos)
+                } else {
+                    None
+                };
+                let (key, known) = match raw {
+                    Some(end) => {
+                        let key = &input[self.pos..end];
+                        self.pos = end + 1;
+                        (key, true)
+                    }
+                    None => {
+                        let key = match self.string()? {
+                            Str::Input(start, end) => &input[start..end],
+                            Str::Scratch => &self.scratch[..],
+                        };
+                        if key.len() > MAX_STRING_LEN {
+                            return Err(self.error("string too long for Luau"));
+                        }
+                        let known = remembered
+                            && index < shape::KEYS
+                            && self.shapes.matches(depth, index, key);
+                        (key, known)
+                    }
+                };
                 if index == 0 {
                     // The table is made once the first key is known: a copy of the
                     // template only for an object that starts like it (another

@@ -4,7 +4,9 @@
 //!
 //! Two things are reused. A key whose bytes equal the remembered key at the same
 //! position is pushed from the remembered Luau string instead of being hashed and
-//! interned again. And when the last object's keys were all distinct and its table
+//! interned again; when the remembered key is plain text (printable ASCII but `"`
+//! and `\`), the input is compared with it where the key starts
+//! ([`Shapes::matches_raw`]), so the key is not even scanned as a string. And when the last object's keys were all distinct and its table
 //! no bigger than they need, the object itself is the next one's template: a next
 //! object whose first key is the template's starts as a copy of it
 //! (`lua_clonetable`, same size and layout), so each matching member only replaces
@@ -41,6 +43,9 @@ pub(super) const STACK_SLOTS: c_int = (DEPTHS * SLOTS) as c_int;
 struct Depth {
     /// The bytes of its first keys, in order (pointer and length of each).
     keys: Vec<(*const u8, usize)>,
+    /// For each of `keys`: whether it is plain text, which a JSON string holds as
+    /// it is (see [`Shapes::matches_raw`]).
+    plain: Vec<bool>,
     /// How many of `keys` it had (the rest belong to older objects).
     count: usize,
     /// Whether its slot holds it as a template (all its keys distinct and
@@ -96,6 +101,32 @@ impl Shapes {
         len == key.len() && same_bytes(unsafe { std::slice::from_raw_parts(ptr, len) }, key)
     }
 
+    /// Where the key at `input[at..]` (just after its opening quote) ends, when it is
+    /// key `index` at `depth`, remembered as plain text, written as it is: its
+    /// bytes, then the closing quote. A plain key has no escape and no byte an
+    /// escape could stand for, so text that matches is that key, and text that
+    /// does not (an escaped spelling, another key) is left to the string parser.
+    pub(super) fn matches_raw(
+        &self,
+        depth: usize,
+        index: usize,
+        input: &[u8],
+        at: usize,
+    ) -> Option<usize> {
+        let d = self.depths.get(depth)?;
+        let &(ptr, len) = d.keys.get(index)?;
+        if !d.plain[index] {
+            return None;
+        }
+        let end = at.checked_add(len)?;
+        if input.get(end) != Some(&b'"') {
+            return None;
+        }
+        // SAFETY: as for `matches`.
+        let key = unsafe { std::slice::from_raw_parts(ptr, len) };
+        same_bytes(key, &input[at..end]).then_some(end)
+    }
+
     /// Records that the stack slot for key `index` at `depth` now holds the
     /// Luau string whose data is `ptr` (`len` bytes).
     ///
@@ -111,12 +142,21 @@ impl Shapes {
     ) {
         // An object's keys are remembered in order: a position is either known
         // already or the next one.
-        let keys = &mut self.depth(depth).keys;
-        match keys.get_mut(index) {
-            Some(key) => *key = (ptr, len),
+        // SAFETY: the caller's contract: a live string of `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+        let plain = bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        let d = self.depth(depth);
+        match d.keys.get_mut(index) {
+            Some(key) => {
+                *key = (ptr, len);
+                d.plain[index] = plain;
+            }
             None => {
-                debug_assert_eq!(index, keys.len());
-                keys.push((ptr, len));
+                debug_assert_eq!(index, d.keys.len());
+                d.keys.push((ptr, len));
+                d.plain.push(plain);
             }
         }
     }

@@ -500,6 +500,40 @@ fn sibling_objects_of_any_shape_decode_whole() {
     );
 }
 
+/// A key remembered as plain text is matched against the input as written
+/// (`Shapes::matches_raw`): every spelling that only looks like it (a prefix, a
+/// longer key, escapes, a remembered key that needed escapes, non-ASCII, the input
+/// ending inside it) must still read as what it is.
+#[test]
+fn keys_matched_as_written_only_when_they_are_that_key() {
+    let lua = Lua::new();
+    let pad = "x".repeat(300);
+    for text in [
+        format!(
+            r#"[{{"a":1,"ab":2,"p":"{pad}"}},{{"a":3,"ab":4}},{{"ab":5,"a":6}},{{"\u0061":7,"a\"":8}},{{"a":9,"a\\b":10}},{{"a\\b":11,"a\\b":12}},{{"a\bb":13}},{{"café":14}},{{"café":15,"caf":16}},{{"a":17,"abc":18}},{{"a":19,"a":20}}]"#
+        ),
+        format!(r#"[{{"key":1,"p":"{pad}"}},{{"key":2}},{{"ke"#),
+        format!(r#"[{{"key":1,"p":"{pad}"}},{{"key\u0000":2}}]"#),
+        format!("[{{\"key\":1,\"p\":\"{pad}\"}},{{\"ke\u{1}\":2}}]"),
+        // Remembered keys that needed escapes: `a\` then the text `a\"...`, and
+        // an escaped control character then that character raw (both invalid).
+        format!(r#"[{{"a\\":1,"p":"{pad}"}},{{"a\":2,"b":3}}]"#),
+        format!("[{{\"\\u0001\":1,\"p\":\"{pad}\"}},{{\"\u{1}\":2}}]"),
+    ] {
+        match serde_json::from_str::<Json>(&text) {
+            Ok(reference) => {
+                let decoded = decode(&lua, text.as_bytes()).unwrap();
+                assert_eq!(
+                    encode_str(&lua, &decoded, false),
+                    serde_json::to_string(&canonical(&reference)).unwrap(),
+                    "{text}"
+                );
+            }
+            Err(_) => assert!(decode(&lua, text.as_bytes()).is_err(), "{text}"),
+        }
+    }
+}
+
 /// Records that share a shape reuse the last object's key order (`KeyOrder`): every
 /// way two neighbours can look alike without being alike must still sort afresh.
 #[test]
