@@ -6,8 +6,9 @@
 //! position is pushed from the remembered Luau string instead of being hashed and
 //! interned again; when the remembered key is plain text (printable ASCII but `"`
 //! and `\`), the input is compared with it where the key starts
-//! ([`Shapes::matches_raw`]), so the key is not even scanned as a string. And when the last object's keys were all distinct and its table
-//! no bigger than they need, the object itself is the next one's template: a next
+//! ([`Shapes::matches_raw`]), so the key is not even scanned as a string. And when
+//! the last object's keys were all distinct and its table no bigger than they
+//! need, the object itself is the next one's template: a next
 //! object whose first key is the template's starts as a copy of it
 //! (`lua_clonetable`, same size and layout), so each matching member only replaces
 //! a value instead of inserting a key. What a copy holds that the new object does
