@@ -286,6 +286,19 @@ fn limits_apply_to_each_stream() {
             .insert("x-big", "y".repeat(1500).parse().unwrap());
         let (parts, _) = text(&mut sender, big_header).await;
         assert_eq!(parts.status, 431, "maxHeaderSize");
+        // `:authority` counts as the `Host` a handler sees: 600 of it and a 500-byte
+        // header are over the 1000 bytes, the same header with a short one is not.
+        let header = || "y".repeat(500).parse::<http::HeaderValue>().unwrap();
+        let mut long_authority = http::Request::get(format!("http://{}/", "a".repeat(600)))
+            .body(full(""))
+            .unwrap();
+        long_authority.headers_mut().insert("x-big", header());
+        let (parts, _) = text(&mut sender, long_authority).await;
+        assert_eq!(parts.status, 431, "maxHeaderSize with a long :authority");
+        let mut short_authority = request("GET", "/", full(""));
+        short_authority.headers_mut().insert("x-big", header());
+        let (parts, _) = text(&mut sender, short_authority).await;
+        assert_eq!(parts.status, 200, "the same header with a short :authority");
 
         // One stream's body stalls; another on the same connection is answered
         // meanwhile, and the stalled one gets 408 at bodyTimeout.

@@ -177,31 +177,50 @@ struct Http1View<'a> {
 }
 
 impl<'a> Http1View<'a> {
-    fn of(parts: &'a Parts) -> Http1View<'a> {
-        let h2 = parts.version == http::Version::HTTP_2;
+    fn of(version: http::Version, uri: &'a http::Uri) -> Http1View<'a> {
+        let h2 = version == http::Version::HTTP_2;
         Http1View {
             h2,
             authority: if h2 {
-                parts.uri.authority().map(|authority| authority.as_str())
+                uri.authority().map(|authority| authority.as_str())
             } else {
                 None
             },
         }
     }
 
+    /// Whether `name`'s repeated values make one line, not one line each.
+    fn one_line(self, name: &http::HeaderName) -> bool {
+        self.h2 && name == http::header::COOKIE
+    }
+
     /// What joins `name`'s repeated values into one.
     fn separator(self, name: &http::HeaderName) -> &'static [u8] {
-        if self.h2 && name == http::header::COOKIE {
-            b"; "
-        } else {
-            b", "
-        }
+        if self.one_line(name) { b"; " } else { b", " }
     }
 
     /// The `Host` line to add after the request's own, given whether it had one.
     fn added_host(self, had_host: bool) -> Option<&'a str> {
         if had_host { None } else { self.authority }
     }
+}
+
+/// The bytes of the header lines a handler sees (names and values, with the `Host`
+/// an HTTP/2 request without one is given: [`Http1View`]), which `maxHeaderSize`
+/// bounds.
+pub(crate) fn header_bytes(
+    version: http::Version,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> usize {
+    let mut had_host = false;
+    let mut bytes = 0;
+    for (name, value) in headers {
+        had_host |= name == http::header::HOST;
+        bytes += name.as_str().len() + value.len();
+    }
+    let added = Http1View::of(version, uri).added_host(had_host);
+    bytes + added.map_or(0, |host| "host".len() + host.len())
 }
 
 impl HandlerArgs<'_> {
@@ -234,7 +253,7 @@ fn pack_headers(
     for (name, value) in headers.iter() {
         // A `HeaderMap` yields a name's values together: an HTTP/2 cookie after
         // another joins its line.
-        if view.h2 && name == http::header::COOKIE && last == Some(name) {
+        if last == Some(name) && view.one_line(name) {
             out.pop();
             out.extend_from_slice(b"; ");
         } else {
@@ -292,7 +311,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         for (key, value) in self.query_pairs() {
             append(lua, &query, key.as_bytes(), value.as_bytes())?;
         }
-        let view = Http1View::of(self.parts);
+        let view = Http1View::of(self.parts.version, &self.parts.uri);
         let headers = lua.create_table_with_capacity(0, self.parts.headers.keys_len())?;
         let mut had_host = false;
         for (name, value) in self.parts.headers.iter() {
@@ -363,7 +382,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             for (key, value) in self.query_pairs() {
                 append_entry(state, key.as_bytes(), value.as_bytes());
             }
-            let view = Http1View::of(self.parts);
+            let view = Http1View::of(self.parts.version, &self.parts.uri);
             let keys = self.parts.headers.keys_len() + usize::from(view.h2);
             ffi::lua_createtable(state, 0, keys as i32);
             let mut had_host = false;
@@ -433,8 +452,8 @@ unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
 }
 
 /// Sets `t[name] = value`, where `name` is the string at the top of the stack and
-/// `t` the table below it; when `repeated` (the name's earlier value is in `t`),
-/// the values are joined with `separator`. (`http::HeaderMap` yields a name's
+/// `t` the table below it; when `repeated` (the name's earlier value is in `t`:
+/// the caller's promise), the values are joined with `separator`. (`http::HeaderMap` yields a name's
 /// values one after another, so a name differing from the line before is new: no
 /// lookup is needed for it.) Uses three more stack slots, and leaves the stack as
 /// it found it without the name.
@@ -448,25 +467,20 @@ unsafe fn join_entry(state: *mut ffi::lua_State, value: &[u8], repeated: bool, s
     // SAFETY: as for `append_entry`: the name's copy, then the existing entry, are
     // pushed above the name, so the table is at -3 for `lua_rawget`/`lua_rawset`
     // (and without them, the value is pushed above the name, with the table at -3
-    // too). An existing entry is nil or a string this function set; concatenating
-    // three strings calls no metamethod and cannot raise (no memory limit, and a
-    // joined value stays far below Luau's string size limit, as requests are
-    // capped).
+    // too). A repeated name's entry is a string this function set (the caller's
+    // `repeated`); concatenating three strings calls no metamethod and cannot raise
+    // (no memory limit, and a joined value stays far below Luau's string size
+    // limit, as requests are capped).
     unsafe {
-        if !repeated {
-            push_bytes(state, value);
-            ffi::lua_rawset(state, -3);
-            return;
-        }
-        ffi::lua_pushvalue(state, -1);
-        if ffi::lua_rawget(state, -3) == ffi::LUA_TNIL {
-            ffi::lua_pop(state, 1);
-            push_bytes(state, value);
-        } else {
+        if repeated {
             // [t, name, first] -> [t, name, first .. separator .. value]
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_rawget(state, -3);
             push_bytes(state, separator);
             push_bytes(state, value);
             ffi::lua_concat(state, 3);
+        } else {
+            push_bytes(state, value);
         }
         ffi::lua_rawset(state, -3);
     }

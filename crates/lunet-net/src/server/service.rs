@@ -115,19 +115,14 @@ async fn read_body(
     }
 }
 
-fn header_bytes(headers: &http::HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum()
-}
-
 /// Answers one request on `peer`'s connection: refuses oversized headers, hands a
 /// WebSocket handshake to [`upgrade`], reads the body, and runs `handleRequest` in
 /// its own Luau thread.
 pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<Body> {
     let server = &peer.server;
-    if header_bytes(request.headers()) > server.limits.max_header {
+    if request::header_bytes(request.version(), request.uri(), request.headers())
+        > server.limits.max_header
+    {
         return refuse(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request Header Fields Too Large\n",
