@@ -588,9 +588,11 @@ impl Parser<'_> {
                 self.pos += 1;
                 let index = members;
                 let input = self.input;
+                // Whether this key may be the remembered one at its position.
+                let candidate = remembered && index < shape::KEYS;
                 // The remembered key written as it is (the usual case) is taken
                 // without scanning it as a string.
-                let raw = if remembered && index < shape::KEYS {
+                let raw = if candidate {
                     self.shapes.matches_raw(depth, index, input, self.pos)
                 } else {
                     None
@@ -609,9 +611,7 @@ impl Parser<'_> {
                         if key.len() > MAX_STRING_LEN {
                             return Err(self.error("string too long for Luau"));
                         }
-                        let known = remembered
-                            && index < shape::KEYS
-                            && self.shapes.matches(depth, index, key);
+                        let known = candidate && self.shapes.matches(depth, index, key);
                         (key, known)
                     }
                 };
@@ -640,7 +640,7 @@ impl Parser<'_> {
                     }
                     // SAFETY: room was made above.
                     unsafe { push_bytes(state, key) };
-                    if remembered && index < shape::KEYS {
+                    if candidate {
                         // SAFETY: room was made above (the key took one of 6 slots);
                         // the string stays in its slot until the slot's next
                         // `remember`.

@@ -527,7 +527,8 @@ impl Encoder {
         self.begin(b'{');
         let mut result = Ok(());
         // Prefixes are copied when this shape's are known, and recorded when the
-        // shape is remembered (all keys strings) but its prefixes are not yet.
+        // shape is remembered (all keys strings) but its prefixes are not yet. (A
+        // record cut short by an error is never read: the error ends the encode.)
         let known = order.prefix_ends.len() == entries.len();
         let record = !known && order.keys.len() == entries.len();
         let mut prefix_start = 0;
@@ -591,11 +592,6 @@ impl Encoder {
                 result = Err(e.at(Segment::Key(unsafe { key_name(&entry.key) })));
                 break;
             }
-        }
-        if record && result.is_err() {
-            // (Never reused: the error ends the encode. Kept whole or not at all.)
-            order.prefixes.clear();
-            order.prefix_ends.clear();
         }
         let had_elements = !entries.is_empty();
         entries.clear();
@@ -728,8 +724,9 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// The bytes a JSON string holds as they are: printable ASCII but `"` and `\`.
-static PLAIN: [bool; 256] = {
+/// The bytes a JSON string holds as they are: ASCII from the space up, but `"` and
+/// `\`.
+pub(crate) static PLAIN: [bool; 256] = {
     let mut table = [false; 256];
     let mut i = 0x20;
     while i < 0x80 {

@@ -4,8 +4,8 @@
 //!
 //! Two things are reused. A key whose bytes equal the remembered key at the same
 //! position is pushed from the remembered Luau string instead of being hashed and
-//! interned again; when the remembered key is plain text (printable ASCII but `"`
-//! and `\`), the input is compared with it where the key starts
+//! interned again; when the remembered key is plain text (ASCII from the space up,
+//! but `"` and `\`), the input is compared with it where the key starts
 //! ([`Shapes::matches_raw`]), so the key is not even scanned as a string. And when
 //! the last object's keys were all distinct and its table no bigger than they
 //! need, the object itself is the next one's template: a next
@@ -25,6 +25,8 @@
 
 use std::ffi::c_int;
 
+use super::encode::PLAIN;
+
 /// Depths whose objects are remembered, from 1 (the outermost object) on; deeper
 /// ones are built member by member. Four cover the usual API document: a list of
 /// records with nested objects.
@@ -39,14 +41,31 @@ const SLOTS: usize = KEYS + 1;
 /// The stack slots reserved for the remembered values (stack indices 1 to this).
 pub(super) const STACK_SLOTS: c_int = (DEPTHS * SLOTS) as c_int;
 
+/// A remembered key: the data of the Luau string a reserved slot holds (see
+/// [`Shapes::remember`]).
+#[derive(Clone, Copy)]
+struct Key {
+    ptr: *const u8,
+    len: usize,
+    /// Whether it is plain text, which a JSON string holds as it is (see
+    /// [`Shapes::matches_raw`]).
+    plain: bool,
+}
+
+impl Key {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the pointer is the data of a Luau string a reserved slot holds
+        // (see `remember`), `len` bytes long; Luau strings are immutable and never
+        // move while referenced.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
 /// The last object closed at one depth.
 #[derive(Default)]
 struct Depth {
-    /// The bytes of its first keys, in order (pointer and length of each).
-    keys: Vec<(*const u8, usize)>,
-    /// For each of `keys`: whether it is plain text, which a JSON string holds as
-    /// it is (see [`Shapes::matches_raw`]).
-    plain: Vec<bool>,
+    /// Its first keys, in order.
+    keys: Vec<Key>,
     /// How many of `keys` it had (the rest belong to older objects).
     count: usize,
     /// Whether its slot holds it as a template (all its keys distinct and
@@ -91,15 +110,14 @@ impl Shapes {
             .map(|d| d.count)
     }
 
+    fn key(&self, depth: usize, index: usize) -> Option<&Key> {
+        self.depths.get(depth).and_then(|d| d.keys.get(index))
+    }
+
     /// Whether key `index` at `depth` is remembered with exactly these bytes.
     pub(super) fn matches(&self, depth: usize, index: usize, key: &[u8]) -> bool {
-        let Some(&(ptr, len)) = self.depths.get(depth).and_then(|d| d.keys.get(index)) else {
-            return false;
-        };
-        // SAFETY: the pointer is the data of a Luau string a reserved slot holds
-        // (see `remember`), `len` bytes long; Luau strings are immutable and never
-        // move while referenced.
-        len == key.len() && same_bytes(unsafe { std::slice::from_raw_parts(ptr, len) }, key)
+        self.key(depth, index)
+            .is_some_and(|known| known.len == key.len() && same_bytes(known.bytes(), key))
     }
 
     /// Where the key at `input[at..]` (just after its opening quote) ends, when it is
@@ -114,18 +132,12 @@ impl Shapes {
         input: &[u8],
         at: usize,
     ) -> Option<usize> {
-        let d = self.depths.get(depth)?;
-        let &(ptr, len) = d.keys.get(index)?;
-        if !d.plain[index] {
-            return None;
-        }
-        let end = at.checked_add(len)?;
+        let key = self.key(depth, index).filter(|key| key.plain)?;
+        let end = at.checked_add(key.len)?;
         if input.get(end) != Some(&b'"') {
             return None;
         }
-        // SAFETY: as for `matches`.
-        let key = unsafe { std::slice::from_raw_parts(ptr, len) };
-        same_bytes(key, &input[at..end]).then_some(end)
+        same_bytes(key.bytes(), &input[at..end]).then_some(end)
     }
 
     /// Records that the stack slot for key `index` at `depth` now holds the
@@ -143,21 +155,18 @@ impl Shapes {
     ) {
         // An object's keys are remembered in order: a position is either known
         // already or the next one.
-        // SAFETY: the caller's contract: a live string of `len` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        let plain = bytes
-            .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-        let d = self.depth(depth);
-        match d.keys.get_mut(index) {
-            Some(key) => {
-                *key = (ptr, len);
-                d.plain[index] = plain;
-            }
+        let mut key = Key {
+            ptr,
+            len,
+            plain: false,
+        };
+        key.plain = key.bytes().iter().all(|&b| PLAIN[b as usize]);
+        let keys = &mut self.depth(depth).keys;
+        match keys.get_mut(index) {
+            Some(slot) => *slot = key,
             None => {
-                debug_assert_eq!(index, d.keys.len());
-                d.keys.push((ptr, len));
-                d.plain.push(plain);
+                debug_assert_eq!(index, keys.len());
+                keys.push(key);
             }
         }
     }
@@ -180,7 +189,7 @@ impl Shapes {
             && keys.is_some_and(|keys| {
                 keys.iter()
                     .enumerate()
-                    .all(|(i, (ptr, _))| keys[..i].iter().all(|(other, _)| other != ptr))
+                    .all(|(i, key)| keys[..i].iter().all(|other| other.ptr != key.ptr))
             })
     }
 }
