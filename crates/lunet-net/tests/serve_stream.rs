@@ -91,6 +91,17 @@ const HANDLER: &str = r#"(function()
                 if n <= 5 then return `c{n};` end
                 return nil
             end }
+        elseif path == "/fresh" then
+            -- 60 chunks made fresh for each call and referenced by nothing in Luau
+            -- once returned, a full collection before each: chunk i is 256 KiB + i
+            -- bytes of one letter
+            local n = 0
+            return { body = function()
+                n += 1
+                if n > 60 then return nil end
+                collectgarbage("collect")
+                return string.rep(string.char(64 + n % 26 + 1), 262144 + n)
+            end }
         elseif path == "/forever" then
             return { body = function()
                 task.wait(0.1)
@@ -408,5 +419,48 @@ fn a_client_that_stops_reading_a_stream_is_closed_after_the_idle_timeout() {
         started.elapsed() < Duration::from_secs(4),
         "the connection was closed"
     );
+    assert_eq!(script.finish(), 0);
+}
+
+/// The strings a body function returns are sent without being copied (hyper holds
+/// them while it writes): a string that nothing in Luau references any more must
+/// still reach the client intact after full collections, while the client is slow
+/// enough that hyper queues chunks as the function makes new ones.
+#[test]
+fn returned_strings_stay_intact_while_hyper_holds_them() {
+    let (script, port) = spawn_server(&config(""));
+    let mut stream = connect(port);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // HTTP/1.0: the body comes without chunked framing, ended by the close.
+    write!(stream, "GET /fresh HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    // Not reading yet: the socket's buffers fill and hyper queues what follows
+    // while the function goes on collecting garbage and making strings.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).unwrap();
+    let start = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let body = &received[start..];
+    let mut at = 0;
+    for n in 1..=60usize {
+        let letter = b'A' + (n % 26) as u8;
+        let size = 262_144 + n;
+        let chunk = body
+            .get(at..at + size)
+            .unwrap_or_else(|| panic!("the body ended in chunk {n}: {} bytes", body.len()));
+        if let Some(bad) = chunk.iter().position(|&b| b != letter) {
+            panic!(
+                "chunk {n} ({:?} x {size}) has {:?} at {bad}",
+                letter as char, chunk[bad] as char
+            );
+        }
+        at += size;
+    }
+    assert_eq!(at, body.len(), "nothing after the last chunk");
     assert_eq!(script.finish(), 0);
 }

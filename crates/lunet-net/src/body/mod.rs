@@ -1,7 +1,8 @@
 //! Reading an HTTP body into memory within a size limit, undoing its content codings
 //! as it arrives ([`decode`]), or handing it to a script piece by piece as a
 //! `BodyStream` ([`stream`], with [`lines`] and [`sse`] for its iterators); and
-//! sending a body that a Luau function produces ([`producer`]).
+//! sending a body that a Luau function produces ([`producer`], its pieces
+//! [`chunk`]s).
 //!
 //! Both sides of `@lune/net` read whole bodies: `net.serve` hands the request body to
 //! the handler, `net.request` returns the response body as a Luau string. A peer
@@ -16,6 +17,7 @@
 //! `lunet_runtime::codec::compression::content_codings`), nor what an error becomes
 //! (a status for the server, a Luau error for the client).
 
+pub(crate) mod chunk;
 pub(crate) mod decode;
 pub(crate) mod lines;
 pub(crate) mod producer;

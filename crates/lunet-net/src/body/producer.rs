@@ -4,7 +4,8 @@
 //! [`ProducerBody`] is a hyper [`Body`]: each time hyper asks for the next frame, the
 //! function is called in its own Luau thread (through [`Scheduler::call`], so it may
 //! yield, e.g. in `task.wait`); a string or buffer it returns is sent at once as one
-//! frame (a chunk on HTTP/1.1, a DATA frame on HTTP/2), nil ends the body, and an
+//! frame (a chunk on HTTP/1.1, a DATA frame on HTTP/2; a string lent as it is, see
+//! [`Chunk`]), nil ends the body, and an
 //! error fails the body (the message is kept for the request's error, see
 //! [`Producer::failure`]). Nothing is called ahead of what hyper asks for, so the
 //! function runs at the pace the connection takes the data.
@@ -20,13 +21,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::Buf;
 use hyper::body::{Body, Frame};
+use lunet_runtime::Scheduler;
 use lunet_runtime::scheduler::CallOutcome;
-use lunet_runtime::{Scheduler, args};
 use mlua::{Function, Lua, Thread, Value, WeakLua};
 use tokio::sync::oneshot;
 
+use super::chunk::Chunk;
 use crate::error::BoxError;
 
 /// The function and what became of it, shared by the request and its body.
@@ -85,7 +87,7 @@ pub(crate) struct ProducerBody {
 
 impl ProducerBody {
     /// The function's outcome as a frame: `None` ends the body.
-    fn frame(&mut self, outcome: mlua::Result<Value>) -> Option<Result<Frame<Bytes>, BoxError>> {
+    fn frame(&mut self, outcome: mlua::Result<Value>) -> Option<Result<Frame<Chunk>, BoxError>> {
         let value = match outcome {
             Ok(value) => value,
             Err(error) => {
@@ -98,8 +100,8 @@ impl ProducerBody {
             self.ended = true;
             return None;
         }
-        match args::bytes(&value, "body chunk") {
-            Ok(bytes) => Some(Ok(Frame::data(bytes))),
+        match Chunk::from_value(&value, "body chunk") {
+            Ok(chunk) => Some(Ok(Frame::data(chunk))),
             Err(error) => {
                 self.ended = true;
                 let message = lunet_runtime::report::error_message(&error);
@@ -117,13 +119,13 @@ impl ProducerBody {
 }
 
 impl Body for ProducerBody {
-    type Data = Bytes;
+    type Data = Chunk;
     type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Chunk>, BoxError>>> {
         let this = self.get_mut();
         loop {
             if this.ended {
@@ -155,7 +157,7 @@ impl Body for ProducerBody {
             };
             match this.frame(outcome) {
                 // An empty chunk would end a chunked body early: ask for the next.
-                Some(Ok(frame)) if frame.data_ref().is_some_and(|data| data.is_empty()) => {}
+                Some(Ok(frame)) if frame.data_ref().is_some_and(|data| !data.has_remaining()) => {}
                 frame => return Poll::Ready(frame),
             }
         }

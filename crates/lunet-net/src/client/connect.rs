@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use super::origin::Origin;
 use super::proxy::{Proxy, Route};
+use crate::body::chunk::Chunk;
 use crate::body::producer::ProducerBody;
 use crate::error::BoxError;
 
@@ -62,7 +63,10 @@ impl hyper::body::Body for RequestBody {
             RequestBody::Full(full) => std::pin::Pin::new(full)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
-            RequestBody::Produced(produced) => std::pin::Pin::new(produced).poll_frame(cx),
+            // hyper's HTTP/2 client wants `Send` data: the chunks are copied.
+            RequestBody::Produced(produced) => std::pin::Pin::new(produced)
+                .poll_frame(cx)
+                .map_ok(|frame| frame.map_data(Chunk::into_bytes)),
         }
     }
 

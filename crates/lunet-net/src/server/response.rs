@@ -36,6 +36,7 @@ use mlua::{Error, FromLua, FromLuaMulti, Lua, MultiValue, Result, Value, ffi};
 
 use super::stream::StreamBody;
 use super::whole::Whole;
+use crate::body::chunk::Chunk;
 use crate::convert::{header_map, header_map_from_stack, string_bytes};
 use crate::error::BoxError;
 use lunet_runtime::args;
@@ -54,15 +55,17 @@ impl Body {
 }
 
 impl hyper::body::Body for Body {
-    type Data = Bytes;
+    type Data = Chunk;
     type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+    ) -> Poll<Option<std::result::Result<Frame<Chunk>, BoxError>>> {
         match self.get_mut() {
-            Body::Full(full) => Pin::new(full).poll_frame(cx),
+            Body::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map_ok(|frame| frame.map_data(Chunk::Owned)),
             Body::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
         }
     }

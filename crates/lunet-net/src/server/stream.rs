@@ -2,7 +2,7 @@
 //!
 //! [`StreamBody`] runs the function through the client's [`ProducerBody`] (each call
 //! in its own Luau thread, so it may yield; a string or buffer it returns is one
-//! chunk; nil ends the body). Chunks reach the client as Node's `res.write` calls
+//! chunk, a string lent to hyper without a copy; nil ends the body). Chunks reach the client as Node's `res.write` calls
 //! do: whenever the function yields (waits), what it returned is sent; a function
 //! that returns chunks back to back without waiting has them gathered, and sent
 //! before its next call once [`FLUSH_AFTER`] has passed since the last send or
@@ -25,13 +25,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::Buf;
 use hyper::body::{Body, Frame};
 use mlua::{Error, Function};
 
 use super::Server;
 use super::drain::Running;
 use super::peer::{InFlight, Sending};
+use crate::body::chunk::Chunk;
 use crate::body::producer::{Producer, ProducerBody};
 use crate::error::BoxError;
 
@@ -141,13 +142,13 @@ impl Drop for StreamBody {
 }
 
 impl Body for StreamBody {
-    type Data = Bytes;
+    type Data = Chunk;
     type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Chunk>, BoxError>>> {
         let this = self.get_mut();
         if this.ended {
             return Poll::Ready(None);
@@ -183,7 +184,7 @@ impl Body for StreamBody {
                 started.running = None;
                 this.set_sending(true);
                 this.flush = true;
-                this.unflushed += frame.data_ref().map_or(0, |data| data.len());
+                this.unflushed += frame.data_ref().map_or(0, Buf::remaining);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
