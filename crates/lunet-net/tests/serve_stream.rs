@@ -102,6 +102,16 @@ const HANDLER: &str = r#"(function()
                 collectgarbage("collect")
                 return string.rep(string.char(64 + n % 26 + 1), 262144 + n)
             end }
+        elseif path == "/refill" then
+            -- one buffer, refilled with the next letter for each of 20 chunks
+            local chunk = buffer.create(65536)
+            local n = 0
+            return { body = function()
+                n += 1
+                if n > 20 then return nil end
+                buffer.fill(chunk, 0, 64 + n)
+                return chunk
+            end }
         elseif path == "/forever" then
             return { body = function()
                 task.wait(0.1)
@@ -422,21 +432,15 @@ fn a_client_that_stops_reading_a_stream_is_closed_after_the_idle_timeout() {
     assert_eq!(script.finish(), 0);
 }
 
-/// The strings a body function returns are sent without being copied (hyper holds
-/// them while it writes): a string that nothing in Luau references any more must
-/// still reach the client intact after full collections, while the client is slow
-/// enough that hyper queues chunks as the function makes new ones.
-#[test]
-fn returned_strings_stay_intact_while_hyper_holds_them() {
-    let (script, port) = spawn_server(&config(""));
+/// The body of `path`, asked for over HTTP/1.0 (so it comes without chunked
+/// framing, ended by the close) and read only after a pause: meanwhile the socket's
+/// buffers fill and hyper queues chunks while the function goes on making more.
+fn body_after_pause(port: u16, path: &str) -> Vec<u8> {
     let mut stream = connect(port);
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    // HTTP/1.0: the body comes without chunked framing, ended by the close.
-    write!(stream, "GET /fresh HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    // Not reading yet: the socket's buffers fill and hyper queues what follows
-    // while the function goes on collecting garbage and making strings.
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let mut received = Vec::new();
     stream.read_to_end(&mut received).unwrap();
@@ -445,22 +449,50 @@ fn returned_strings_stay_intact_while_hyper_holds_them() {
         .position(|w| w == b"\r\n\r\n")
         .expect("a response head")
         + 4;
-    let body = &received[start..];
+    received.split_off(start)
+}
+
+/// Asserts that `body` is the runs of `(letter, length)` given, in order.
+fn assert_runs(body: &[u8], runs: impl IntoIterator<Item = (u8, usize)>) {
     let mut at = 0;
-    for n in 1..=60usize {
-        let letter = b'A' + (n % 26) as u8;
-        let size = 262_144 + n;
+    for (n, (letter, size)) in runs.into_iter().enumerate() {
         let chunk = body
             .get(at..at + size)
-            .unwrap_or_else(|| panic!("the body ended in chunk {n}: {} bytes", body.len()));
+            .unwrap_or_else(|| panic!("the body ended in chunk {}: {} bytes", n + 1, body.len()));
         if let Some(bad) = chunk.iter().position(|&b| b != letter) {
             panic!(
-                "chunk {n} ({:?} x {size}) has {:?} at {bad}",
-                letter as char, chunk[bad] as char
+                "chunk {} ({:?} x {size}) has {:?} at {bad}",
+                n + 1,
+                letter as char,
+                chunk[bad] as char
             );
         }
         at += size;
     }
     assert_eq!(at, body.len(), "nothing after the last chunk");
+}
+
+/// The strings a body function returns are sent without being copied (hyper holds
+/// them while it writes): a string that nothing in Luau references any more must
+/// still reach the client intact after full collections, while the client is slow
+/// enough that hyper queues chunks as the function makes new ones.
+#[test]
+fn returned_strings_stay_intact_while_hyper_holds_them() {
+    let (script, port) = spawn_server(&config(""));
+    let body = body_after_pause(port, "/fresh");
+    assert_runs(
+        &body,
+        (1..=60usize).map(|n| (b'A' + (n % 26) as u8, 262_144 + n)),
+    );
+    assert_eq!(script.finish(), 0);
+}
+
+/// A buffer is copied when the function returns it, so refilling the same buffer
+/// for the next chunk does not change chunks hyper still holds.
+#[test]
+fn a_returned_buffer_can_be_refilled_for_the_next_chunk() {
+    let (script, port) = spawn_server(&config(""));
+    let body = body_after_pause(port, "/refill");
+    assert_runs(&body, (1..=20u8).map(|n| (64 + n, 65_536)));
     assert_eq!(script.finish(), 0);
 }
