@@ -148,6 +148,29 @@ async fn text(
     (parts, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// The HTTP/2 preface of a prior-knowledge client may arrive in pieces: the server
+/// waits for all 24 bytes before it decides, then speaks HTTP/2 (its first frame is
+/// SETTINGS), where a first piece alone would also fit an HTTP/1 request line.
+#[test]
+fn an_h2c_preface_split_across_reads_is_still_http2() {
+    let (script, port) = server(&[]);
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut stream = common::raw_client(port, Duration::from_secs(10));
+    stream.set_nodelay(true).unwrap();
+    for piece in [&preface[..3], &preface[3..16], &preface[16..]] {
+        stream.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The client's SETTINGS (empty), as RFC 9113 3.4 has it follow the preface.
+    stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(head[3], 4, "a SETTINGS frame first, got {head:?}");
+    assert_eq!(&head[5..9], &[0, 0, 0, 0], "on stream 0");
+    drop(stream);
+    assert_eq!(script.finish(), 0);
+}
+
 #[test]
 fn h2c_serves_a_hundred_concurrent_streams_on_one_connection() {
     let (script, port) = server(&[]);
