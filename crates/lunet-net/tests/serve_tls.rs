@@ -122,15 +122,25 @@ fn bad_certificates_and_keys_are_errors_naming_the_field_and_the_cause() {
     let big = dir.path().join("big.pem");
     std::fs::write(&big, vec![b'x'; 2 << 20]).unwrap();
     let big = big.display().to_string();
+    // A FIFO with no writer: opening it for reading the usual way would wait
+    // forever.
+    let fifo = dir.path().join("fifo.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let fifo = fifo.display().to_string();
     run_luau(
         r#"
-local cert, key, otherKey, missing, big = process.args[1], process.args[2], process.args[3], process.args[4], process.args[5]
+local cert, key, otherKey, missing, big, fifo = process.args[1], process.args[2], process.args[3], process.args[4], process.args[5], process.args[6]
 local function serve(tls)
     return function() net.serve(0, { tls = tls, handleRequest = function() return "" end }) end
 end
 local err = errors(serve({ cert = missing, key = key }), "Invalid tls.cert - cannot read '" .. missing .. "': no such file", "a missing cert file")
 errors(serve({ cert = cert, key = missing }), "Invalid tls.key - cannot read", "a missing key file")
 errors(serve({ cert = "/dev/zero", key = key }), "Invalid tls.cert - cannot read '/dev/zero': not a regular file", "a device that never ends")
+errors(serve({ cert = cert, key = fifo }), "Invalid tls.key - cannot read '" .. fifo .. "': not a regular file", "a FIFO without a writer")
 errors(serve({ cert = big, key = key }), "Invalid tls.cert - cannot read '" .. big .. "': larger than 1048576 bytes", "a file too large to be PEM")
 errors(serve({ cert = key, key = key }), "Invalid tls.cert - no PEM certificate", "a key where the cert goes")
 errors(serve({ cert = cert, key = cert }), "Invalid tls.key - no PEM private key", "a cert where the key goes")
@@ -142,7 +152,7 @@ errors(serve({ cert = cert, key = 5 }), "Invalid tls.key - expected string, got 
 errors(serve({ cert = cert, key = key, clientCa = key }), "Invalid tls.clientCa - no PEM certificate", "a key as the client CA")
 errors(function() net.serve(0, { tls = true, handleRequest = function() end }) end, "Invalid tls - expected table, got boolean", "tls not a table")
 "#,
-        &[cert, key, other_key, missing, big],
+        &[cert, key, other_key, missing, big, fifo],
     );
 }
 

@@ -48,11 +48,17 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 /// [`MAX_PEM_FILE`] bytes.
 fn read_pem_file(path: &str) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, ErrorKind, Read};
-    // Checked before opening: opening a FIFO waits for a writer.
-    if !std::fs::metadata(path)?.is_file() {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opened without waiting (a FIFO's open would wait for a writer), then the
+    // opened file is checked: what is read is what was checked, whatever the path
+    // names by then. (A regular file's reads ignore O_NONBLOCK.)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
         return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
     }
-    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_PEM_FILE {
