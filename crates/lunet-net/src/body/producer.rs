@@ -5,10 +5,10 @@
 //! function is called in its own Luau thread (through [`Scheduler::call`], so it may
 //! yield, e.g. in `task.wait`); a string or buffer it returns is sent at once as one
 //! frame (a chunk on HTTP/1.1, a DATA frame on HTTP/2; a string lent as it is, see
-//! [`Chunk`]), nil ends the body, and an
-//! error fails the body (the message is kept for the request's error, see
-//! [`Producer::failure`]). Nothing is called ahead of what hyper asks for, so the
-//! function runs at the pace the connection takes the data.
+//! [`Chunk`]), nil ends the body, and an error fails the body (the message is kept
+//! for the request's error, see [`Producer::failure`]). Nothing is called ahead of
+//! what hyper asks for, so the function runs at the pace the connection takes the
+//! data.
 //!
 //! Owns: calling the function, its thread while it yields (cancelled when the body
 //! is dropped), and whether it was already started (a started body cannot be sent

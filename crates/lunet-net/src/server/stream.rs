@@ -2,13 +2,13 @@
 //!
 //! [`StreamBody`] runs the function through the client's [`ProducerBody`] (each call
 //! in its own Luau thread, so it may yield; a string or buffer it returns is one
-//! chunk, a string lent to hyper without a copy; nil ends the body). Chunks reach the client as Node's `res.write` calls
-//! do: whenever the function yields (waits), what it returned is sent; a function
-//! that returns chunks back to back without waiting has them gathered, and sent
-//! before its next call once [`FLUSH_AFTER`] has passed since the last send or
-//! [`FLUSH_BYTES`] wait (a chunk is thus held at most about 1 ms plus one call of
-//! the function; the first chunk is always sent at once). Around it,
-//! this module ties the body to the connection and the server:
+//! chunk, a string lent to hyper without a copy; nil ends the body). Chunks reach
+//! the client as Node's `res.write` calls do: whenever the function yields (waits),
+//! what it returned is sent; a function that returns chunks back to back without
+//! waiting has them gathered, and sent before its next call once [`FLUSH_AFTER`] has
+//! passed since the last send or [`FLUSH_BYTES`] wait (a chunk is thus held at most
+//! about 1 ms plus one call of the function; the first chunk is always sent at
+//! once). Around it, this module ties the body to the connection and the server:
 //!
 //! - the request stays in flight (its [`InFlight`] guard lives in the body) until the
 //!   body ends, so the watchdog sees a busy connection, not an idle one, and a
