@@ -359,15 +359,15 @@ impl IntoLuaMulti for HandlerArgs<'_> {
     unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
-        // (at most ten) values and the four temporaries `append_entry`/`join_entry` use is made first,
-        // and every helper leaves the stack as it found it plus the one value it
-        // pushes, so `push_bytes` always has room, and `append_entry` and
-        // `join_entry` find the table `lua_createtable` just pushed at the top, with
-        // room for four. None
-        // of these calls can raise a Luau error here (which would unwind past Rust
-        // frames): the VM has no memory limit (mlua aborts on allocation failure
-        // instead), strings are far below Luau's size limit (requests are capped at
-        // 64 MiB), and no key is nil or NaN. That is why no protected call is needed.
+        // (at most ten) values and the four temporaries `append_entry`/`join_entry`
+        // use is made first, and every helper leaves the stack as it found it plus
+        // the one value it pushes, so `push_bytes` always has room, and
+        // `append_entry` and `join_entry` find the table `lua_createtable` just
+        // pushed at the top, with room for four. None of these calls can raise a Luau
+        // error here (which would unwind past Rust frames): the VM has no memory
+        // limit (mlua aborts on allocation failure instead), strings are far below
+        // Luau's size limit (requests are capped at 64 MiB), and no key is nil or
+        // NaN. That is why no protected call is needed.
         unsafe {
             if ffi::lua_checkstack(state, 16) == 0 {
                 return Err(mlua::Error::StackError);
@@ -453,10 +453,10 @@ unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
 
 /// Sets `t[name] = value`, where `name` is the string at the top of the stack and
 /// `t` the table below it; when `repeated` (the name's earlier value is in `t`:
-/// the caller's promise), the values are joined with `separator`. (`http::HeaderMap` yields a name's
-/// values one after another, so a name differing from the line before is new: no
-/// lookup is needed for it.) Uses three more stack slots, and leaves the stack as
-/// it found it without the name.
+/// the caller's promise), the values are joined with `separator`.
+/// (`http::HeaderMap` yields a name's values one after another, so a name differing
+/// from the line before is new: no lookup is needed for it.) Uses three more stack
+/// slots, and leaves the stack as it found it without the name.
 ///
 /// # Safety
 /// `state` is a live Luau state this thread has locked; the value at the top of its
