@@ -190,6 +190,69 @@ fn request_fields_reach_the_handler() {
     assert_eq!(script.finish(), 0);
 }
 
+/// Reads one response with a `Content-Length` body off a keep-alive connection, and
+/// returns its body.
+fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("a response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("a content-length in {head}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// A connection's requests repeat their path and header values, which the server
+/// remembers per connection as Luau strings: each request must still see exactly
+/// its own, when a value changes, comes back, goes missing, or is too long to be
+/// remembered.
+#[test]
+fn each_request_on_a_connection_sees_its_own_path_and_headers() {
+    let (script, port) = spawn_server(ECHO_HANDLER);
+    let long = "L".repeat(300);
+    let requests: [(&str, &str, Option<&str>); 6] = [
+        ("/a", "ua-1", Some("text/html")),
+        ("/a", "ua-1", Some("text/html")),
+        ("/a", "ua-2", Some("text/html")),
+        ("/b", "ua-1", None),
+        ("/a", &long, Some("")),
+        ("/a", &long, Some("text/html")),
+    ];
+    let mut stream = connect(port, Duration::from_secs(10));
+    for (i, (path, agent, accept)) in requests.iter().enumerate() {
+        let host = if i % 2 == 0 { "one.test" } else { "two.test" };
+        let accept = accept.map_or(String::new(), |accept| format!("Accept: {accept}\r\n"));
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\n{accept}\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&read_one_response(&mut stream)).unwrap();
+        let expected_accept = requests[i].2.map(serde_json::Value::from);
+        assert_eq!(
+            (
+                json["path"].as_str(),
+                json["headers"]["host"].as_str(),
+                json["headers"]["user-agent"].as_str(),
+                json["headers"].get("accept").cloned(),
+            ),
+            (Some(*path), Some(host), Some(*agent), expected_accept),
+            "request {i}"
+        );
+    }
+    drop(stream);
+    assert_eq!(script.finish(), 0);
+}
+
 #[test]
 fn response_forms() {
     let (script, port) = spawn_server(ECHO_HANDLER);

@@ -29,9 +29,12 @@ const METHODS: [Method; 9] = [
     Method::TRACE,
 ];
 
+/// How many of the `http` crate's standard header names are kept.
+const STANDARD_NAMES: usize = 34;
+
 /// The standard header names kept: those browsers, proxies, HTTP clients and
 /// WebSocket clients commonly send.
-const HEADER_NAMES: [HeaderName; 34] = [
+const HEADER_NAMES: [HeaderName; STANDARD_NAMES] = [
     header::HOST,
     header::USER_AGENT,
     header::ACCEPT,
@@ -82,10 +85,21 @@ const OTHER_HEADER_NAMES: [&str; 9] = [
     "priority",
 ];
 
+/// How many header names are kept (each has an index below this: see
+/// [`KnownName`]).
+pub(crate) const KEPT_NAMES: usize = STANDARD_NAMES + OTHER_HEADER_NAMES.len();
+
+/// A header name kept as a Luau string, with its index among the kept names (for
+/// whoever keeps something per name, as [`super::recent::RecentStrings`] does).
+pub(crate) struct KnownName {
+    pub(crate) index: usize,
+    pub(crate) string: LuaString,
+}
+
 /// See the module documentation.
 pub(crate) struct CommonStrings {
     methods: Vec<(Method, LuaString)>,
-    header_names: FxHashMap<HeaderName, LuaString>,
+    header_names: FxHashMap<HeaderName, KnownName>,
     empty: LuaString,
 }
 
@@ -98,7 +112,11 @@ impl CommonStrings {
         let header_names = HEADER_NAMES
             .into_iter()
             .chain(OTHER_HEADER_NAMES.into_iter().map(HeaderName::from_static))
-            .map(|name| Ok((name.clone(), lua.create_string(name.as_str())?)))
+            .enumerate()
+            .map(|(index, name)| {
+                let string = lua.create_string(name.as_str())?;
+                Ok((name, KnownName { index, string }))
+            })
             .collect::<Result<_>>()?;
         Ok(CommonStrings {
             methods,
@@ -116,7 +134,7 @@ impl CommonStrings {
     }
 
     /// `name` as a Luau string, when it is one of the names kept.
-    pub(crate) fn header_name(&self, name: &HeaderName) -> Option<&LuaString> {
+    pub(crate) fn header_name(&self, name: &HeaderName) -> Option<&KnownName> {
         self.header_names.get(name)
     }
 
@@ -142,11 +160,16 @@ mod tests {
                 .method(&Method::from_bytes(b"PURGE").unwrap())
                 .is_none()
         );
+        let mut indices = std::collections::HashSet::new();
         for name in HEADER_NAMES {
-            assert_eq!(strings.header_name(&name).unwrap(), name.as_str());
+            let known = strings.header_name(&name).unwrap();
+            assert_eq!(known.string, name.as_str());
+            assert!(known.index < KEPT_NAMES && indices.insert(known.index));
         }
         let forwarded = HeaderName::from_static("x-forwarded-for");
-        assert_eq!(strings.header_name(&forwarded).unwrap(), "x-forwarded-for");
+        let known = strings.header_name(&forwarded).unwrap();
+        assert_eq!(known.string, "x-forwarded-for");
+        assert!(known.index < KEPT_NAMES && indices.insert(known.index));
         let custom = HeaderName::from_static("x-custom");
         assert!(strings.header_name(&custom).is_none());
         assert_eq!(strings.empty(), "");

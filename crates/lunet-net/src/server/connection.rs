@@ -99,6 +99,7 @@ pub(crate) async fn serve(stream: Accepted, remote: Option<SocketAddr>, server: 
         port: remote.map_or(0, |remote| remote.port()),
         activity: Activity::default(),
         progress: Progress::default(),
+        recent: Default::default(),
     });
     let limits = peer.server.limits;
     let watching = watchdog::watch(&peer.progress, &peer.activity, &limits);

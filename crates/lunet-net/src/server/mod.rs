@@ -23,6 +23,7 @@ pub(crate) mod config;
 mod connection;
 mod drain;
 mod peer;
+mod recent;
 mod request;
 mod response;
 mod service;

@@ -1,13 +1,15 @@
 //! What one connection's request path knows about it: the server, the client's
-//! address, and the [`Activity`] and [`Progress`]
+//! address, the strings its requests repeat, and the [`Activity`] and [`Progress`]
 //! the watchdog reads ([`InFlight`] and [`Sending`] keep the request's part of it). Made by `connection`, read by `service`; neither the
 //! connection's lifecycle nor the request path lives here.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use mlua::LuaString;
 
 use super::Server;
+use super::recent::RecentStrings;
 use super::watchdog::{Activity, Progress};
 
 pub(crate) struct Peer {
@@ -17,6 +19,8 @@ pub(crate) struct Peer {
     pub(crate) port: u16,
     pub(crate) activity: Activity,
     pub(crate) progress: Progress,
+    /// The strings this connection's requests repeat.
+    pub(crate) recent: RefCell<RecentStrings>,
 }
 
 /// Counts a request as in flight for as long as it lives (until its handler returns,

@@ -51,7 +51,7 @@
 //! This module does not decide how the handler thread is
 //! run (that is the scheduler's `call`) nor read the body (that is `connection`).
 
-use std::ffi::c_char;
+use std::cell::RefCell;
 
 use http::request::Parts;
 use mlua::state::RawLua;
@@ -59,7 +59,8 @@ use mlua::{
     AnyUserData, Function, IntoLua, IntoLuaMulti, Lua, LuaString, MultiValue, Result, Value, ffi,
 };
 
-use super::common_strings::CommonStrings;
+use super::common_strings::{CommonStrings, KnownName};
+use super::recent::{RecentStrings, Slot, push_bytes};
 
 /// Makes, for an `httpVersion` string, the function that calls `handler(request)`
 /// (or `handler(socket, request)` when given a socket) with the request table built
@@ -165,6 +166,8 @@ pub(crate) struct HandlerArgs<'a> {
     pub(crate) port: u16,
     /// The server's [`RequestBuilders::strings`].
     pub(crate) strings: &'a CommonStrings,
+    /// The connection's [`RecentStrings`].
+    pub(crate) recent: &'a RefCell<RecentStrings>,
 }
 
 /// How an HTTP/2 request's header lines read as HTTP/1.1's (see the module's
@@ -359,11 +362,12 @@ impl IntoLuaMulti for HandlerArgs<'_> {
     unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
-        // (at most ten) values and the four temporaries `append_entry`/`join_entry`
-        // use is made first, and every helper leaves the stack as it found it plus
-        // the one value it pushes, so `push_bytes` always has room, and
-        // `append_entry` and `join_entry` find the table `lua_createtable` just
-        // pushed at the top, with room for four. None of these calls can raise a Luau
+        // (at most ten) values and the four temporaries `append_entry` and
+        // `join_repeated` use (`RecentStrings::push` uses two) is made first, and
+        // every helper leaves the stack as it found it plus the one value it
+        // pushes, so `push_bytes` always has room, and `append_entry` and
+        // `join_repeated` find the table `lua_createtable` just pushed (and a name
+        // above it) at the top, with room for four. None of these calls can raise a Luau
         // error here (which would unwind past Rust frames): the VM has no memory
         // limit (mlua aborts on allocation failure instead), strings are far below
         // Luau's size limit (requests are capped at 64 MiB), and no key is nil or
@@ -377,7 +381,13 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 Some(method) => method.push_into_stack(lua)?,
                 None => push_bytes(state, self.parts.method.as_str().as_bytes()),
             }
-            push_bytes(state, self.path().as_bytes());
+            // No Luau code runs while this is borrowed (a borrow that fails would
+            // only mean pushing every string from its bytes).
+            let mut recent = self.recent.try_borrow_mut().ok();
+            match recent.as_deref_mut() {
+                Some(recent) => recent.push(lua, Slot::Path, self.path().as_bytes())?,
+                None => push_bytes(state, self.path().as_bytes()),
+            }
             ffi::lua_createtable(state, 0, 0);
             for (key, value) in self.query_pairs() {
                 append_entry(state, key.as_bytes(), value.as_bytes());
@@ -389,21 +399,28 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             let mut last: Option<&http::HeaderName> = None;
             for (name, value) in self.parts.headers.iter() {
                 had_host |= name == http::header::HOST;
-                match self.strings.header_name(name) {
-                    Some(name) => name.push_into_stack(lua)?,
+                let known = self.strings.header_name(name);
+                match known {
+                    Some(known) => (&known.string).push_into_stack(lua)?,
                     None => push_bytes(state, name.as_str().as_bytes()),
                 }
-                let repeated = last == Some(name);
-                join_entry(state, value.as_bytes(), repeated, view.separator(name));
+                if last == Some(name) {
+                    join_repeated(state, value.as_bytes(), view.separator(name));
+                } else {
+                    push_value(lua, recent.as_deref_mut(), known, value.as_bytes())?;
+                    ffi::lua_rawset(state, -3);
+                }
                 last = Some(name);
             }
             let added_host = view.added_host(had_host);
             if let Some(host) = added_host {
-                match self.strings.header_name(&http::header::HOST) {
-                    Some(name) => name.push_into_stack(lua)?,
+                let known = self.strings.header_name(&http::header::HOST);
+                match known {
+                    Some(known) => (&known.string).push_into_stack(lua)?,
                     None => push_bytes(state, b"host"),
                 }
-                join_entry(state, host.as_bytes(), false, b", ");
+                push_value(lua, recent.as_deref_mut(), known, host.as_bytes())?;
+                ffi::lua_rawset(state, -3);
             }
             PACKED.with_borrow_mut(|packed| {
                 pack_headers(&self.parts.headers, view, added_host, packed);
@@ -438,50 +455,54 @@ unsafe fn push_buffer(state: *mut ffi::lua_State, bytes: &[u8]) {
     }
 }
 
-/// Pushes `bytes` as a Luau string.
+/// Pushes a header's value: through the connection's recent strings when its name
+/// is one of the kept ones (and the connection's are at hand), else from its bytes.
 ///
 /// # Safety
-/// `state` is a live Luau state this thread has locked, with room for one more
-/// value on its stack. (Pushing a string cannot raise: the VM has no memory limit,
-/// mlua aborts on allocation failure, and request parts are far below Luau's string
-/// size limit.)
-unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
-    // SAFETY: the pointer and length come from one live slice, which Luau copies
-    // before returning; the state and the room are the caller's contract.
-    unsafe { ffi::lua_pushlstring_(state, bytes.as_ptr() as *const c_char, bytes.len()) };
+/// As for [`RecentStrings::push`].
+#[inline]
+unsafe fn push_value(
+    lua: &RawLua,
+    recent: Option<&mut RecentStrings>,
+    name: Option<&KnownName>,
+    value: &[u8],
+) -> Result<()> {
+    match (name, recent) {
+        // SAFETY: the caller's contract.
+        (Some(name), Some(recent)) => unsafe { recent.push(lua, Slot::Header(name.index), value) },
+        _ => {
+            // SAFETY: the caller's contract.
+            unsafe { push_bytes(lua.state(), value) };
+            Ok(())
+        }
+    }
 }
 
-/// Sets `t[name] = value`, where `name` is the string at the top of the stack and
-/// `t` the table below it; when `repeated` (the name's earlier value is in `t`:
-/// the caller's promise), the values are joined with `separator`.
-/// (`http::HeaderMap` yields a name's values one after another, so a name differing
-/// from the line before is new: no lookup is needed for it.) Uses three more stack
-/// slots, and leaves the stack as it found it without the name.
+/// Sets `t[name] = t[name] .. separator .. value`, where `name` is the string at
+/// the top of the stack and `t` the table below it, whose `name` entry is a string
+/// (the caller's promise: `http::HeaderMap` yields a name's values one after
+/// another, so a name differing from the line before is new and is set without
+/// this). Uses three more stack slots, and leaves the stack as it found it without
+/// the name.
 ///
 /// # Safety
 /// `state` is a live Luau state this thread has locked; the value at the top of its
-/// stack is a string, and below it a table without a metatable that only this
-/// function has filled (so every value in it is a string), and there is room for
-/// three more values.
-unsafe fn join_entry(state: *mut ffi::lua_State, value: &[u8], repeated: bool, separator: &[u8]) {
+/// stack is a string, and below it a table without a metatable that only the
+/// request's builder has filled (so every value in it is a string), and there is
+/// room for three more values.
+unsafe fn join_repeated(state: *mut ffi::lua_State, value: &[u8], separator: &[u8]) {
     // SAFETY: as for `append_entry`: the name's copy, then the existing entry, are
-    // pushed above the name, so the table is at -3 for `lua_rawget`/`lua_rawset`
-    // (and without them, the value is pushed above the name, with the table at -3
-    // too). A repeated name's entry is a string this function set (the caller's
-    // `repeated`); concatenating three strings calls no metamethod and cannot raise
-    // (no memory limit, and a joined value stays far below Luau's string size
-    // limit, as requests are capped).
+    // pushed above the name, so the table is at -3 for `lua_rawget`/`lua_rawset`.
+    // The entry is a string (the caller's promise); concatenating three strings
+    // calls no metamethod and cannot raise (no memory limit, and a joined value
+    // stays far below Luau's string size limit, as requests are capped).
     unsafe {
-        if repeated {
-            // [t, name, first] -> [t, name, first .. separator .. value]
-            ffi::lua_pushvalue(state, -1);
-            ffi::lua_rawget(state, -3);
-            push_bytes(state, separator);
-            push_bytes(state, value);
-            ffi::lua_concat(state, 3);
-        } else {
-            push_bytes(state, value);
-        }
+        // [t, name, first] -> [t, name, first .. separator .. value]
+        ffi::lua_pushvalue(state, -1);
+        ffi::lua_rawget(state, -3);
+        push_bytes(state, separator);
+        push_bytes(state, value);
+        ffi::lua_concat(state, 3);
         ffi::lua_rawset(state, -3);
     }
 }

@@ -169,6 +169,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         ip: &peer.ip,
         port: peer.port,
         strings: server.request_builders.strings(),
+        recent: &peer.recent,
     };
     let result = server
         .run_handler(server.request_builders.get(parts.version), args)
@@ -232,6 +233,7 @@ async fn handle_streaming(
                 ip: &peer.ip,
                 port: peer.port,
                 strings: server.request_builders.strings(),
+                recent: &peer.recent,
             };
             server
                 .run_handler(server.request_builders.get(parts.version), args)

@@ -20,6 +20,8 @@
 //! `handleWebSocket(socket, request)` in its own Luau thread, and the server's drain
 //! closes it with 1001 when the server stops.
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 use http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
@@ -125,6 +127,7 @@ async fn decide(peer: &Peer, accept_websocket: &Function, parts: &Parts) -> Deci
         ip: &peer.ip,
         port: peer.port,
         strings: server.request_builders.strings(),
+        recent: &peer.recent,
     };
     let decided = server
         .run_handler::<MultiValue>(server.request_builders.get(parts.version), args)
@@ -234,6 +237,8 @@ pub(crate) async fn accept(
                 return;
             }
         };
+        // (One request per upgraded connection: nothing for it to repeat.)
+        let recent = RefCell::default();
         let args = HandlerArgs {
             handler: &handler,
             parts: &parts,
@@ -243,6 +248,7 @@ pub(crate) async fn accept(
             ip: &ip,
             port,
             strings: server.request_builders.strings(),
+            recent: &recent,
         };
         let outcome = server
             .run_handler::<()>(server.request_builders.get(parts.version), args)

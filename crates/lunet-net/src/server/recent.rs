@@ -1,0 +1,224 @@
+//! The strings one connection's requests repeat: a client sends the same `Host`,
+//! `User-Agent`, `Accept` (and, from a browser, a dozen more) with every request on
+//! a connection, often for the same path. [`RecentStrings`] remembers, per
+//! connection, the last path and the last value of each kept header name
+//! ([`super::common_strings`]) as Luau strings, and pushes the remembered string
+//! when the bytes are the same again.
+//!
+//! Pushing a Luau string from bytes (`lua_pushlstring`) hashes them and looks them
+//! up in the VM's string table: ~310 instructions per string on the HTTP/2 hello
+//! bench (callgrind); comparing the bytes with the remembered ones and pushing that
+//! string by reference costs a fraction of that. A value that changes costs the
+//! comparison and a reference more than before. What is remembered is bounded: one
+//! string per kept name and one path, each at most [`MAX_REMEMBERED`] bytes, for as
+//! long as the connection lives, so a hostile peer cannot grow it.
+//!
+//! This module does not build the request table (that is [`super::request`]).
+
+use mlua::state::RawLua;
+use mlua::{IntoLua, LuaString, Result, Value, ffi};
+
+use super::common_strings::KEPT_NAMES;
+
+/// Longer values are pushed from their bytes and not remembered.
+pub(crate) const MAX_REMEMBERED: usize = 256;
+
+/// Which string of a request a slot remembers.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot {
+    Path,
+    /// The value of the kept header name with this index.
+    Header(usize),
+}
+
+impl Slot {
+    fn index(self) -> usize {
+        match self {
+            Slot::Path => KEPT_NAMES,
+            Slot::Header(index) => index,
+        }
+    }
+}
+
+/// A remembered string and a copy of its bytes (comparing with a copy needs no
+/// call into the VM).
+struct Remembered {
+    bytes: Vec<u8>,
+    string: LuaString,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub(crate) struct RecentStrings {
+    /// By [`Slot::index`]; made on first use.
+    slots: Vec<Option<Remembered>>,
+}
+
+impl RecentStrings {
+    /// Pushes `bytes` as a Luau string: the one `slot` remembers when it has these
+    /// bytes, else a new one, which `slot` then remembers.
+    ///
+    /// # Safety
+    /// As for `request::push_bytes`: `lua`'s state is locked by the caller, with
+    /// room for two more values on its stack.
+    pub(crate) unsafe fn push(&mut self, lua: &RawLua, slot: Slot, bytes: &[u8]) -> Result<()> {
+        let state = lua.state();
+        if bytes.len() > MAX_REMEMBERED {
+            // SAFETY: the caller's contract.
+            unsafe { push_bytes(state, bytes) };
+            return Ok(());
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(KEPT_NAMES + 1, || None);
+        }
+        let remembered = &mut self.slots[slot.index()];
+        if let Some(known) = remembered
+            && known.bytes == bytes
+        {
+            // SAFETY: the caller's contract.
+            return unsafe { (&known.string).push_into_stack(lua) };
+        }
+        // SAFETY: the caller's contract (room for the string and its copy); the
+        // copy is popped as the reference `pop_value` makes.
+        let string = unsafe {
+            push_bytes(state, bytes);
+            ffi::lua_pushvalue(state, -1);
+            lua.pop_value()
+        };
+        if let Value::String(string) = string {
+            match remembered {
+                Some(known) => {
+                    known.bytes.clear();
+                    known.bytes.extend_from_slice(bytes);
+                    known.string = string;
+                }
+                None => {
+                    *remembered = Some(Remembered {
+                        bytes: bytes.to_vec(),
+                        string,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pushes `bytes` as a Luau string.
+///
+/// # Safety
+/// `state` is a live Luau state this thread has locked, with room for one more
+/// value on its stack. (Pushing a string cannot raise: the VM has no memory limit,
+/// mlua aborts on allocation failure, and request parts are far below Luau's string
+/// size limit.)
+pub(crate) unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
+    // SAFETY: the pointer and length come from one live slice, which Luau copies
+    // before returning; the state and the room are the caller's contract.
+    unsafe { ffi::lua_pushlstring_(state, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::{IntoLuaMulti, Lua, MultiValue};
+
+    /// Pushes each of `values` through one `RecentStrings` in one slot, and returns
+    /// what was pushed.
+    struct Pushes<'a> {
+        recent: &'a mut RecentStrings,
+        values: &'a [(Slot, &'a [u8])],
+    }
+
+    impl IntoLuaMulti for Pushes<'_> {
+        fn into_lua_multi(self, _: &Lua) -> Result<MultiValue> {
+            unreachable!("mlua pushes arguments through push_into_stack_multi")
+        }
+
+        unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
+            // SAFETY: mlua's contract for this method; room is made first.
+            unsafe {
+                ffi::lua_checkstack(lua.state(), 2 + self.values.len() as i32);
+                for &(slot, bytes) in self.values {
+                    self.recent.push(lua, slot, bytes)?;
+                }
+            }
+            Ok(self.values.len() as std::ffi::c_int)
+        }
+    }
+
+    fn push_all(lua: &Lua, recent: &mut RecentStrings, values: &[(Slot, &[u8])]) -> Vec<Vec<u8>> {
+        let collect = lua
+            .load("return function(...) return {...} end")
+            .eval::<mlua::Function>()
+            .unwrap();
+        let pushed: Vec<LuaString> = collect.call(Pushes { recent, values }).unwrap();
+        pushed.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn pushes_each_value_as_given_whether_remembered_or_not() {
+        let lua = Lua::new();
+        let mut recent = RecentStrings::default();
+        let long = vec![b'x'; MAX_REMEMBERED + 1];
+        let values: Vec<(Slot, &[u8])> = vec![
+            (Slot::Path, b"/a"),
+            (Slot::Header(0), b"example.com"),
+            (Slot::Path, b"/a"),
+            (Slot::Path, b"/b"),
+            (Slot::Header(0), b"example.com"),
+            (Slot::Header(1), b"example.com"),
+            (Slot::Header(0), b"example.org"),
+            (Slot::Header(0), b""),
+            (Slot::Header(0), &long),
+            (Slot::Header(0), &long),
+            (Slot::Path, b"/b"),
+        ];
+        let pushed = push_all(&lua, &mut recent, &values);
+        let expected: Vec<Vec<u8>> = values.iter().map(|(_, v)| v.to_vec()).collect();
+        assert_eq!(pushed, expected);
+        // Across calls too: the slot holds the last value pushed through it.
+        let again = push_all(
+            &lua,
+            &mut recent,
+            &[
+                (Slot::Header(0), b""),
+                (Slot::Path, b"/b"),
+                (Slot::Path, b"/c"),
+            ],
+        );
+        assert_eq!(again, [b"".to_vec(), b"/b".to_vec(), b"/c".to_vec()]);
+    }
+
+    #[test]
+    fn remembers_one_short_string_per_slot() {
+        let lua = Lua::new();
+        let mut recent = RecentStrings::default();
+        let long = vec![b'y'; MAX_REMEMBERED + 1];
+        push_all(
+            &lua,
+            &mut recent,
+            &[
+                (Slot::Path, b"/a"),
+                (Slot::Header(3), b"v1"),
+                (Slot::Header(3), b"v2"),
+                (Slot::Header(4), &long),
+            ],
+        );
+        let remembered: Vec<(usize, Vec<u8>, Vec<u8>)> = recent
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                slot.as_ref()
+                    .map(|known| (i, known.bytes.clone(), known.string.as_bytes().to_vec()))
+            })
+            .collect();
+        assert_eq!(
+            remembered,
+            [
+                (3, b"v2".to_vec(), b"v2".to_vec()),
+                (KEPT_NAMES, b"/a".to_vec(), b"/a".to_vec()),
+            ]
+        );
+    }
+}
