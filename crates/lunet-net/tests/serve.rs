@@ -51,6 +51,13 @@ function(request)
         return { status = 103 }
     elseif request.path == "/word-status" then
         return { status = "teapot" }
+    elseif request.path == "/mutate-raw" then
+        -- A connection's requests with the same header lines share their (frozen)
+        -- metatable; what one does to its request must not reach the next.
+        table.insert(request.rawHeaders, { name = "x-added", value = "1" })
+        request.rawHeaders[1].value = "changed"
+        local changed = pcall(function() getmetatable(request).packed = nil end)
+        return if changed then "metatable changed" else "metatable kept"
     elseif request.path == "/nested" then
         local inner = net.request("http://127.0.0.1:" .. request.headers["x-port"] .. "/string")
         return "nested: " .. inner.body
@@ -212,10 +219,11 @@ fn read_one_response(stream: &mut TcpStream) -> String {
     String::from_utf8(body).unwrap()
 }
 
-/// A connection's requests repeat their path and header values, which the server
-/// remembers per connection as Luau strings: each request must still see exactly
-/// its own, when a value changes, comes back, goes missing, or is too long to be
-/// remembered.
+/// A connection's requests repeat their path, header values and header lines, which
+/// the server remembers per connection (as Luau strings, and the metatable holding
+/// the lines for `rawHeaders`): each request must still see exactly its own, when
+/// a value changes, comes back, goes missing, or is too long to be remembered, and
+/// whatever an earlier request's handler did to its own request.
 #[test]
 fn each_request_on_a_connection_sees_its_own_path_and_headers() {
     let (script, port) = spawn_server(ECHO_HANDLER);
@@ -248,7 +256,38 @@ fn each_request_on_a_connection_sees_its_own_path_and_headers() {
             (Some(*path), Some(host), Some(*agent), expected_accept),
             "request {i}"
         );
+        let mut expected_raw = vec![
+            serde_json::json!({ "name": "host", "value": host }),
+            serde_json::json!({ "name": "user-agent", "value": agent }),
+        ];
+        if let Some(accept) = requests[i].2 {
+            expected_raw.push(serde_json::json!({ "name": "accept", "value": accept }));
+        }
+        assert_eq!(
+            json["rawHeaders"],
+            serde_json::Value::from(expected_raw),
+            "request {i}"
+        );
     }
+    // A handler changing its request's rawHeaders, and trying to change its
+    // metatable, then a request with the same header lines.
+    let same = "Host: same.test\r\nUser-Agent: ua\r\n\r\n";
+    stream
+        .write_all(format!("GET /mutate-raw HTTP/1.1\r\n{same}").as_bytes())
+        .unwrap();
+    assert_eq!(read_one_response(&mut stream), "metatable kept");
+    stream
+        .write_all(format!("GET /after HTTP/1.1\r\n{same}").as_bytes())
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&read_one_response(&mut stream)).unwrap();
+    assert_eq!(
+        json["rawHeaders"],
+        serde_json::json!([
+            { "name": "host", "value": "same.test" },
+            { "name": "user-agent", "value": "ua" },
+        ]),
+        "the next request's rawHeaders are its own"
+    );
     drop(stream);
     assert_eq!(script.finish(), 0);
 }

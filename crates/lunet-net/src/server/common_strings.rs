@@ -90,7 +90,7 @@ const OTHER_HEADER_NAMES: [&str; 9] = [
 pub(crate) const KEPT_NAMES: usize = STANDARD_NAMES + OTHER_HEADER_NAMES.len();
 
 /// A header name kept as a Luau string, with its index among the kept names (for
-/// whoever keeps something per name, as [`super::recent::RecentStrings`] does).
+/// whoever keeps something per name, as [`super::recent::Recent`] does).
 pub(crate) struct KnownName {
     pub(crate) index: usize,
     pub(crate) string: LuaString,

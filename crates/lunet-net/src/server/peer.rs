@@ -9,7 +9,7 @@ use std::rc::Rc;
 use mlua::LuaString;
 
 use super::Server;
-use super::recent::RecentStrings;
+use super::recent::Recent;
 use super::watchdog::{Activity, Progress};
 
 pub(crate) struct Peer {
@@ -20,7 +20,7 @@ pub(crate) struct Peer {
     pub(crate) activity: Activity,
     pub(crate) progress: Progress,
     /// The strings this connection's requests repeat.
-    pub(crate) recent: RefCell<RecentStrings>,
+    pub(crate) recent: RefCell<Recent>,
 }
 
 /// Counts a request as in flight for as long as it lives (until its handler returns,

@@ -1,27 +1,36 @@
-//! The strings one connection's requests repeat: a client sends the same `Host`,
+//! What one connection's requests repeat: a client sends the same `Host`,
 //! `User-Agent`, `Accept` (and, from a browser, a dozen more) with every request on
-//! a connection, often for the same path. [`RecentStrings`] remembers, per
-//! connection, the last path and the last value of each kept header name
+//! a connection, often for the same path. [`Recent`] remembers, per connection, the
+//! last path and the last value of each kept header name
 //! ([`super::common_strings`]) as Luau strings, and pushes the remembered string
-//! when the bytes are the same again.
+//! when the bytes are the same again; and the last request's metatable (which
+//! holds its header lines, packed, for the lazy `rawHeaders`: see
+//! [`super::request`]), pushed again for a request with the same lines.
 //!
 //! Pushing a Luau string from bytes (`lua_pushlstring`) hashes them and looks them
 //! up in the VM's string table: ~310 instructions per string on the HTTP/2 hello
 //! bench (callgrind); comparing the bytes with the remembered ones and pushing that
-//! string by reference costs a fraction of that. A value that changes costs the
-//! comparison and a reference more than before. What is remembered is bounded: one
-//! string per kept name and one path, each at most [`MAX_REMEMBERED`] bytes, for as
-//! long as the connection lives, so a hostile peer cannot grow it.
+//! string by reference costs a fraction of that. A metatable made afresh is a table,
+//! a buffer and two fields per request, and two more objects for the collector. A
+//! value that changes costs the comparison and a reference more than before. What
+//! is remembered is bounded: one string per kept name and one path, each at most
+//! [`MAX_REMEMBERED`] bytes, and one table for at most [`MAX_REMEMBERED_LINES`]
+//! bytes of header lines, for as long as the connection lives, so a hostile peer
+//! cannot grow it.
 //!
-//! This module does not build the request table (that is [`super::request`]).
+//! This module does not build the request table or its metatable (that is
+//! [`super::request`]).
 
 use mlua::state::RawLua;
-use mlua::{IntoLua, LuaString, Result, Value, ffi};
+use mlua::{IntoLua, LuaString, Result, Table, Value, ffi};
 
 use super::common_strings::KEPT_NAMES;
 
 /// Longer values are pushed from their bytes and not remembered.
 pub(crate) const MAX_REMEMBERED: usize = 256;
+
+/// Header lines (packed) longer than this get a metatable of their own each time.
+pub(crate) const MAX_REMEMBERED_LINES: usize = 4096;
 
 /// Which string of a request a slot remembers.
 #[derive(Clone, Copy)]
@@ -47,14 +56,22 @@ struct Remembered {
     string: LuaString,
 }
 
-/// See the module documentation.
-#[derive(Default)]
-pub(crate) struct RecentStrings {
-    /// By [`Slot::index`]; made on first use.
-    slots: Vec<Option<Remembered>>,
+/// A remembered table, and the HTTP version and bytes it was made for.
+struct RememberedTable {
+    version: http::Version,
+    bytes: Vec<u8>,
+    table: Table,
 }
 
-impl RecentStrings {
+/// See the module documentation.
+#[derive(Default)]
+pub(crate) struct Recent {
+    /// By [`Slot::index`]; made on first use.
+    slots: Vec<Option<Remembered>>,
+    table: Option<RememberedTable>,
+}
+
+impl Recent {
     /// Pushes `bytes` as a Luau string: the one `slot` remembers when it has these
     /// bytes, else a new one, which `slot` then remembers.
     ///
@@ -104,6 +121,57 @@ impl RecentStrings {
     }
 }
 
+impl Recent {
+    /// Pushes the table remembered for `bytes` of a `version` request, or else the
+    /// one `make` pushes, which is then remembered (when `bytes` is not too long).
+    ///
+    /// # Safety
+    /// As for [`Recent::push`], with the room `make` needs and one more.
+    pub(crate) unsafe fn push_table(
+        &mut self,
+        lua: &RawLua,
+        version: http::Version,
+        bytes: &[u8],
+        make: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if let Some(known) = &self.table
+            && known.version == version
+            && known.bytes == bytes
+        {
+            // SAFETY: the caller's contract.
+            return unsafe { (&known.table).push_into_stack(lua) };
+        }
+        make()?;
+        if bytes.len() > MAX_REMEMBERED_LINES {
+            return Ok(());
+        }
+        // SAFETY: the caller's contract (room for the copy), which is popped as the
+        // reference `pop_value` makes.
+        let table = unsafe {
+            ffi::lua_pushvalue(lua.state(), -1);
+            lua.pop_value()
+        };
+        if let Value::Table(table) = table {
+            match &mut self.table {
+                Some(known) => {
+                    known.version = version;
+                    known.bytes.clear();
+                    known.bytes.extend_from_slice(bytes);
+                    known.table = table;
+                }
+                None => {
+                    self.table = Some(RememberedTable {
+                        version,
+                        bytes: bytes.to_vec(),
+                        table,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Pushes `bytes` as a Luau string.
 ///
 /// # Safety
@@ -122,10 +190,10 @@ mod tests {
     use super::*;
     use mlua::{IntoLuaMulti, Lua, MultiValue};
 
-    /// Pushes each of `values` through one `RecentStrings` in one slot, and returns
+    /// Pushes each of `values` through one `Recent` in one slot, and returns
     /// what was pushed.
     struct Pushes<'a> {
-        recent: &'a mut RecentStrings,
+        recent: &'a mut Recent,
         values: &'a [(Slot, &'a [u8])],
     }
 
@@ -146,7 +214,7 @@ mod tests {
         }
     }
 
-    fn push_all(lua: &Lua, recent: &mut RecentStrings, values: &[(Slot, &[u8])]) -> Vec<Vec<u8>> {
+    fn push_all(lua: &Lua, recent: &mut Recent, values: &[(Slot, &[u8])]) -> Vec<Vec<u8>> {
         let collect = lua
             .load("return function(...) return {...} end")
             .eval::<mlua::Function>()
@@ -158,7 +226,7 @@ mod tests {
     #[test]
     fn pushes_each_value_as_given_whether_remembered_or_not() {
         let lua = Lua::new();
-        let mut recent = RecentStrings::default();
+        let mut recent = Recent::default();
         let long = vec![b'x'; MAX_REMEMBERED + 1];
         let values: Vec<(Slot, &[u8])> = vec![
             (Slot::Path, b"/a"),
@@ -192,7 +260,7 @@ mod tests {
     #[test]
     fn remembers_one_short_string_per_slot() {
         let lua = Lua::new();
-        let mut recent = RecentStrings::default();
+        let mut recent = Recent::default();
         let long = vec![b'y'; MAX_REMEMBERED + 1];
         push_all(
             &lua,
@@ -220,5 +288,66 @@ mod tests {
                 (KEPT_NAMES, b"/a".to_vec(), b"/a".to_vec()),
             ]
         );
+    }
+
+    /// Pushes, through `recent`, the table for each (version, bytes) in turn, each
+    /// made afresh as `{ n = <count of tables made> }`; returns the `n` of each.
+    fn tables(lua: &Lua, recent: &mut Recent, keys: &[(http::Version, &[u8])]) -> Vec<i64> {
+        struct Tables<'a> {
+            recent: &'a mut Recent,
+            keys: &'a [(http::Version, &'a [u8])],
+        }
+        impl IntoLuaMulti for Tables<'_> {
+            fn into_lua_multi(self, _: &Lua) -> Result<MultiValue> {
+                unreachable!("mlua pushes arguments through push_into_stack_multi")
+            }
+            unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
+                let made = std::cell::Cell::new(0);
+                // SAFETY: mlua's contract for this method; room is made first.
+                unsafe {
+                    ffi::lua_checkstack(lua.state(), 3 + self.keys.len() as i32);
+                    for &(version, bytes) in self.keys {
+                        self.recent.push_table(lua, version, bytes, || {
+                            made.set(made.get() + 1);
+                            ffi::lua_createtable(lua.state(), 0, 1);
+                            ffi::lua_pushinteger(lua.state(), made.get());
+                            ffi::lua_rawsetfield(lua.state(), -2, c"n".as_ptr());
+                            Ok(())
+                        })?;
+                    }
+                }
+                Ok(self.keys.len() as std::ffi::c_int)
+            }
+        }
+        let collect = lua
+            .load("return function(...) local n = {} for i, t in {...} do n[i] = t.n end return n end")
+            .eval::<mlua::Function>()
+            .unwrap();
+        collect.call(Tables { recent, keys }).unwrap()
+    }
+
+    #[test]
+    fn remembers_the_last_table_for_its_version_and_bytes() {
+        let lua = Lua::new();
+        let mut recent = Recent::default();
+        let (h1, h2) = (http::Version::HTTP_11, http::Version::HTTP_2);
+        let long = vec![b'z'; MAX_REMEMBERED_LINES + 1];
+        let made = tables(
+            &lua,
+            &mut recent,
+            &[
+                (h1, b"a"),
+                (h1, b"a"),
+                (h2, b"a"),
+                (h2, b"b"),
+                (h2, b"b"),
+                (h2, &long),
+                (h2, &long),
+                (h2, b"b"),
+            ],
+        );
+        // Made afresh: the first, another version, other bytes, and each time
+        // for lines too long to remember (which leave the last table remembered).
+        assert_eq!(made, [1, 1, 2, 3, 3, 4, 5, 3]);
     }
 }

@@ -32,11 +32,15 @@
 //! whose `__index` (one function shared by every request) builds `rawHeaders` on
 //! first read, from every line packed into one buffer (`name NUL value NUL ...`:
 //! neither names nor values can hold a NUL) kept in that metatable. A buffer, unlike
-//! a string, is neither hashed nor interned, and the metatable dies with the request
-//! (a weak-keyed side table measured ~1k instructions more per request, in table
-//! growth and GC clearing). That costs a buffer and a two-field table per request.
-//! A script that replaces the request's metatable loses `rawHeaders` and
-//! `httpVersion` (they read nil).
+//! a string, is neither hashed nor interned, and the metatable dies with the last
+//! request that uses it (a weak-keyed side table measured ~1k instructions more per
+//! request, in table growth and GC clearing). The metatable is frozen, and a
+//! connection's next request with the same header lines (the usual case: a client
+//! sends the same ones each time) gets the same one ([`super::recent`]), so a
+//! buffer and a two-field table are made only when the lines change. `rawHeaders`
+//! itself is built per request, on the request. A script that replaces the
+//! request's metatable loses `rawHeaders` and `httpVersion` (they read nil); one
+//! that tries to change it gets an error (it is read-only).
 //!
 //! An HTTP/2 request is given the headers an HTTP/1.1 one would have, so that handlers
 //! see the same request whatever the protocol ([`Http1View`]). RFC 9113 says what
@@ -60,7 +64,7 @@ use mlua::{
 };
 
 use super::common_strings::{CommonStrings, KnownName};
-use super::recent::{RecentStrings, Slot, push_bytes};
+use super::recent::{Recent, Slot, push_bytes};
 
 /// Makes, for an `httpVersion` string, the function that calls `handler(request)`
 /// (or `handler(socket, request)` when given a socket) with the request table built
@@ -86,7 +90,6 @@ return function(httpVersion)
 		if packed == nil then
 			return nil
 		end
-		meta.packed = nil
 		local parts = split(tostring(packed), "\0")
 		local lines = table.create((#parts - 1) // 2)
 		for i = 1, #parts - 1, 2 do
@@ -95,7 +98,7 @@ return function(httpVersion)
 		rawset(request, "rawHeaders", lines)
 		return lines
 	end
-	return function(handler, method, path, query, headers, rawHeaders, body, ip, port, socket)
+	return function(handler, method, path, query, headers, meta, body, ip, port, socket)
 		local request = {
 			method = method,
 			path = path,
@@ -105,21 +108,35 @@ return function(httpVersion)
 			ip = ip,
 			port = port,
 		}
-		setmetatable(request, { __index = lazyIndex, packed = rawHeaders })
+		setmetatable(request, meta)
 		if socket ~= nil then
 			return handler(socket, request)
 		end
 		return handler(request)
-	end
+	end, lazyIndex
 end
 "#;
+
+/// One HTTP version's [`REQUEST_BUILDER`]: the function that builds the request and
+/// calls the handler, and the `__index` of its requests' metatables.
+struct Builder {
+    call: Function,
+    lazy_index: Function,
+}
+
+impl Builder {
+    fn new(make: &Function, version: &str) -> Result<Builder> {
+        let (call, lazy_index) = make.call(version)?;
+        Ok(Builder { call, lazy_index })
+    }
+}
 
 /// The [`REQUEST_BUILDER`] of each HTTP version a request may come in, and the
 /// strings requests share.
 pub(crate) struct RequestBuilders {
-    http10: Function,
-    http11: Function,
-    http2: Function,
+    http10: Builder,
+    http11: Builder,
+    http2: Builder,
     strings: CommonStrings,
 }
 
@@ -128,15 +145,14 @@ impl RequestBuilders {
     pub(crate) fn new(lua: &Lua) -> Result<RequestBuilders> {
         let make: Function = lua.load(REQUEST_BUILDER).set_name("=[net.serve]").eval()?;
         Ok(RequestBuilders {
-            http10: make.call("1.0")?,
-            http11: make.call("1.1")?,
-            http2: make.call("2")?,
+            http10: Builder::new(&make, "1.0")?,
+            http11: Builder::new(&make, "1.1")?,
+            http2: Builder::new(&make, "2")?,
             strings: CommonStrings::new(lua)?,
         })
     }
 
-    /// The builder whose requests say `version`.
-    pub(crate) fn get(&self, version: http::Version) -> &Function {
+    fn builder(&self, version: http::Version) -> &Builder {
         if version == http::Version::HTTP_11 {
             &self.http11
         } else if version == http::Version::HTTP_2 {
@@ -146,9 +162,9 @@ impl RequestBuilders {
         }
     }
 
-    /// The strings that make up many requests, for [`HandlerArgs::strings`].
-    pub(crate) fn strings(&self) -> &CommonStrings {
-        &self.strings
+    /// The builder whose requests say `version`.
+    pub(crate) fn get(&self, version: http::Version) -> &Function {
+        &self.builder(version).call
     }
 }
 
@@ -164,10 +180,10 @@ pub(crate) struct HandlerArgs<'a> {
     /// The connection's peer address, made into a Luau string once per connection.
     pub(crate) ip: &'a LuaString,
     pub(crate) port: u16,
-    /// The server's [`RequestBuilders::strings`].
-    pub(crate) strings: &'a CommonStrings,
-    /// The connection's [`RecentStrings`].
-    pub(crate) recent: &'a RefCell<RecentStrings>,
+    /// The server's builders (for their strings and their requests' metatables).
+    pub(crate) builders: &'a RequestBuilders,
+    /// The connection's [`Recent`].
+    pub(crate) recent: &'a RefCell<Recent>,
 }
 
 /// How an HTTP/2 request's header lines read as HTTP/1.1's (see the module's
@@ -334,13 +350,20 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         }
         let mut packed = Vec::new();
         pack_headers(&self.parts.headers, view, added_host, &mut packed);
+        let meta = lua.create_table_with_capacity(0, 2)?;
+        meta.raw_set(
+            "__index",
+            &self.builders.builder(self.parts.version).lazy_index,
+        )?;
+        meta.raw_set("packed", lua.create_buffer(packed)?)?;
+        meta.set_readonly(true);
         let mut args = MultiValue::from_vec(vec![
             Value::Function(self.handler.clone()),
             self.parts.method.as_str().into_lua(lua)?,
             self.path().into_lua(lua)?,
             Value::Table(query),
             Value::Table(headers),
-            Value::Buffer(lua.create_buffer(packed)?),
+            Value::Table(meta),
             match self.stream {
                 Some(stream) => Value::UserData(stream.clone()),
                 None => Value::String(lua.create_string(self.body)?),
@@ -363,7 +386,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
         // (at most ten) values and the four temporaries `append_entry` and
-        // `join_repeated` use (`RecentStrings::push` uses two) is made first, and
+        // `join_repeated` use (`Recent::push` uses two) is made first, and
         // every helper leaves the stack as it found it plus the one value it
         // pushes, so `push_bytes` always has room, and `append_entry` and
         // `join_repeated` find the table `lua_createtable` just pushed (and a name
@@ -377,7 +400,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 return Err(mlua::Error::StackError);
             }
             self.handler.push_into_stack(lua)?;
-            match self.strings.method(&self.parts.method) {
+            match self.builders.strings.method(&self.parts.method) {
                 Some(method) => method.push_into_stack(lua)?,
                 None => push_bytes(state, self.parts.method.as_str().as_bytes()),
             }
@@ -399,7 +422,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             let mut last: Option<&http::HeaderName> = None;
             for (name, value) in self.parts.headers.iter() {
                 had_host |= name == http::header::HOST;
-                let known = self.strings.header_name(name);
+                let known = self.builders.strings.header_name(name);
                 match known {
                     Some(known) => (&known.string).push_into_stack(lua)?,
                     None => push_bytes(state, name.as_str().as_bytes()),
@@ -414,7 +437,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             }
             let added_host = view.added_host(had_host);
             if let Some(host) = added_host {
-                let known = self.strings.header_name(&http::header::HOST);
+                let known = self.builders.strings.header_name(&http::header::HOST);
                 match known {
                     Some(known) => (&known.string).push_into_stack(lua)?,
                     None => push_bytes(state, b"host"),
@@ -422,13 +445,20 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 push_value(lua, recent.as_deref_mut(), known, host.as_bytes())?;
                 ffi::lua_rawset(state, -3);
             }
+            let lazy_index = &self.builders.builder(self.parts.version).lazy_index;
             PACKED.with_borrow_mut(|packed| {
                 pack_headers(&self.parts.headers, view, added_host, packed);
-                push_buffer(state, packed);
-            });
+                let make = || push_metatable(lua, lazy_index, packed);
+                match recent.as_deref_mut() {
+                    Some(recent) => recent.push_table(lua, self.parts.version, packed, make),
+                    None => make(),
+                }
+            })?;
             match self.stream {
                 Some(stream) => stream.push_into_stack(lua)?,
-                None if self.body.is_empty() => self.strings.empty().push_into_stack(lua)?,
+                None if self.body.is_empty() => {
+                    self.builders.strings.empty().push_into_stack(lua)?
+                }
                 None => push_bytes(state, self.body),
             }
             self.ip.push_into_stack(lua)?;
@@ -440,6 +470,30 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         }
         Ok(9)
     }
+}
+
+/// Pushes a new metatable for requests whose header lines `packed` holds
+/// ([`pack_headers`]): `{ __index = lazy_index, packed = <a buffer of them> }`,
+/// frozen, so that one may serve every request of a connection that sends the same
+/// lines (see [`Recent::push_table`]) without a script's change to it
+/// reaching another request.
+///
+/// # Safety
+/// As for [`push_bytes`], with room for three more values.
+unsafe fn push_metatable(lua: &RawLua, lazy_index: &Function, packed: &[u8]) -> Result<()> {
+    let state = lua.state();
+    // SAFETY: the caller's contract. The new table has no metatable and is not
+    // frozen until both fields are set, so the raw sets cannot raise (nor can making
+    // their short keys, or the buffer: see `push_bytes`).
+    unsafe {
+        ffi::lua_createtable(state, 0, 2);
+        lazy_index.push_into_stack(lua)?;
+        ffi::lua_rawsetfield(state, -2, c"__index".as_ptr());
+        push_buffer(state, packed);
+        ffi::lua_rawsetfield(state, -2, c"packed".as_ptr());
+        ffi::lua_setreadonly(state, -1, 1);
+    }
+    Ok(())
 }
 
 /// Pushes a copy of `bytes` as a Luau buffer.
@@ -459,11 +513,11 @@ unsafe fn push_buffer(state: *mut ffi::lua_State, bytes: &[u8]) {
 /// is one of the kept ones (and the connection's are at hand), else from its bytes.
 ///
 /// # Safety
-/// As for [`RecentStrings::push`].
+/// As for [`Recent::push`].
 #[inline]
 unsafe fn push_value(
     lua: &RawLua,
-    recent: Option<&mut RecentStrings>,
+    recent: Option<&mut Recent>,
     name: Option<&KnownName>,
     value: &[u8],
 ) -> Result<()> {

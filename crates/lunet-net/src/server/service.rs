@@ -168,7 +168,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         socket: None,
         ip: &peer.ip,
         port: peer.port,
-        strings: server.request_builders.strings(),
+        builders: &server.request_builders,
         recent: &peer.recent,
     };
     let result = server
@@ -232,7 +232,7 @@ async fn handle_streaming(
                 socket: None,
                 ip: &peer.ip,
                 port: peer.port,
-                strings: server.request_builders.strings(),
+                builders: &server.request_builders,
                 recent: &peer.recent,
             };
             server

@@ -126,7 +126,7 @@ async fn decide(peer: &Peer, accept_websocket: &Function, parts: &Parts) -> Deci
         socket: None,
         ip: &peer.ip,
         port: peer.port,
-        strings: server.request_builders.strings(),
+        builders: &server.request_builders,
         recent: &peer.recent,
     };
     let decided = server
@@ -247,7 +247,7 @@ pub(crate) async fn accept(
             socket: Some(&socket),
             ip: &ip,
             port,
-            strings: server.request_builders.strings(),
+            builders: &server.request_builders,
             recent: &recent,
         };
         let outcome = server
