@@ -14,7 +14,8 @@ against the raw ceilings, not with req/s.
     python3 bench/instructions.py --baseline OLD_LUNET   # an older build beside this one
 
 Scenarios: hello, table, echo (1 KiB POST), json (the 50-item API), h2 (HTTP/2 hello
-over TLS, h2load), ws (WebSocket echo, 10 clients). Needs valgrind, wrk, h2load.
+over TLS, h2load), h2-same (the same, its ceiling sending Lunet's `content-type`
+too), ws (WebSocket echo, 10 clients). Needs valgrind, wrk, h2load.
 """
 
 import argparse
@@ -66,6 +67,8 @@ def scenarios():
         "echo": (["serve_echo.luau", "{port}"], hyper + ["{port}"], wrk_load(run.BENCH / "wrk_post_1k.lua")),
         "json": (["serve_json.luau", "{port}"], None, wrk_load()),
         "h2": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key], h2_load),
+        # The same ceiling sending Lunet's response bytes (its `content-type`).
+        "h2-same": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key, "text"], h2_load),
         # No ceiling: the raw tokio-tungstenite server is multi-threaded, and under
         # callgrind (which runs one thread at a time) its idle workers' polling
         # counts as work (~270k instructions per message).
@@ -101,7 +104,7 @@ def measure(cmd, load):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["hello", "table", "echo", "json", "h2", "ws"])
+    parser.add_argument("--only", action="append", choices=["hello", "table", "echo", "json", "h2", "h2-same", "ws"])
     parser.add_argument("--baseline", help="an older lunet binary to measure beside this one")
     args = parser.parse_args()
     table = scenarios()

@@ -265,6 +265,8 @@ def bench_tls(runs, quick):
         if NODE:
             contenders.append(("node", [NODE, str(NODE_DIR / "tls_server.js")], ["h2", "{port}", cert, key]))
         contenders.append(("hyper+rustls (ceiling)", [str(RELEASE / "hyper-tls")], ["{port}", cert, key]))
+        # The ceiling sending the same response bytes as Lunet (its `content-type`).
+        contenders.append(("hyper+rustls, same headers", [str(RELEASE / "hyper-tls")], ["{port}", cert, key, "text"]))
         for name, cmd, args in contenders:
             port = free_port()
             full = cmd + [a.replace("{port}", str(port)) for a in args]

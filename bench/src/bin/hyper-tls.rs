@@ -2,7 +2,11 @@
 //! thread, HTTP/2 or HTTP/1.1 as ALPN chose, answering every request with a constant
 //! (and echoing POST bodies), as a Lunet handler would.
 //!
-//! Usage: hyper-tls <port> <cert.pem> <key.pem>
+//! With `text` as a fourth argument, the constant goes out with `content-type:
+//! text/plain`, as Lunet's response to a handler's string does (Lune's behaviour,
+//! which Lunet keeps): the same response bytes, for a like-for-like ceiling.
+//!
+//! Usage: hyper-tls <port> <cert.pem> <key.pem> [text]
 
 use std::sync::Arc;
 
@@ -20,6 +24,8 @@ fn main() {
         .collect::<Result<Vec<_>, _>>()
         .expect("PEM certificates");
     let key = PrivateKeyDer::from_pem_file(&key).expect("a PEM private key");
+    let text: String = lunet_bench::arg(4, String::new());
+    let text = text == "text";
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -37,7 +43,21 @@ fn main() {
             };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = TokioIo::new(tls);
-            let service = service_fn(lunet_bench::hello_or_echo);
+            // The hello (not the echo, whose handler returns a table without
+            // headers) is the string response.
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let hello = request.method() != hyper::Method::POST;
+                async move {
+                    let mut response = lunet_bench::hello_or_echo(request).await?;
+                    if text && hello {
+                        response.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("text/plain"),
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
             if h2 {
                 let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(io, service)
