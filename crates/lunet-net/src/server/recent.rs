@@ -187,39 +187,47 @@ pub(crate) unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::c_int;
+
     use super::*;
     use mlua::{IntoLuaMulti, Lua, MultiValue};
 
-    /// Pushes each of `values` through one `Recent` in one slot, and returns
-    /// what was pushed.
-    struct Pushes<'a> {
-        recent: &'a mut Recent,
-        values: &'a [(Slot, &'a [u8])],
-    }
+    /// Arguments that `push` pushes, as mlua has a call's arguments pushed (the VM
+    /// locked, onto the stack the call reads them from).
+    struct Pushing<F>(F);
 
-    impl IntoLuaMulti for Pushes<'_> {
+    impl<F: FnOnce(&RawLua) -> c_int> IntoLuaMulti for Pushing<F> {
         fn into_lua_multi(self, _: &Lua) -> Result<MultiValue> {
             unreachable!("mlua pushes arguments through push_into_stack_multi")
         }
 
-        unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
-            // SAFETY: mlua's contract for this method; room is made first.
-            unsafe {
-                ffi::lua_checkstack(lua.state(), 2 + self.values.len() as i32);
-                for &(slot, bytes) in self.values {
-                    self.recent.push(lua, slot, bytes)?;
-                }
-            }
-            Ok(self.values.len() as std::ffi::c_int)
+        unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<c_int> {
+            Ok((self.0)(lua))
         }
     }
 
+    /// Calls `collect` (Luau source of a function of `...`) with what `push` pushes.
+    fn collect<R: mlua::FromLuaMulti>(
+        lua: &Lua,
+        collect: &str,
+        push: impl FnOnce(&RawLua) -> c_int,
+    ) -> R {
+        let collect = lua.load(collect).eval::<mlua::Function>().unwrap();
+        collect.call(Pushing(push)).unwrap()
+    }
+
+    /// Pushes each of `values` through `recent`, and returns what was pushed.
     fn push_all(lua: &Lua, recent: &mut Recent, values: &[(Slot, &[u8])]) -> Vec<Vec<u8>> {
-        let collect = lua
-            .load("return function(...) return {...} end")
-            .eval::<mlua::Function>()
-            .unwrap();
-        let pushed: Vec<LuaString> = collect.call(Pushes { recent, values }).unwrap();
+        let pushed: Vec<LuaString> = collect(lua, "return function(...) return {...} end", |lua| {
+            // SAFETY: mlua's contract for `push_into_stack_multi`; room is made first.
+            unsafe {
+                ffi::lua_checkstack(lua.state(), 2 + values.len() as c_int);
+                for &(slot, bytes) in values {
+                    recent.push(lua, slot, bytes).unwrap();
+                }
+            }
+            values.len() as c_int
+        });
         pushed.iter().map(|s| s.as_bytes().to_vec()).collect()
     }
 
@@ -290,62 +298,44 @@ mod tests {
         );
     }
 
-    /// Pushes, through `recent`, the table for each (version, bytes) in turn, each
-    /// made afresh as `{ n = <count of tables made> }`; returns the `n` of each.
-    fn tables(lua: &Lua, recent: &mut Recent, keys: &[(http::Version, &[u8])]) -> Vec<i64> {
-        struct Tables<'a> {
-            recent: &'a mut Recent,
-            keys: &'a [(http::Version, &'a [u8])],
-        }
-        impl IntoLuaMulti for Tables<'_> {
-            fn into_lua_multi(self, _: &Lua) -> Result<MultiValue> {
-                unreachable!("mlua pushes arguments through push_into_stack_multi")
-            }
-            unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
-                let made = std::cell::Cell::new(0);
-                // SAFETY: mlua's contract for this method; room is made first.
-                unsafe {
-                    ffi::lua_checkstack(lua.state(), 3 + self.keys.len() as i32);
-                    for &(version, bytes) in self.keys {
-                        self.recent.push_table(lua, version, bytes, || {
-                            made.set(made.get() + 1);
-                            ffi::lua_createtable(lua.state(), 0, 1);
-                            ffi::lua_pushinteger(lua.state(), made.get());
-                            ffi::lua_rawsetfield(lua.state(), -2, c"n".as_ptr());
-                            Ok(())
-                        })?;
-                    }
-                }
-                Ok(self.keys.len() as std::ffi::c_int)
-            }
-        }
-        let collect = lua
-            .load("return function(...) local n = {} for i, t in {...} do n[i] = t.n end return n end")
-            .eval::<mlua::Function>()
-            .unwrap();
-        collect.call(Tables { recent, keys }).unwrap()
-    }
-
     #[test]
     fn remembers_the_last_table_for_its_version_and_bytes() {
         let lua = Lua::new();
         let mut recent = Recent::default();
         let (h1, h2) = (http::Version::HTTP_11, http::Version::HTTP_2);
         let long = vec![b'z'; MAX_REMEMBERED_LINES + 1];
-        let made = tables(
-            &lua,
-            &mut recent,
-            &[
-                (h1, b"a"),
-                (h1, b"a"),
-                (h2, b"a"),
-                (h2, b"b"),
-                (h2, b"b"),
-                (h2, &long),
-                (h2, &long),
-                (h2, b"b"),
-            ],
-        );
+        let keys: [(http::Version, &[u8]); 8] = [
+            (h1, b"a"),
+            (h1, b"a"),
+            (h2, b"a"),
+            (h2, b"b"),
+            (h2, b"b"),
+            (h2, &long),
+            (h2, &long),
+            (h2, b"b"),
+        ];
+        // Each table made afresh is `{ n = <tables made so far> }`.
+        let source =
+            "return function(...) local n = {} for i, t in {...} do n[i] = t.n end return n end";
+        let made: Vec<i64> = collect(&lua, source, |lua| {
+            let count = std::cell::Cell::new(0);
+            // SAFETY: mlua's contract for `push_into_stack_multi`; room is made first.
+            unsafe {
+                let state = lua.state();
+                ffi::lua_checkstack(state, 3 + keys.len() as c_int);
+                for (version, bytes) in keys {
+                    let make = || {
+                        count.set(count.get() + 1);
+                        ffi::lua_createtable(state, 0, 1);
+                        ffi::lua_pushinteger(state, count.get());
+                        ffi::lua_rawsetfield(state, -2, c"n".as_ptr());
+                        Ok(())
+                    };
+                    recent.push_table(lua, version, bytes, make).unwrap();
+                }
+            }
+            keys.len() as c_int
+        });
         // Made afresh: the first, another version, other bytes, and each time
         // for lines too long to remember (which leave the last table remembered).
         assert_eq!(made, [1, 1, 2, 3, 3, 4, 5, 3]);
