@@ -57,7 +57,8 @@ function(request)
         table.insert(request.rawHeaders, { name = "x-added", value = "1" })
         request.rawHeaders[1].value = "changed"
         local changed = pcall(function() getmetatable(request).packed = nil end)
-        return if changed then "metatable changed" else "metatable kept"
+        local overwritten = pcall(buffer.fill, getmetatable(request).packed, 0, 65)
+        return if changed or overwritten then "metatable changed" else "metatable kept"
     elseif request.path == "/nested" then
         local inner = net.request("http://127.0.0.1:" .. request.headers["x-port"] .. "/string")
         return "nested: " .. inner.body

@@ -9,20 +9,28 @@
 //!
 //! Pushing a Luau string from bytes (`lua_pushlstring`) hashes them and looks them
 //! up in the VM's string table: ~310 instructions per string on the HTTP/2 hello
-//! bench (callgrind); comparing the bytes with the remembered ones and pushing that
-//! string by reference costs a fraction of that. A metatable made afresh is a table,
-//! a buffer and two fields per request, and two more objects for the collector. A
-//! value that changes costs the comparison and a reference more than before. What
-//! is remembered is bounded: one string per kept name and one path, each at most
-//! [`MAX_REMEMBERED`] bytes, and one table for at most [`MAX_REMEMBERED_LINES`]
-//! bytes of header lines, for as long as the connection lives, so a hostile peer
-//! cannot grow it.
+//! bench (callgrind); comparing the bytes with a copy of the remembered ones and
+//! reading the remembered string from a table costs a fraction of that. A
+//! metatable made afresh is two objects per request for the allocator and the
+//! collector. A value that changes costs the comparison and a table write more
+//! than before.
+//!
+//! What is remembered lives in one Luau table per connection, the store (one mlua
+//! reference per connection: mlua keeps references on one stack per VM, of
+//! bounded size, so a reference per remembered string would let many connections
+//! exhaust it), which is on the stack while a request's values are pushed
+//! ([`Pushing`]). It is bounded: one string per kept name and one path, each at
+//! most [`MAX_REMEMBERED`] bytes, and one table for at most
+//! [`MAX_REMEMBERED_LINES`] bytes of header lines, with a copy of their bytes in
+//! Rust, for as long as the connection lives, so a hostile peer cannot grow it.
 //!
 //! This module does not build the request table or its metatable (that is
 //! [`super::request`]).
 
+use std::ffi::c_int;
+
 use mlua::state::RawLua;
-use mlua::{IntoLua, LuaString, Result, Table, Value, ffi};
+use mlua::{IntoLua, Result, Table, Value, ffi};
 
 use super::common_strings::KEPT_NAMES;
 
@@ -41,134 +49,158 @@ pub(crate) enum Slot {
 }
 
 impl Slot {
+    /// Its index in the store (from 1).
     fn index(self) -> usize {
         match self {
-            Slot::Path => KEPT_NAMES,
-            Slot::Header(index) => index,
+            Slot::Path => KEPT_NAMES + 1,
+            Slot::Header(index) => index + 1,
         }
     }
 }
 
-/// A remembered string and a copy of its bytes (comparing with a copy needs no
-/// call into the VM).
-struct Remembered {
-    bytes: Vec<u8>,
-    string: LuaString,
-}
-
-/// A remembered table, and the HTTP version and bytes it was made for.
-struct RememberedTable {
-    version: http::Version,
-    bytes: Vec<u8>,
-    table: Table,
-}
+/// The store's index of the remembered table.
+const TABLE_INDEX: c_int = KEPT_NAMES as c_int + 2;
 
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Recent {
-    /// By [`Slot::index`]; made on first use.
-    slots: Vec<Option<Remembered>>,
-    table: Option<RememberedTable>,
+    /// The Luau table holding what is remembered, each at its [`Slot::index`] (and
+    /// the table at [`TABLE_INDEX`]): one mlua reference per connection, however
+    /// much it holds (references live on one stack per VM, of bounded size).
+    /// Made on first use.
+    store: Option<Table>,
+    /// A copy of the bytes of each remembered string, by [`Slot::index`] (comparing
+    /// with a copy needs no call into the VM).
+    bytes: Vec<Option<Vec<u8>>>,
+    /// What the remembered table was made for: an HTTP version and its bytes.
+    table: Option<(http::Version, Vec<u8>)>,
 }
 
 impl Recent {
+    /// Pushes the store, for the pushes of one request (see [`Pushing`]).
+    ///
+    /// # Safety
+    /// `lua`'s state is locked by the caller, with room for three more values on
+    /// its stack, and for two more with each push through the result.
+    pub(crate) unsafe fn begin(&mut self, lua: &RawLua) -> Result<Pushing<'_>> {
+        let state = lua.state();
+        match &self.store {
+            // SAFETY: the caller's contract.
+            Some(store) => unsafe { store.push_into_stack(lua)? },
+            None => {
+                // SAFETY: the caller's contract; the copy is popped as the reference
+                // `pop_value` makes.
+                let store = unsafe {
+                    ffi::lua_createtable(state, TABLE_INDEX, 0);
+                    ffi::lua_pushvalue(state, -1);
+                    lua.pop_value()
+                };
+                if let Value::Table(store) = store {
+                    self.store = Some(store);
+                }
+                self.bytes.resize_with(KEPT_NAMES + 2, || None);
+            }
+        }
+        Ok(Pushing {
+            recent: self,
+            state,
+            // SAFETY: the state is locked by the caller.
+            store: unsafe { ffi::lua_gettop(state) },
+        })
+    }
+}
+
+/// One request's pushes through its connection's [`Recent`], whose store is on
+/// the stack (below what they push) until [`Pushing::end`].
+pub(crate) struct Pushing<'a> {
+    recent: &'a mut Recent,
+    state: *mut ffi::lua_State,
+    /// The store's stack index.
+    store: c_int,
+}
+
+impl Pushing<'_> {
     /// Pushes `bytes` as a Luau string: the one `slot` remembers when it has these
     /// bytes, else a new one, which `slot` then remembers.
     ///
     /// # Safety
-    /// As for `request::push_bytes`: `lua`'s state is locked by the caller, with
-    /// room for two more values on its stack.
-    pub(crate) unsafe fn push(&mut self, lua: &RawLua, slot: Slot, bytes: &[u8]) -> Result<()> {
-        let state = lua.state();
-        if bytes.len() > MAX_REMEMBERED {
-            // SAFETY: the caller's contract.
-            unsafe { push_bytes(state, bytes) };
-            return Ok(());
-        }
-        if self.slots.is_empty() {
-            self.slots.resize_with(KEPT_NAMES + 1, || None);
-        }
-        let remembered = &mut self.slots[slot.index()];
-        if let Some(known) = remembered
-            && known.bytes == bytes
-        {
-            // SAFETY: the caller's contract.
-            return unsafe { (&known.string).push_into_stack(lua) };
-        }
-        // SAFETY: the caller's contract (room for the string and its copy); the
-        // copy is popped as the reference `pop_value` makes.
-        let string = unsafe {
+    /// As for [`push_bytes`], with room for two more values; the store is still
+    /// where [`Recent::begin`] pushed it.
+    pub(crate) unsafe fn push(&mut self, slot: Slot, bytes: &[u8]) {
+        let state = self.state;
+        let index = slot.index();
+        // SAFETY (for the calls below): the caller's contract. The store is a table
+        // without a metatable, not frozen, so the raw get and set call no Luau
+        // code and cannot raise (growing it would only allocate).
+        unsafe {
+            if bytes.len() > MAX_REMEMBERED {
+                push_bytes(state, bytes);
+                return;
+            }
+            let known = &mut self.recent.bytes[index];
+            if known.as_deref() == Some(bytes) {
+                ffi::lua_rawgeti_(state, self.store, index as c_int);
+                return;
+            }
             push_bytes(state, bytes);
             ffi::lua_pushvalue(state, -1);
-            lua.pop_value()
-        };
-        if let Value::String(string) = string {
-            match remembered {
+            ffi::lua_rawseti_(state, self.store, index as c_int);
+            match known {
                 Some(known) => {
-                    known.bytes.clear();
-                    known.bytes.extend_from_slice(bytes);
-                    known.string = string;
+                    known.clear();
+                    known.extend_from_slice(bytes);
                 }
-                None => {
-                    *remembered = Some(Remembered {
-                        bytes: bytes.to_vec(),
-                        string,
-                    })
-                }
+                None => *known = Some(bytes.to_vec()),
             }
         }
-        Ok(())
     }
-}
 
-impl Recent {
     /// Pushes the table remembered for `bytes` of a `version` request, or else the
     /// one `make` pushes, which is then remembered (when `bytes` is not too long).
     ///
     /// # Safety
-    /// As for [`Recent::push`], with the room `make` needs and one more.
+    /// As for [`Pushing::push`], with the room `make` needs and one more.
     pub(crate) unsafe fn push_table(
         &mut self,
-        lua: &RawLua,
         version: http::Version,
         bytes: &[u8],
         make: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
-        if let Some(known) = &self.table
-            && known.version == version
-            && known.bytes == bytes
-        {
-            // SAFETY: the caller's contract.
-            return unsafe { (&known.table).push_into_stack(lua) };
-        }
-        make()?;
-        if bytes.len() > MAX_REMEMBERED_LINES {
-            return Ok(());
-        }
-        // SAFETY: the caller's contract (room for the copy), which is popped as the
-        // reference `pop_value` makes.
-        let table = unsafe {
-            ffi::lua_pushvalue(lua.state(), -1);
-            lua.pop_value()
-        };
-        if let Value::Table(table) = table {
-            match &mut self.table {
-                Some(known) => {
-                    known.version = version;
-                    known.bytes.clear();
-                    known.bytes.extend_from_slice(bytes);
-                    known.table = table;
-                }
-                None => {
-                    self.table = Some(RememberedTable {
-                        version,
-                        bytes: bytes.to_vec(),
-                        table,
-                    })
-                }
+        let state = self.state;
+        // SAFETY: as for `push`.
+        unsafe {
+            if let Some((known_version, known)) = &self.recent.table
+                && *known_version == version
+                && known.as_slice() == bytes
+            {
+                ffi::lua_rawgeti_(state, self.store, TABLE_INDEX);
+                return Ok(());
             }
+            make()?;
+            if bytes.len() > MAX_REMEMBERED_LINES {
+                return Ok(());
+            }
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_rawseti_(state, self.store, TABLE_INDEX);
+        }
+        match &mut self.recent.table {
+            Some((known_version, known)) => {
+                *known_version = version;
+                known.clear();
+                known.extend_from_slice(bytes);
+            }
+            None => self.recent.table = Some((version, bytes.to_vec())),
         }
         Ok(())
+    }
+
+    /// Takes the store off the stack (what was pushed since moves down one).
+    ///
+    /// # Safety
+    /// The store is still where [`Recent::begin`] pushed it.
+    pub(crate) unsafe fn end(self) {
+        // SAFETY: the caller's contract.
+        unsafe { ffi::lua_remove(self.state, self.store) };
     }
 }
 
@@ -187,16 +219,14 @@ pub(crate) unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::c_int;
-
     use super::*;
-    use mlua::{IntoLuaMulti, Lua, MultiValue};
+    use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue};
 
     /// Arguments that `push` pushes, as mlua has a call's arguments pushed (the VM
     /// locked, onto the stack the call reads them from).
-    struct Pushing<F>(F);
+    struct Pushes<F>(F);
 
-    impl<F: FnOnce(&RawLua) -> c_int> IntoLuaMulti for Pushing<F> {
+    impl<F: FnOnce(&RawLua) -> c_int> IntoLuaMulti for Pushes<F> {
         fn into_lua_multi(self, _: &Lua) -> Result<MultiValue> {
             unreachable!("mlua pushes arguments through push_into_stack_multi")
         }
@@ -213,18 +243,21 @@ mod tests {
         push: impl FnOnce(&RawLua) -> c_int,
     ) -> R {
         let collect = lua.load(collect).eval::<mlua::Function>().unwrap();
-        collect.call(Pushing(push)).unwrap()
+        collect.call(Pushes(push)).unwrap()
     }
 
     /// Pushes each of `values` through `recent`, and returns what was pushed.
     fn push_all(lua: &Lua, recent: &mut Recent, values: &[(Slot, &[u8])]) -> Vec<Vec<u8>> {
-        let pushed: Vec<LuaString> = collect(lua, "return function(...) return {...} end", |lua| {
+        let source = "return function(...) return {...} end";
+        let pushed: Vec<LuaString> = collect(lua, source, |lua| {
             // SAFETY: mlua's contract for `push_into_stack_multi`; room is made first.
             unsafe {
-                ffi::lua_checkstack(lua.state(), 2 + values.len() as c_int);
+                ffi::lua_checkstack(lua.state(), 4 + values.len() as c_int);
+                let mut pushing = recent.begin(lua).unwrap();
                 for &(slot, bytes) in values {
-                    recent.push(lua, slot, bytes).unwrap();
+                    pushing.push(slot, bytes);
                 }
+                pushing.end();
             }
             values.len() as c_int
         });
@@ -266,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn remembers_one_short_string_per_slot() {
+    fn remembers_one_short_string_per_slot_in_one_table() {
         let lua = Lua::new();
         let mut recent = Recent::default();
         let long = vec![b'y'; MAX_REMEMBERED + 1];
@@ -280,21 +313,24 @@ mod tests {
                 (Slot::Header(4), &long),
             ],
         );
-        let remembered: Vec<(usize, Vec<u8>, Vec<u8>)> = recent
-            .slots
+        let store = recent.store.clone().expect("the store");
+        let remembered: Vec<(i64, Vec<u8>)> = store
+            .pairs::<i64, LuaString>()
+            .map(|pair| pair.map(|(i, s)| (i, s.as_bytes().to_vec())).unwrap())
+            .collect();
+        let mut remembered = remembered;
+        remembered.sort();
+        let path = Slot::Path.index() as i64;
+        assert_eq!(remembered, [(4, b"v2".to_vec()), (path, b"/a".to_vec())]);
+        let copies: Vec<(usize, Vec<u8>)> = recent
+            .bytes
             .iter()
             .enumerate()
-            .filter_map(|(i, slot)| {
-                slot.as_ref()
-                    .map(|known| (i, known.bytes.clone(), known.string.as_bytes().to_vec()))
-            })
+            .filter_map(|(i, bytes)| bytes.clone().map(|bytes| (i, bytes)))
             .collect();
         assert_eq!(
-            remembered,
-            [
-                (3, b"v2".to_vec(), b"v2".to_vec()),
-                (KEPT_NAMES, b"/a".to_vec(), b"/a".to_vec()),
-            ]
+            copies,
+            [(4, b"v2".to_vec()), (path as usize, b"/a".to_vec())]
         );
     }
 
@@ -322,7 +358,8 @@ mod tests {
             // SAFETY: mlua's contract for `push_into_stack_multi`; room is made first.
             unsafe {
                 let state = lua.state();
-                ffi::lua_checkstack(state, 3 + keys.len() as c_int);
+                ffi::lua_checkstack(state, 4 + keys.len() as c_int);
+                let mut pushing = recent.begin(lua).unwrap();
                 for (version, bytes) in keys {
                     let make = || {
                         count.set(count.get() + 1);
@@ -331,8 +368,9 @@ mod tests {
                         ffi::lua_rawsetfield(state, -2, c"n".as_ptr());
                         Ok(())
                     };
-                    recent.push_table(lua, version, bytes, make).unwrap();
+                    pushing.push_table(version, bytes, make).unwrap();
                 }
+                pushing.end();
             }
             keys.len() as c_int
         });

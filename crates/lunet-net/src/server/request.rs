@@ -28,19 +28,19 @@
 //! `rawHeaders` (and `httpVersion`) are read through the metatable: `rawHeaders` is
 //! built lazily (decision, serve pass on header strings): most
 //! handlers never read it, and building it eagerly would cost a table per header
-//! line per request. The request table instead gets a small metatable of its own
-//! whose `__index` (one function shared by every request) builds `rawHeaders` on
-//! first read, from every line packed into one buffer (`name NUL value NUL ...`:
-//! neither names nor values can hold a NUL) kept in that metatable. A buffer, unlike
-//! a string, is neither hashed nor interned, and the metatable dies with the last
-//! request that uses it (a weak-keyed side table measured ~1k instructions more per
+//! line per request. The request table instead gets a metatable whose `__index`
+//! (one function per HTTP version) builds `rawHeaders` on first read, from every
+//! line packed into one string (`name NUL value NUL ...`: neither names nor values
+//! can hold a NUL) kept in that metatable, and sets it on the request (a
+//! weak-keyed side table instead of a metatable measured ~1k instructions more per
 //! request, in table growth and GC clearing). The metatable is frozen, and a
 //! connection's next request with the same header lines (the usual case: a client
-//! sends the same ones each time) gets the same one ([`super::recent`]), so a
-//! buffer and a two-field table are made only when the lines change. `rawHeaders`
-//! itself is built per request, on the request. A script that replaces the
-//! request's metatable loses `rawHeaders` and `httpVersion` (they read nil); one
-//! that tries to change it gets an error (it is read-only).
+//! sends the same ones each time) gets the same one, which the connection keeps
+//! until its lines change ([`super::recent`]): the table and the packed string are
+//! made only when the lines change, and being a string (immutable) and frozen,
+//! nothing one request's script does to them reaches another. A script that
+//! replaces the request's metatable loses `rawHeaders` and `httpVersion` (they read
+//! nil); one that tries to change it gets an error (it is read-only).
 //!
 //! An HTTP/2 request is given the headers an HTTP/1.1 one would have, so that handlers
 //! see the same request whatever the protocol ([`Http1View`]). RFC 9113 says what
@@ -64,21 +64,20 @@ use mlua::{
 };
 
 use super::common_strings::{CommonStrings, KnownName};
-use super::recent::{Recent, Slot, push_bytes};
+use super::recent::{Pushing, Recent, Slot, push_bytes};
 
 /// Makes, for an `httpVersion` string, the function that calls `handler(request)`
 /// (or `handler(socket, request)` when given a socket) with the request table built
 /// from the fields it is given.
 pub(crate) const REQUEST_BUILDER: &str = r#"
 local split = string.split
-local tostring = buffer.tostring
 local rawset = rawset
 local getmetatable = getmetatable
 local setmetatable = setmetatable
 return function(httpVersion)
 	-- Answers httpVersion, and builds rawHeaders on first read, from the packed
-	-- header lines the request's own metatable holds (a buffer: unlike a string, it
-	-- is neither hashed nor interned).
+	-- header lines the request's metatable holds (shared by a connection's requests
+	-- with the same lines).
 	local function lazyIndex(request, key)
 		if key == "httpVersion" then
 			return httpVersion
@@ -90,7 +89,7 @@ return function(httpVersion)
 		if packed == nil then
 			return nil
 		end
-		local parts = split(tostring(packed), "\0")
+		local parts = split(packed, "\0")
 		local lines = table.create((#parts - 1) // 2)
 		for i = 1, #parts - 1, 2 do
 			lines[(i + 1) // 2] = { name = parts[i], value = parts[i + 1] }
@@ -355,7 +354,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             "__index",
             &self.builders.builder(self.parts.version).lazy_index,
         )?;
-        meta.raw_set("packed", lua.create_buffer(packed)?)?;
+        meta.raw_set("packed", lua.create_string(packed)?)?;
         meta.set_readonly(true);
         let mut args = MultiValue::from_vec(vec![
             Value::Function(self.handler.clone()),
@@ -399,16 +398,21 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             if ffi::lua_checkstack(state, 16) == 0 {
                 return Err(mlua::Error::StackError);
             }
+            // No Luau code runs while this is borrowed (a borrow that fails would
+            // only mean pushing every string from its bytes). The connection's
+            // store goes below the values, and is taken off at the end.
+            let mut borrowed = self.recent.try_borrow_mut().ok();
+            let mut recent = match borrowed.as_deref_mut() {
+                Some(recent) => Some(recent.begin(lua)?),
+                None => None,
+            };
             self.handler.push_into_stack(lua)?;
             match self.builders.strings.method(&self.parts.method) {
                 Some(method) => method.push_into_stack(lua)?,
                 None => push_bytes(state, self.parts.method.as_str().as_bytes()),
             }
-            // No Luau code runs while this is borrowed (a borrow that fails would
-            // only mean pushing every string from its bytes).
-            let mut recent = self.recent.try_borrow_mut().ok();
-            match recent.as_deref_mut() {
-                Some(recent) => recent.push(lua, Slot::Path, self.path().as_bytes())?,
+            match recent.as_mut() {
+                Some(recent) => recent.push(Slot::Path, self.path().as_bytes()),
                 None => push_bytes(state, self.path().as_bytes()),
             }
             ffi::lua_createtable(state, 0, 0);
@@ -430,7 +434,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 if last == Some(name) {
                     join_repeated(state, value.as_bytes(), view.separator(name));
                 } else {
-                    push_value(lua, recent.as_deref_mut(), known, value.as_bytes())?;
+                    push_value(state, recent.as_mut(), known, value.as_bytes());
                     ffi::lua_rawset(state, -3);
                 }
                 last = Some(name);
@@ -442,15 +446,15 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                     Some(known) => (&known.string).push_into_stack(lua)?,
                     None => push_bytes(state, b"host"),
                 }
-                push_value(lua, recent.as_deref_mut(), known, host.as_bytes())?;
+                push_value(state, recent.as_mut(), known, host.as_bytes());
                 ffi::lua_rawset(state, -3);
             }
             let lazy_index = &self.builders.builder(self.parts.version).lazy_index;
             PACKED.with_borrow_mut(|packed| {
                 pack_headers(&self.parts.headers, view, added_host, packed);
                 let make = || push_metatable(lua, lazy_index, packed);
-                match recent.as_deref_mut() {
-                    Some(recent) => recent.push_table(lua, self.parts.version, packed, make),
+                match recent.as_mut() {
+                    Some(recent) => recent.push_table(self.parts.version, packed, make),
                     None => make(),
                 }
             })?;
@@ -463,19 +467,23 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             }
             self.ip.push_into_stack(lua)?;
             ffi::lua_pushinteger_(state, i32::from(self.port));
+            let mut count = 9;
             if let Some(socket) = self.socket {
                 socket.push_into_stack(lua)?;
-                return Ok(10);
+                count = 10;
             }
+            if let Some(recent) = recent {
+                recent.end();
+            }
+            Ok(count)
         }
-        Ok(9)
     }
 }
 
 /// Pushes a new metatable for requests whose header lines `packed` holds
-/// ([`pack_headers`]): `{ __index = lazy_index, packed = <a buffer of them> }`,
+/// ([`pack_headers`]): `{ __index = lazy_index, packed = <a string of them> }`,
 /// frozen, so that one may serve every request of a connection that sends the same
-/// lines (see [`Recent::push_table`]) without a script's change to it
+/// lines (see [`Pushing::push_table`]) without a script's change to it
 /// reaching another request.
 ///
 /// # Safety
@@ -484,51 +492,35 @@ unsafe fn push_metatable(lua: &RawLua, lazy_index: &Function, packed: &[u8]) -> 
     let state = lua.state();
     // SAFETY: the caller's contract. The new table has no metatable and is not
     // frozen until both fields are set, so the raw sets cannot raise (nor can making
-    // their short keys, or the buffer: see `push_bytes`).
+    // their short keys, or the packed string: see `push_bytes`).
     unsafe {
         ffi::lua_createtable(state, 0, 2);
         lazy_index.push_into_stack(lua)?;
         ffi::lua_rawsetfield(state, -2, c"__index".as_ptr());
-        push_buffer(state, packed);
+        push_bytes(state, packed);
         ffi::lua_rawsetfield(state, -2, c"packed".as_ptr());
         ffi::lua_setreadonly(state, -1, 1);
     }
     Ok(())
 }
 
-/// Pushes a copy of `bytes` as a Luau buffer.
+/// Pushes a header's value: through the connection's [`Recent`] when its name is one
+/// of the kept ones (and the connection's are at hand), else from its bytes.
 ///
 /// # Safety
-/// As for [`push_bytes`].
-unsafe fn push_buffer(state: *mut ffi::lua_State, bytes: &[u8]) {
-    // SAFETY: `lua_newbuffer` returns room for `bytes.len()` bytes (it cannot raise:
-    // see `push_bytes`), which the copy fills from one live slice.
-    unsafe {
-        let data = ffi::lua_newbuffer(state, bytes.len());
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len());
-    }
-}
-
-/// Pushes a header's value: through the connection's recent strings when its name
-/// is one of the kept ones (and the connection's are at hand), else from its bytes.
-///
-/// # Safety
-/// As for [`Recent::push`].
+/// As for [`Pushing::push`].
 #[inline]
 unsafe fn push_value(
-    lua: &RawLua,
-    recent: Option<&mut Recent>,
+    state: *mut ffi::lua_State,
+    recent: Option<&mut Pushing<'_>>,
     name: Option<&KnownName>,
     value: &[u8],
-) -> Result<()> {
+) {
     match (name, recent) {
         // SAFETY: the caller's contract.
-        (Some(name), Some(recent)) => unsafe { recent.push(lua, Slot::Header(name.index), value) },
-        _ => {
-            // SAFETY: the caller's contract.
-            unsafe { push_bytes(lua.state(), value) };
-            Ok(())
-        }
+        (Some(name), Some(recent)) => unsafe { recent.push(Slot::Header(name.index), value) },
+        // SAFETY: the caller's contract.
+        _ => unsafe { push_bytes(state, value) },
     }
 }
 
