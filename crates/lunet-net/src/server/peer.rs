@@ -1,5 +1,5 @@
 //! What one connection's request path knows about it: the server, the client's
-//! address, the strings its requests repeat, and the [`Activity`] and [`Progress`]
+//! address, what its requests repeat ([`Recent`]), and the [`Activity`] and [`Progress`]
 //! the watchdog reads ([`InFlight`] and [`Sending`] keep the request's part of it). Made by `connection`, read by `service`; neither the
 //! connection's lifecycle nor the request path lives here.
 
@@ -19,7 +19,7 @@ pub(crate) struct Peer {
     pub(crate) port: u16,
     pub(crate) activity: Activity,
     pub(crate) progress: Progress,
-    /// The strings this connection's requests repeat.
+    /// What this connection's requests repeat.
     pub(crate) recent: RefCell<Recent>,
 }
 

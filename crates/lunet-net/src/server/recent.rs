@@ -24,6 +24,11 @@
 //! [`MAX_REMEMBERED_LINES`] bytes of header lines, with a copy of their bytes in
 //! Rust, for as long as the connection lives, so a hostile peer cannot grow it.
 //!
+//! A connection's first request is pushed as before, and only the later ones go
+//! through the store ([`Recent::begin`]): many connections carry one request (a
+//! script's one-off `curl`, a client that closes after each), and for them the
+//! store and the copies would be work and memory with nothing to gain.
+//!
 //! This module does not build the request table or its metatable (that is
 //! [`super::request`]).
 
@@ -74,15 +79,21 @@ pub(crate) struct Recent {
     bytes: Vec<Option<Vec<u8>>>,
     /// What the remembered table was made for: an HTTP version and its bytes.
     table: Option<(http::Version, Vec<u8>)>,
+    /// Whether the connection's first request has been pushed.
+    past_first: bool,
 }
 
 impl Recent {
-    /// Pushes the store, for the pushes of one request (see [`Pushing`]).
+    /// Pushes the store, for the pushes of one request (see [`Pushing`]); nothing
+    /// for the connection's first request (see the module documentation).
     ///
     /// # Safety
     /// `lua`'s state is locked by the caller, with room for three more values on
     /// its stack, and for two more with each push through the result.
-    pub(crate) unsafe fn begin(&mut self, lua: &RawLua) -> Result<Pushing<'_>> {
+    pub(crate) unsafe fn begin(&mut self, lua: &RawLua) -> Result<Option<Pushing<'_>>> {
+        if !std::mem::replace(&mut self.past_first, true) {
+            return Ok(None);
+        }
         let state = lua.state();
         match &self.store {
             // SAFETY: the caller's contract.
@@ -101,12 +112,12 @@ impl Recent {
                 self.bytes.resize_with(KEPT_NAMES + 2, || None);
             }
         }
-        Ok(Pushing {
+        Ok(Some(Pushing {
             recent: self,
             state,
             // SAFETY: the state is locked by the caller.
             store: unsafe { ffi::lua_gettop(state) },
-        })
+        }))
     }
 }
 
@@ -145,13 +156,7 @@ impl Pushing<'_> {
             push_bytes(state, bytes);
             ffi::lua_pushvalue(state, -1);
             ffi::lua_rawseti_(state, self.store, index as c_int);
-            match known {
-                Some(known) => {
-                    known.clear();
-                    known.extend_from_slice(bytes);
-                }
-                None => *known = Some(bytes.to_vec()),
-            }
+            copy_into(known.get_or_insert_default(), bytes);
         }
     }
 
@@ -183,14 +188,12 @@ impl Pushing<'_> {
             ffi::lua_pushvalue(state, -1);
             ffi::lua_rawseti_(state, self.store, TABLE_INDEX);
         }
-        match &mut self.recent.table {
-            Some((known_version, known)) => {
-                *known_version = version;
-                known.clear();
-                known.extend_from_slice(bytes);
-            }
-            None => self.recent.table = Some((version, bytes.to_vec())),
-        }
+        let (known_version, known) = self
+            .recent
+            .table
+            .get_or_insert_with(|| (version, Vec::new()));
+        *known_version = version;
+        copy_into(known, bytes);
         Ok(())
     }
 
@@ -202,6 +205,12 @@ impl Pushing<'_> {
         // SAFETY: the caller's contract.
         unsafe { ffi::lua_remove(self.state, self.store) };
     }
+}
+
+/// Makes `copy` hold `bytes` (in the room it has, when that is enough).
+fn copy_into(copy: &mut Vec<u8>, bytes: &[u8]) {
+    copy.clear();
+    copy.extend_from_slice(bytes);
 }
 
 /// Pushes `bytes` as a Luau string.
@@ -246,6 +255,38 @@ mod tests {
         collect.call(Pushes(push)).unwrap()
     }
 
+    /// A connection's `Recent` after its first request.
+    fn past_first() -> Recent {
+        Recent {
+            past_first: true,
+            ..Recent::default()
+        }
+    }
+
+    #[test]
+    fn the_first_request_is_pushed_without_the_store() {
+        let lua = Lua::new();
+        let mut recent = Recent::default();
+        let mut through = Vec::new();
+        for _ in 0..3 {
+            let () = collect(&lua, "return function() end", |lua| {
+                // SAFETY: mlua's contract for `push_into_stack_multi`; room is made
+                // first, and the store (if pushed) is taken off again.
+                unsafe {
+                    ffi::lua_checkstack(lua.state(), 4);
+                    let pushing = recent.begin(lua).unwrap();
+                    through.push(pushing.is_some());
+                    if let Some(pushing) = pushing {
+                        pushing.end();
+                    }
+                }
+                0
+            });
+        }
+        assert_eq!(through, [false, true, true]);
+        assert!(recent.store.is_some());
+    }
+
     /// Pushes each of `values` through `recent`, and returns what was pushed.
     fn push_all(lua: &Lua, recent: &mut Recent, values: &[(Slot, &[u8])]) -> Vec<Vec<u8>> {
         let source = "return function(...) return {...} end";
@@ -253,7 +294,7 @@ mod tests {
             // SAFETY: mlua's contract for `push_into_stack_multi`; room is made first.
             unsafe {
                 ffi::lua_checkstack(lua.state(), 4 + values.len() as c_int);
-                let mut pushing = recent.begin(lua).unwrap();
+                let mut pushing = recent.begin(lua).unwrap().expect("past the first request");
                 for &(slot, bytes) in values {
                     pushing.push(slot, bytes);
                 }
@@ -267,7 +308,7 @@ mod tests {
     #[test]
     fn pushes_each_value_as_given_whether_remembered_or_not() {
         let lua = Lua::new();
-        let mut recent = Recent::default();
+        let mut recent = past_first();
         let long = vec![b'x'; MAX_REMEMBERED + 1];
         let values: Vec<(Slot, &[u8])> = vec![
             (Slot::Path, b"/a"),
@@ -301,7 +342,7 @@ mod tests {
     #[test]
     fn remembers_one_short_string_per_slot_in_one_table() {
         let lua = Lua::new();
-        let mut recent = Recent::default();
+        let mut recent = past_first();
         let long = vec![b'y'; MAX_REMEMBERED + 1];
         push_all(
             &lua,
@@ -337,7 +378,7 @@ mod tests {
     #[test]
     fn remembers_the_last_table_for_its_version_and_bytes() {
         let lua = Lua::new();
-        let mut recent = Recent::default();
+        let mut recent = past_first();
         let (h1, h2) = (http::Version::HTTP_11, http::Version::HTTP_2);
         let long = vec![b'z'; MAX_REMEMBERED_LINES + 1];
         let keys: [(http::Version, &[u8]); 8] = [
@@ -359,7 +400,7 @@ mod tests {
             unsafe {
                 let state = lua.state();
                 ffi::lua_checkstack(state, 4 + keys.len() as c_int);
-                let mut pushing = recent.begin(lua).unwrap();
+                let mut pushing = recent.begin(lua).unwrap().expect("past the first request");
                 for (version, bytes) in keys {
                     let make = || {
                         count.set(count.get() + 1);

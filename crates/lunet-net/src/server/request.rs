@@ -181,8 +181,9 @@ pub(crate) struct HandlerArgs<'a> {
     pub(crate) port: u16,
     /// The server's builders (for their strings and their requests' metatables).
     pub(crate) builders: &'a RequestBuilders,
-    /// The connection's [`Recent`].
-    pub(crate) recent: &'a RefCell<Recent>,
+    /// The connection's [`Recent`] (none for a request that is its connection's
+    /// last, as a WebSocket's is).
+    pub(crate) recent: Option<&'a RefCell<Recent>>,
 }
 
 /// How an HTTP/2 request's header lines read as HTTP/1.1's (see the module's
@@ -384,8 +385,9 @@ impl IntoLuaMulti for HandlerArgs<'_> {
     unsafe fn push_into_stack_multi(self, lua: &RawLua) -> Result<std::ffi::c_int> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
-        // (at most ten) values and the four temporaries `append_entry` and
-        // `join_repeated` use (`Recent::push` uses two) is made first, and
+        // (at most ten) values, the connection's store below them, and the four
+        // temporaries `append_entry` and `join_repeated` use (`Pushing::push` and
+        // `push_metatable` use fewer) is made first, and
         // every helper leaves the stack as it found it plus the one value it
         // pushes, so `push_bytes` always has room, and `append_entry` and
         // `join_repeated` find the table `lua_createtable` just pushed (and a name
@@ -401,9 +403,9 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             // No Luau code runs while this is borrowed (a borrow that fails would
             // only mean pushing every string from its bytes). The connection's
             // store goes below the values, and is taken off at the end.
-            let mut borrowed = self.recent.try_borrow_mut().ok();
+            let mut borrowed = self.recent.and_then(|recent| recent.try_borrow_mut().ok());
             let mut recent = match borrowed.as_deref_mut() {
-                Some(recent) => Some(recent.begin(lua)?),
+                Some(recent) => recent.begin(lua)?,
                 None => None,
             };
             self.handler.push_into_stack(lua)?;

@@ -169,7 +169,7 @@ pub(crate) async fn handle(peer: &Peer, request: Request<Incoming>) -> Response<
         ip: &peer.ip,
         port: peer.port,
         builders: &server.request_builders,
-        recent: &peer.recent,
+        recent: Some(&peer.recent),
     };
     let result = server
         .run_handler(server.request_builders.get(parts.version), args)
@@ -233,7 +233,7 @@ async fn handle_streaming(
                 ip: &peer.ip,
                 port: peer.port,
                 builders: &server.request_builders,
-                recent: &peer.recent,
+                recent: Some(&peer.recent),
             };
             server
                 .run_handler(server.request_builders.get(parts.version), args)

@@ -20,8 +20,6 @@
 //! `handleWebSocket(socket, request)` in its own Luau thread, and the server's drain
 //! closes it with 1001 when the server stops.
 
-use std::cell::RefCell;
-
 use bytes::Bytes;
 use http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
@@ -127,7 +125,7 @@ async fn decide(peer: &Peer, accept_websocket: &Function, parts: &Parts) -> Deci
         ip: &peer.ip,
         port: peer.port,
         builders: &server.request_builders,
-        recent: &peer.recent,
+        recent: Some(&peer.recent),
     };
     let decided = server
         .run_handler::<MultiValue>(server.request_builders.get(parts.version), args)
@@ -237,8 +235,6 @@ pub(crate) async fn accept(
                 return;
             }
         };
-        // (One request per upgraded connection: nothing for it to repeat.)
-        let recent = RefCell::default();
         let args = HandlerArgs {
             handler: &handler,
             parts: &parts,
@@ -248,7 +244,7 @@ pub(crate) async fn accept(
             ip: &ip,
             port,
             builders: &server.request_builders,
-            recent: &recent,
+            recent: None,
         };
         let outcome = server
             .run_handler::<()>(server.request_builders.get(parts.version), args)
