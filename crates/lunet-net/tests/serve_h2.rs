@@ -248,6 +248,17 @@ fn an_h2_request_has_host_query_and_headers_as_on_http1() {
             answer.ends_with(" raw=host=example.test") && !answer.contains("127.0.0.1"),
             "{answer}"
         );
+        // The connection remembers its requests' Host (see server/recent.rs): one
+        // without its own gets `:authority` again, as often as it comes.
+        for _ in 0..2 {
+            let again = self::request("GET", "/request?a=1&a=2", full(""));
+            let (parts, answer) = self::text(&mut sender, again).await;
+            assert_eq!(parts.status, 200, "{answer}");
+            assert!(
+                answer.starts_with("host=127.0.0.1 ") && answer.ends_with(" raw=host=127.0.0.1"),
+                "{answer}"
+            );
+        }
     });
     assert_eq!(script.finish(), 0);
 }
