@@ -12,24 +12,24 @@
 
 mod setup;
 
-/// Every allocation of the process, the Luau VM's included (mlua hands Luau's
-/// requests to Rust's allocator), comes from mimalloc (v2, without asking for
-/// transparent huge pages). Against glibc's malloc, callgrind counted 7.6% fewer
-/// instructions per HTTP/2 request (35.1k -> 32.4k: malloc and free were ~3.6k of
-/// them), 3.5% fewer on HTTP/1 hello, 2.5% on a 1 KiB echo, with fewer simulated
-/// cache misses and mispredicted branches; HTTP/2 hello served ~10% more requests
-/// per second (bench/README.md, run V). Memory stays where it was (idle and with
-/// 1,000 connections within 1 MiB) because mimalloc is built not to request huge
-/// pages: with them it held 4-16 MiB more. It also ends what glibc's heap trimming
-/// cost a streamed response (two `brk` calls per four 64 KiB chunks, run K), which
-/// `mallopt` settings worked around before. mimalloc's own `MIMALLOC_*` variables
-/// still tune it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+/// Every allocation of the process, the Luau VM's included (mlua hands Luau's
+/// requests to Rust's allocator), comes from mimalloc (v2, built not to ask for
+/// transparent huge pages). Against glibc's malloc, callgrind counted 8% fewer
+/// instructions per HTTP/2 request (malloc and free were ~3.6k of ~35k), 3-4% fewer
+/// on HTTP/1 hello, table, 1 KiB echo and WebSocket echo, with fewer simulated
+/// cache misses and mispredicted branches; HTTP/2 hello served 8-9% more requests
+/// per second (bench/README.md, run V). RSS stays within 2 MiB of glibc's, idle and
+/// with 1,000 connections, because mimalloc is built not to request huge pages
+/// (with them it held 6-23 MiB more). It also has none of the heap trimming that
+/// cost glibc two `brk` calls per four 64 KiB chunks of a streamed response (run
+/// K), which `mallopt` settings worked around before. mimalloc's own `MIMALLOC_*`
+/// variables still tune it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
