@@ -670,7 +670,14 @@ impl Parser<'_> {
                 // the key and the value are the top two, above the table. A `null`
                 // value leaves the key out (and removes an earlier one).
                 unsafe {
-                    self.value()?;
+                    if remembered
+                        && index < shape::VALUES
+                        && self.input.get(self.pos) == Some(&b'"')
+                    {
+                        self.remembered_string(depth, index)?;
+                    } else {
+                        self.value()?;
+                    }
                     ffi::lua_rawset(state, table);
                 }
                 if !self.separator(b'}', "an object value")? {
@@ -709,6 +716,39 @@ impl Parser<'_> {
             *size = members.min(MAX_SIZE_HINT);
         }
         self.depth -= 1;
+        Ok(())
+    }
+
+    /// Pushes the string value of member `index` (below [`shape::VALUES`]) of an
+    /// object at remembered `depth`: the last one read there when its text is the
+    /// same (see [`Shapes::matches_value`]), else the one read, which
+    /// [`Shapes::value_missed`] may remember in its place.
+    ///
+    /// # Safety
+    /// As [`Parser::value`] with room for one more, and the input at `self.pos` is
+    /// a quote.
+    unsafe fn remembered_string(&mut self, depth: usize, index: usize) -> Result<()> {
+        let state = self.state;
+        let at = self.pos + 1;
+        let slot = Shapes::value_slot(depth, index);
+        if let Some(close) = self.shapes.matches_value(depth, index, self.input, at) {
+            self.pos = close + 1;
+            self.shapes.value_matched(depth, index);
+            // SAFETY: room for one value; the slot holds the string read from the
+            // same text.
+            unsafe { ffi::lua_pushvalue(state, slot) };
+            return Ok(());
+        }
+        // SAFETY: the caller's contract; a string leaves `pos` after its closing
+        // quote.
+        unsafe { self.value()? };
+        if self.shapes.value_missed(depth, index, at, self.pos - 1) {
+            // SAFETY: room for one more (the caller's contract).
+            unsafe {
+                ffi::lua_pushvalue(state, -1);
+                ffi::lua_replace(state, slot);
+            }
+        }
         Ok(())
     }
 
@@ -852,11 +892,15 @@ impl Parser<'_> {
         if negative {
             i += 1;
         }
+        // The digits (integer part, then fraction) are read into `mantissa` as they
+        // are scanned; it wraps past 19 digits, and is only used for up to 15.
+        let mut mantissa: u64 = 0;
         let digits_start = i;
         match input.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = input.get(i) {
+                while let Some(&d @ b'0'..=b'9') = input.get(i) {
+                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
                     i += 1;
                 }
             }
@@ -868,23 +912,24 @@ impl Parser<'_> {
                 )));
             }
         }
-        let int_end = i;
-        let mut fraction = int_end..int_end;
+        let int_digits = i - digits_start;
+        let mut fraction_digits = 0;
         let mut exponent = false;
         if input.get(i) == Some(&b'.') {
             i += 1;
-            if !matches!(input.get(i), Some(b'0'..=b'9')) {
+            let fraction_start = i;
+            while let Some(&d @ b'0'..=b'9') = input.get(i) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                i += 1;
+            }
+            fraction_digits = i - fraction_start;
+            if fraction_digits == 0 {
                 self.pos = i;
                 return Err(self.error(format!(
                     "expected a digit after the decimal point, found {}",
                     self.found()
                 )));
             }
-            fraction.start = i;
-            while let Some(b'0'..=b'9') = input.get(i) {
-                i += 1;
-            }
-            fraction.end = i;
         }
         if let Some(b'e' | b'E') = input.get(i) {
             exponent = true;
@@ -907,15 +952,8 @@ impl Parser<'_> {
         // Up to 15 digits without an exponent: the digits as an integer are exact in
         // both u64 and f64, and so is the power of ten to divide by, so one
         // (correctly rounded) division gives the correctly rounded value.
-        if !exponent && (int_end - digits_start) + fraction.len() <= 15 {
-            let mut n: u64 = 0;
-            for &d in input[digits_start..int_end]
-                .iter()
-                .chain(&input[fraction.clone()])
-            {
-                n = n * 10 + u64::from(d - b'0');
-            }
-            let n = n as f64 / POWERS_OF_TEN[fraction.len()];
+        if !exponent && int_digits + fraction_digits <= 15 {
+            let n = mantissa as f64 / POWERS_OF_TEN[fraction_digits];
             return Ok(if negative { -n } else { n });
         }
         // The grammar was checked above, so this is valid for Rust's (exact) parser.

@@ -16,7 +16,18 @@
 //! exactly what inserting member by member gives; a copy that another shape broke
 //! is no template (a copy keeps its size, which must not spread to small objects).
 //!
-//! The Luau values (key strings and template tables) live in [`STACK_SLOTS`] slots
+//! String values repeat too (a status, a currency, a type tag): for each of the first
+//! [`VALUES`] positions at a depth, the last string value read there is remembered
+//! with the span of input text it was read from. A string value whose text, up to a
+//! closing quote, is byte for byte that span is that same string (the same text
+//! reads the same way), so it is pushed from the remembered Luau string without
+//! being scanned, unescaped, hashed or interned ([`Shapes::matches_value`]). A
+//! position whose values keep changing (an id, a name) stops replacing what it
+//! remembers after [`VALUE_MISSES`] misses in a row, which saves the copy into
+//! the slot; it is still compared with the last one, and a match resumes it.
+//!
+//! The Luau values (key strings, template tables and value strings) live in
+//! [`STACK_SLOTS`] slots
 //! at the bottom of the decoder's stack (a stack slot is cheaper to read and write
 //! than a table's); this module owns only the Rust-side bookkeeping: which slot
 //! holds what, and each key's bytes (pointers into the strings those slots hold:
@@ -35,8 +46,15 @@ pub(super) const DEPTHS: usize = 4;
 /// template.
 pub(super) const KEYS: usize = 32;
 
-/// Stack slots per depth: the keys, then the template.
-const SLOTS: usize = KEYS + 1;
+/// Member positions per depth whose last string value is remembered.
+pub(super) const VALUES: usize = 16;
+
+/// Misses in a row after which a position's string values are no longer
+/// remembered (see the module documentation).
+const VALUE_MISSES: u8 = 2;
+
+/// Stack slots per depth: the keys, the template, then the values.
+const SLOTS: usize = KEYS + 1 + VALUES;
 
 /// The stack slots reserved for the remembered values (stack indices 1 to this).
 pub(super) const STACK_SLOTS: c_int = (DEPTHS * SLOTS) as c_int;
@@ -71,6 +89,12 @@ struct Depth {
     /// Whether its slot holds it as a template (all its keys distinct and
     /// remembered).
     template: bool,
+    /// For each of the first [`VALUES`] positions, the input span (start, end:
+    /// between the quotes) of the last string value read there, whose string its
+    /// value slot holds; `None` before one was.
+    values: [Option<(usize, usize)>; VALUES],
+    /// For the same positions: string values in a row that did not match.
+    value_misses: [u8; VALUES],
 }
 
 /// See the module documentation.
@@ -100,6 +124,62 @@ impl Shapes {
     /// The stack slot for the template at a remembered `depth`.
     pub(super) fn template_slot(depth: usize) -> c_int {
         ((depth - 1) * SLOTS + KEYS + 1) as c_int
+    }
+
+    /// The stack slot for the string value at position `index` (below [`VALUES`])
+    /// at a remembered `depth`.
+    pub(super) fn value_slot(depth: usize, index: usize) -> c_int {
+        ((depth - 1) * SLOTS + KEYS + 2 + index) as c_int
+    }
+
+    /// Where the string value at `input[at..]` (just after its opening quote) ends,
+    /// when its text is that of the last string value at position `index` of
+    /// `depth` (below [`VALUES`]): the same bytes, then a quote. The remembered text
+    /// was read as a string that ended at its closing quote, so the same bytes end
+    /// at the same place and read as the same string.
+    #[inline]
+    pub(super) fn matches_value(
+        &self,
+        depth: usize,
+        index: usize,
+        input: &[u8],
+        at: usize,
+    ) -> Option<usize> {
+        let (start, end) = self.depths.get(depth)?.values[index]?;
+        let len = end - start;
+        let close = at.checked_add(len)?;
+        if input.get(close) != Some(&b'"') {
+            return None;
+        }
+        same_bytes(&input[start..end], &input[at..close]).then_some(close)
+    }
+
+    /// Records that the string value at position `index` (below [`VALUES`]) of
+    /// `depth` matched the remembered one.
+    #[inline]
+    pub(super) fn value_matched(&mut self, depth: usize, index: usize) {
+        self.depth(depth).value_misses[index] = 0;
+    }
+
+    /// Records that the string value at position `index` (below [`VALUES`]) of
+    /// `depth`, read from `input[start..end]`, did not match the remembered one,
+    /// and says whether it is remembered in its place: if so, the caller puts its
+    /// string into the value slot.
+    pub(super) fn value_missed(
+        &mut self,
+        depth: usize,
+        index: usize,
+        start: usize,
+        end: usize,
+    ) -> bool {
+        let d = self.depth(depth);
+        let misses = &mut d.value_misses[index];
+        if *misses >= VALUE_MISSES {
+            return false;
+        }
+        *misses += 1;
+        d.values[index] = Some((start, end));
+        true
     }
 
     /// How many keys the template at `depth` has, if there is one.
@@ -194,8 +274,8 @@ impl Shapes {
     }
 }
 
-/// `a == b` for slices of one length; keys are short, and two overlapping loads
-/// compare one of up to 16 bytes without a call to `memcmp`.
+/// `a == b` for slices of one length; keys and repeated values are short, and
+/// overlapping loads compare up to 32 bytes without a call to `memcmp`.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     fn word4(s: &[u8], at: usize) -> u32 {
@@ -216,6 +296,12 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
         4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
         8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        17..=32 => {
+            word8(a, 0) == word8(b, 0)
+                && word8(a, 8) == word8(b, 8)
+                && word8(a, n - 16) == word8(b, n - 16)
+                && word8(a, n - 8) == word8(b, n - 8)
+        }
         _ => a == b,
     }
 }
@@ -226,8 +312,8 @@ mod tests {
 
     #[test]
     fn same_bytes_is_slice_equality_for_every_short_length() {
-        // Every length to 20, each byte position changed in turn.
-        for n in 0..=20usize {
+        // Every length to 40, each byte position changed in turn.
+        for n in 0..=40usize {
             let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37) ^ 0x55).collect();
             assert!(same_bytes(&a, &a.clone()), "equal, length {n}");
             for at in 0..n {

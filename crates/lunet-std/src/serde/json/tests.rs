@@ -534,6 +534,61 @@ fn keys_matched_as_written_only_when_they_are_that_key() {
     }
 }
 
+/// A string value is pushed from the last one at its position when its text is the
+/// same (`Shapes::matches_value`): every text that only begins like it (a prefix
+/// of it, it with more after, it with an escaped quote after, the same string
+/// spelled with escapes, the input ending inside it) must read as what it is.
+#[test]
+fn string_values_reused_only_when_their_text_is_the_same() {
+    let lua = Lua::new();
+    let pad = "x".repeat(300);
+    let records = [
+        r#""ab""#,
+        r#""ab""#,
+        r#""abc""#,
+        r#""ab""#,
+        r#""a""#,
+        r#""ab\"""#,
+        r#""ab\\""#,
+        r#""ab\\""#,
+        r#""a\u0062""#,
+        r#""ab""#,
+        "1",
+        r#""ab""#,
+        r#""""#,
+        r#""""#,
+        r#""café""#,
+        r#""café ✓""#,
+        r#""café""#,
+        r#""a\"b""#,
+        r#""a\"b""#,
+        r#""a\"""#,
+    ];
+    let mut text = format!(r#"[{{"v":"{pad}","w":"{pad}"}}"#);
+    for (i, value) in records.iter().enumerate() {
+        // The same position under another key, too: positions are what match.
+        let key = if i % 3 == 2 { "other" } else { "v" };
+        text.push_str(&format!(r#",{{"{key}":{value},"w":{value}}}"#));
+    }
+    text.push(']');
+    let reference: Json = serde_json::from_str(&text).unwrap();
+    let decoded = decode(&lua, text.as_bytes()).unwrap();
+    assert_eq!(
+        encode_str(&lua, &decoded, false),
+        serde_json::to_string(&canonical(&reference)).unwrap(),
+    );
+    for truncated in [
+        format!(r#"[{{"v":"abc","p":"{pad}"}},{{"v":"abc"#),
+        format!(r#"[{{"v":"abc","p":"{pad}"}},{{"v":"ab"#),
+    ] {
+        let error = decode(&lua, truncated.as_bytes()).unwrap_err().to_string();
+        assert!(
+            error.contains("unterminated string"),
+            "{truncated}: {error}"
+        );
+    }
+}
+
 /// Records that share a shape reuse the last object's key order (`KeyOrder`): every
 /// way two neighbours can look alike without being alike must still sort afresh.
 #[test]
@@ -613,6 +668,8 @@ fn extend_short_appends_every_length_exactly() {
 #[derive(Debug, Clone)]
 enum Doc {
     Number(i32),
+    /// A string, as written between its quotes.
+    Str(&'static str),
     Null,
     Object(Vec<(&'static str, Doc)>),
     Array(Vec<Doc>),
@@ -622,6 +679,11 @@ impl Doc {
     fn text(&self, out: &mut String) {
         match self {
             Doc::Number(n) => out.push_str(&n.to_string()),
+            Doc::Str(text) => {
+                out.push('"');
+                out.push_str(text);
+                out.push('"');
+            }
             Doc::Null => out.push_str("null"),
             Doc::Object(members) => {
                 out.push('{');
@@ -650,10 +712,24 @@ impl Doc {
 
 /// Lists of objects whose keys repeat, reorder, go missing, come twice, are null,
 /// are spelled with escapes (`\u0061` is `a`), and nest deeper than the decoder
-/// remembers shapes; some objects have more keys than it remembers.
+/// remembers shapes; some objects have more keys than it remembers. String values
+/// repeat and nearly repeat (prefixes, escapes, one string spelled two ways).
 fn doc() -> impl Strategy<Value = Doc> {
     let key = prop::sample::select(vec!["id", "a", "b", "name", "\\u0061", "zz", "k1", "k2"]);
-    let leaf = prop_oneof![(-5i32..5).prop_map(Doc::Number)];
+    let text = prop::sample::select(vec![
+        "",
+        "a",
+        "ab",
+        "abc",
+        "\\u0061b",
+        "a\\\"",
+        "a\\\\",
+        "a\\\\\\\"",
+        "ab\\n",
+        "café",
+        "caf",
+    ]);
+    let leaf = prop_oneof![(-5i32..5).prop_map(Doc::Number), text.prop_map(Doc::Str)];
     leaf.prop_recursive(7, 256, 40, move |inner| {
         let member = (
             key.clone(),
