@@ -124,7 +124,9 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> std::result::Result<Value, Deco
         })
     };
     // Bytes outside strings must be ASCII to parse, so a parsed input whose strings
-    // were all ASCII is valid UTF-8. One with a non-ASCII string, or a failed one,
+    // were all ASCII is valid UTF-8 (a string value taken from what `Shapes`
+    // remembers is the same bytes as one parsed before). One with a non-ASCII
+    // string, or a failed one,
     // is checked whole, once: simdutf8's vectorised pass over 1 MB of mostly ASCII
     // text costs a tenth of std's check of its non-ASCII strings one by one
     // (callgrind). Invalid UTF-8 anywhere is the error reported, as if checked
@@ -156,7 +158,8 @@ struct Parser<'a> {
     /// Members of the last object closed at each depth (index), as a size hint for
     /// the next one there.
     sizes: [usize; SHAPE_DEPTHS],
-    /// The keys (and templates) of the last object closed at each depth.
+    /// The keys (and templates) of the last object closed at each depth, and the
+    /// string values remembered at its positions.
     shapes: Shapes,
     /// The stack height up to which room was made (see [`Parser::reserve`]).
     reserved: c_int,
@@ -555,7 +558,8 @@ impl Parser<'_> {
         // SAFETY (for the calls below): room for 7 values is made here; the table
         // (created, or cloned from a template this parser made, when the first key
         // is read) takes one, each member's key one more, and its value has the 4
-        // `value` needs. The table has no metatable, so lua_rawset cannot run Luau
+        // `value` needs; the seventh takes the copy of a key or a string value
+        // into its slot (`remembered_string`). The table has no metatable, so lua_rawset cannot run Luau
         // code, and its keys are strings (never nil or NaN) below Luau's size limit
         // (checked), so it cannot raise. lua_rawset pops each member's key and
         // value, so the stack is back where it was after each member. The reserved
@@ -720,7 +724,7 @@ impl Parser<'_> {
     }
 
     /// Pushes the string value of member `index` (below [`shape::VALUES`]) of an
-    /// object at remembered `depth`: the last one read there when its text is the
+    /// object at remembered `depth`: the one remembered there when its text is the
     /// same (see [`Shapes::matches_value`]), else the one read, which
     /// [`Shapes::value_missed`] may remember in its place.
     ///
@@ -893,7 +897,7 @@ impl Parser<'_> {
             i += 1;
         }
         // The digits (integer part, then fraction) are read into `mantissa` as they
-        // are scanned; it wraps past 19 digits, and is only used for up to 15.
+        // are scanned; it may wrap past 19 digits, and is only used for up to 15.
         let mut mantissa: u64 = 0;
         let digits_start = i;
         match input.get(i) {

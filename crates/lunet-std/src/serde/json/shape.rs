@@ -17,22 +17,23 @@
 //! is no template (a copy keeps its size, which must not spread to small objects).
 //!
 //! String values repeat too (a status, a currency, a type tag): for each of the first
-//! [`VALUES`] positions at a depth, the last string value read there is remembered
-//! with the span of input text it was read from. A string value whose text, up to a
+//! [`VALUES`] positions at a depth, a string value read there is remembered with
+//! the span of input text it was read from. A string value whose text, up to a
 //! closing quote, is byte for byte that span is that same string (the same text
 //! reads the same way), so it is pushed from the remembered Luau string without
-//! being scanned, unescaped, hashed or interned ([`Shapes::matches_value`]). A
-//! position whose values keep changing (an id, a name) stops replacing what it
-//! remembers after [`VALUE_MISSES`] misses in a row, which saves the copy into
-//! the slot; it is still compared with the last one, and a match resumes it.
+//! being scanned, unescaped, hashed or interned ([`Shapes::matches_value`]). Each
+//! value that does not match is remembered in its place, except that a position
+//! whose values keep changing (an id, a name) does so only for its first
+//! [`VALUE_MISSES`] misses in a row and then every [`VALUE_RETRY`]th (sparing the
+//! copy into its slot); a match starts the count again.
 //!
 //! The Luau values (key strings, template tables and value strings) live in
-//! [`STACK_SLOTS`] slots
-//! at the bottom of the decoder's stack (a stack slot is cheaper to read and write
-//! than a table's); this module owns only the Rust-side bookkeeping: which slot
-//! holds what, and each key's bytes (pointers into the strings those slots hold:
-//! Luau never moves or frees a string that is referenced, and a slot's pointer is
-//! replaced whenever its string is). Does not own parsing or building.
+//! [`STACK_SLOTS`] slots at the bottom of the decoder's stack (a stack slot is
+//! cheaper to read and write than a table's); this module owns only the Rust-side
+//! bookkeeping: which slot holds what, each key's bytes (pointers into the strings
+//! those slots hold: Luau never moves or frees a string that is referenced, and a
+//! slot's pointer is replaced whenever its string is) and each value's span of
+//! input. Does not own parsing or building.
 
 use std::ffi::c_int;
 
@@ -49,9 +50,13 @@ pub(super) const KEYS: usize = 32;
 /// Member positions per depth whose last string value is remembered.
 pub(super) const VALUES: usize = 16;
 
-/// Misses in a row after which a position's string values are no longer
-/// remembered (see the module documentation).
+/// Misses in a row (the first value read at a position counts as one) after which
+/// a position's string values are remembered only every [`VALUE_RETRY`]th miss
+/// (see the module documentation).
 const VALUE_MISSES: u8 = 2;
+/// See [`VALUE_MISSES`]: a position that stopped remembering each value still
+/// takes a new one this often, so a value that starts repeating later is found.
+const VALUE_RETRY: u8 = 16;
 
 /// Stack slots per depth: the keys, the template, then the values.
 const SLOTS: usize = KEYS + 1 + VALUES;
@@ -90,10 +95,11 @@ struct Depth {
     /// remembered).
     template: bool,
     /// For each of the first [`VALUES`] positions, the input span (start, end:
-    /// between the quotes) of the last string value read there, whose string its
+    /// between the quotes) of the string value remembered there, whose string its
     /// value slot holds; `None` before one was.
     values: [Option<(usize, usize)>; VALUES],
-    /// For the same positions: string values in a row that did not match.
+    /// For the same positions: string values in a row that did not match (from 0
+    /// to `VALUE_MISSES + VALUE_RETRY`, then back to `VALUE_MISSES + 1`).
     value_misses: [u8; VALUES],
 }
 
@@ -133,7 +139,7 @@ impl Shapes {
     }
 
     /// Where the string value at `input[at..]` (just after its opening quote) ends,
-    /// when its text is that of the last string value at position `index` of
+    /// when its text is that of the string value remembered at position `index` of
     /// `depth` (below [`VALUES`]): the same bytes, then a quote. The remembered text
     /// was read as a string that ended at its closing quote, so the same bytes end
     /// at the same place and read as the same string.
@@ -174,10 +180,14 @@ impl Shapes {
     ) -> bool {
         let d = self.depth(depth);
         let misses = &mut d.value_misses[index];
-        if *misses >= VALUE_MISSES {
+        *misses = if *misses >= VALUE_MISSES + VALUE_RETRY {
+            VALUE_MISSES + 1
+        } else {
+            *misses + 1
+        };
+        if *misses > VALUE_MISSES && *misses < VALUE_MISSES + VALUE_RETRY {
             return false;
         }
-        *misses += 1;
         d.values[index] = Some((start, end));
         true
     }
@@ -308,7 +318,63 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::same_bytes;
+    use super::{Shapes, VALUE_MISSES, VALUE_RETRY, same_bytes};
+
+    /// Feeds the quoted values of `input` through one position as the decoder
+    /// does; returns, for each, whether it matched the remembered one.
+    fn hits(input: &[u8]) -> Vec<bool> {
+        let mut shapes = Shapes::default();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(open) = input[at..].iter().position(|&b| b == b'"') {
+            let start = at + open + 1;
+            let close = start + input[start..].iter().position(|&b| b == b'"').unwrap();
+            match shapes.matches_value(1, 0, input, start) {
+                Some(end) => {
+                    assert_eq!(end, close);
+                    shapes.value_matched(1, 0);
+                    out.push(true);
+                }
+                None => {
+                    shapes.value_missed(1, 0, start, close);
+                    out.push(false);
+                }
+            }
+            at = close + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn a_position_whose_values_keep_changing_still_finds_one_that_repeats() {
+        // Five different values, then one value forty times: the position stops
+        // taking each new value after VALUE_MISSES misses, takes one again within
+        // VALUE_RETRY more, and from then on every repeat matches.
+        let mut text = String::from(r#""v0" "v1" "v2" "v3" "v4""#);
+        text.push_str(&r#" "same""#.repeat(40));
+        let hits = hits(text.as_bytes());
+        let first_hit = hits
+            .iter()
+            .position(|&h| h)
+            .expect("the repeated value is found");
+        assert!(
+            first_hit <= usize::from(VALUE_MISSES + VALUE_RETRY) + 1,
+            "first hit at {first_hit}"
+        );
+        assert!(hits[first_hit..].iter().all(|&h| h), "{hits:?}");
+        // A value right after it stopped taking new ones is not remembered...
+        let hits_stopped = hits_of(r#""a" "b" "c" "c""#);
+        assert_eq!(hits_stopped, [false, false, false, false]);
+        // ...and one it took is, and a match starts the count again.
+        assert_eq!(
+            hits_of(r#""a" "a" "b" "b" "c" "c""#),
+            [false, true, false, true, false, true]
+        );
+    }
+
+    fn hits_of(text: &str) -> Vec<bool> {
+        hits(text.as_bytes())
+    }
 
     #[test]
     fn same_bytes_is_slice_equality_for_every_short_length() {

@@ -534,49 +534,54 @@ fn keys_matched_as_written_only_when_they_are_that_key() {
     }
 }
 
-/// A string value is pushed from the last one at its position when its text is the
-/// same (`Shapes::matches_value`): every text that only begins like it (a prefix
-/// of it, it with more after, it with an escaped quote after, the same string
-/// spelled with escapes, the input ending inside it) must read as what it is.
+/// A string value is pushed from the one remembered at its position when its text
+/// is the same (`Shapes::matches_value`): every text that only begins like it (a
+/// prefix of it, it with more after, it with an escaped quote after, the same
+/// string spelled with escapes, the input ending inside it) must read as what it
+/// is. Each pair is its own document, so the second value meets the first one
+/// remembered (a position's first two values are always remembered).
 #[test]
 fn string_values_reused_only_when_their_text_is_the_same() {
     let lua = Lua::new();
     let pad = "x".repeat(300);
-    let records = [
-        r#""ab""#,
-        r#""ab""#,
-        r#""abc""#,
-        r#""ab""#,
-        r#""a""#,
-        r#""ab\"""#,
-        r#""ab\\""#,
-        r#""ab\\""#,
-        r#""a\u0062""#,
-        r#""ab""#,
-        "1",
-        r#""ab""#,
-        r#""""#,
-        r#""""#,
-        r#""café""#,
-        r#""café ✓""#,
-        r#""café""#,
-        r#""a\"b""#,
-        r#""a\"b""#,
-        r#""a\"""#,
+    let pairs = [
+        (r#""ab""#, r#""ab""#),
+        (r#""ab""#, r#""abc""#),
+        (r#""abc""#, r#""ab""#),
+        (r#""ab""#, r#""a""#),
+        (r#""ab""#, r#""ab\"""#),
+        (r#""ab\"""#, r#""ab\\""#),
+        (r#""ab\\""#, r#""ab\\""#),
+        (r#""ab\\""#, r#""ab\\\"""#),
+        (r#""ab""#, r#""a\u0062""#),
+        (r#""a\u0062""#, r#""ab""#),
+        (r#""a\u0062""#, r#""a\u0062""#),
+        (r#""\ud83d\ude00""#, r#""\ud83d\ude00""#),
+        (r#""""#, r#""""#),
+        (r#""""#, r#""a""#),
+        (r#""café""#, r#""café""#),
+        (r#""café""#, r#""café ✓""#),
+        (r#""café ✓""#, r#""café""#),
+        (r#""a\"b""#, r#""a\"b""#),
+        (r#""a\"b""#, r#""a\"""#),
+        (r#""a\"""#, r#""a\"b""#),
+        ("1", r#""1""#),
     ];
-    let mut text = format!(r#"[{{"v":"{pad}","w":"{pad}"}}"#);
-    for (i, value) in records.iter().enumerate() {
-        // The same position under another key, too: positions are what match.
-        let key = if i % 3 == 2 { "other" } else { "v" };
-        text.push_str(&format!(r#",{{"{key}":{value},"w":{value}}}"#));
+    for (first, second) in pairs {
+        for key in ["v", "other"] {
+            // The same position under another key, too: positions are what match.
+            let text = format!(
+                r#"[{{"v":"{pad}","w":"{pad}"}},{{"v":{first},"w":{first}}},{{"{key}":{second},"w":{second}}}]"#
+            );
+            let reference: Json = serde_json::from_str(&text).unwrap();
+            let decoded = decode(&lua, text.as_bytes()).unwrap();
+            assert_eq!(
+                encode_str(&lua, &decoded, false),
+                serde_json::to_string(&canonical(&reference)).unwrap(),
+                "{first} then {second}"
+            );
+        }
     }
-    text.push(']');
-    let reference: Json = serde_json::from_str(&text).unwrap();
-    let decoded = decode(&lua, text.as_bytes()).unwrap();
-    assert_eq!(
-        encode_str(&lua, &decoded, false),
-        serde_json::to_string(&canonical(&reference)).unwrap(),
-    );
     for truncated in [
         format!(r#"[{{"v":"abc","p":"{pad}"}},{{"v":"abc"#),
         format!(r#"[{{"v":"abc","p":"{pad}"}},{{"v":"ab"#),
