@@ -152,12 +152,7 @@ impl Shapes {
         at: usize,
     ) -> Option<usize> {
         let (start, end) = self.depths.get(depth)?.values[index]?;
-        let len = end - start;
-        let close = at.checked_add(len)?;
-        if input.get(close) != Some(&b'"') {
-            return None;
-        }
-        same_bytes(&input[start..end], &input[at..close]).then_some(close)
+        quoted_at(&input[start..end], input, at)
     }
 
     /// Records that the string value at position `index` (below [`VALUES`]) of
@@ -223,11 +218,7 @@ impl Shapes {
         at: usize,
     ) -> Option<usize> {
         let key = self.key(depth, index).filter(|key| key.plain)?;
-        let end = at.checked_add(key.len)?;
-        if input.get(end) != Some(&b'"') {
-            return None;
-        }
-        same_bytes(key.bytes(), &input[at..end]).then_some(end)
+        quoted_at(key.bytes(), input, at)
     }
 
     /// Records that the stack slot for key `index` at `depth` now holds the
@@ -282,6 +273,16 @@ impl Shapes {
                     .all(|(i, key)| keys[..i].iter().all(|other| other.ptr != key.ptr))
             })
     }
+}
+
+/// Where the closing quote is when `input[at..]` is `text` then a quote.
+#[inline]
+fn quoted_at(text: &[u8], input: &[u8], at: usize) -> Option<usize> {
+    let close = at.checked_add(text.len())?;
+    if input.get(close) != Some(&b'"') {
+        return None;
+    }
+    same_bytes(text, &input[at..close]).then_some(close)
 }
 
 /// `a == b` for slices of one length; keys and repeated values are short, and
