@@ -126,11 +126,10 @@ pub(crate) fn decode(lua: &Lua, input: &[u8]) -> std::result::Result<Value, Deco
     // Bytes outside strings must be ASCII to parse, so a parsed input whose strings
     // were all ASCII is valid UTF-8 (a string value taken from what `Shapes`
     // remembers is the same bytes as one parsed before). One with a non-ASCII
-    // string, or a failed one,
-    // is checked whole, once: simdutf8's vectorised pass over 1 MB of mostly ASCII
-    // text costs a tenth of std's check of its non-ASCII strings one by one
-    // (callgrind). Invalid UTF-8 anywhere is the error reported, as if checked
-    // first; std's check finds where.
+    // string, or a failed one, is checked whole, once: simdutf8's vectorised pass
+    // over 1 MB of mostly ASCII text costs a tenth of std's check of its non-ASCII
+    // strings one by one (callgrind). Invalid UTF-8 anywhere is the error reported,
+    // as if checked first; std's check finds where.
     if (result.is_err() || parser.non_ascii)
         && simdutf8::basic::from_utf8(input).is_err()
         && let Err(utf8) = std::str::from_utf8(input)
@@ -559,11 +558,11 @@ impl Parser<'_> {
         // (created, or cloned from a template this parser made, when the first key
         // is read) takes one, each member's key one more, and its value has the 4
         // `value` needs; the seventh takes the copy of a key or a string value
-        // into its slot (`remembered_string`). The table has no metatable, so lua_rawset cannot run Luau
-        // code, and its keys are strings (never nil or NaN) below Luau's size limit
-        // (checked), so it cannot raise. lua_rawset pops each member's key and
-        // value, so the stack is back where it was after each member. The reserved
-        // slots hold what `Shapes` says they hold.
+        // into its slot (`remembered_string`). The table has no metatable, so
+        // lua_rawset cannot run Luau code, and its keys are strings (never nil or
+        // NaN) below Luau's size limit (checked), so it cannot raise. lua_rawset
+        // pops each member's key and value, so the stack is back where it was
+        // after each member. The reserved slots hold what `Shapes` says they hold.
         let base = unsafe {
             let top = ffi::lua_gettop(state);
             self.reserve(top, 7)?;

@@ -98,8 +98,8 @@ struct Depth {
     /// between the quotes) of the string value remembered there, whose string its
     /// value slot holds; `None` before one was.
     values: [Option<(usize, usize)>; VALUES],
-    /// For the same positions: string values in a row that did not match (from 0
-    /// to `VALUE_MISSES + VALUE_RETRY`, then back to `VALUE_MISSES + 1`).
+    /// For the same positions: string values in a row that did not match (counted
+    /// up to `VALUE_MISSES + VALUE_RETRY`, which is counted as `VALUE_MISSES`).
     value_misses: [u8; VALUES],
 }
 
@@ -174,13 +174,10 @@ impl Shapes {
         end: usize,
     ) -> bool {
         let d = self.depth(depth);
-        let misses = &mut d.value_misses[index];
-        *misses = if *misses >= VALUE_MISSES + VALUE_RETRY {
-            VALUE_MISSES + 1
-        } else {
-            *misses + 1
-        };
-        if *misses > VALUE_MISSES && *misses < VALUE_MISSES + VALUE_RETRY {
+        let misses = d.value_misses[index] + 1;
+        let retry = misses == VALUE_MISSES + VALUE_RETRY;
+        d.value_misses[index] = if retry { VALUE_MISSES } else { misses };
+        if misses > VALUE_MISSES && !retry {
             return false;
         }
         d.values[index] = Some((start, end));
@@ -323,7 +320,8 @@ mod tests {
 
     /// Feeds the quoted values of `input` through one position as the decoder
     /// does; returns, for each, whether it matched the remembered one.
-    fn hits(input: &[u8]) -> Vec<bool> {
+    fn hits(input: &str) -> Vec<bool> {
+        let input = input.as_bytes();
         let mut shapes = Shapes::default();
         let mut out = Vec::new();
         let mut at = 0;
@@ -353,8 +351,8 @@ mod tests {
         // VALUE_RETRY more, and from then on every repeat matches.
         let mut text = String::from(r#""v0" "v1" "v2" "v3" "v4""#);
         text.push_str(&r#" "same""#.repeat(40));
-        let hits = hits(text.as_bytes());
-        let first_hit = hits
+        let repeats = hits(&text);
+        let first_hit = repeats
             .iter()
             .position(|&h| h)
             .expect("the repeated value is found");
@@ -362,19 +360,14 @@ mod tests {
             first_hit <= usize::from(VALUE_MISSES + VALUE_RETRY) + 1,
             "first hit at {first_hit}"
         );
-        assert!(hits[first_hit..].iter().all(|&h| h), "{hits:?}");
+        assert!(repeats[first_hit..].iter().all(|&h| h), "{repeats:?}");
         // A value right after it stopped taking new ones is not remembered...
-        let hits_stopped = hits_of(r#""a" "b" "c" "c""#);
-        assert_eq!(hits_stopped, [false, false, false, false]);
+        assert_eq!(hits(r#""a" "b" "c" "c""#), [false, false, false, false]);
         // ...and one it took is, and a match starts the count again.
         assert_eq!(
-            hits_of(r#""a" "a" "b" "b" "c" "c""#),
+            hits(r#""a" "a" "b" "b" "c" "c""#),
             [false, true, false, true, false, true]
         );
-    }
-
-    fn hits_of(text: &str) -> Vec<bool> {
-        hits(text.as_bytes())
     }
 
     #[test]
