@@ -16,7 +16,14 @@ against the raw ceilings, not with req/s.
 
 Scenarios: hello, table, echo (1 KiB POST), json (the 50-item API), h2 (HTTP/2 hello
 over TLS, h2load), h2-same (the same, its ceiling sending Lunet's `content-type`
-too), ws (WebSocket echo, 10 clients). Needs valgrind, wrk, h2load.
+too), h2-luau and h2-call (the same, its ceiling the raw server with a Luau handler:
+a table per request, or only the call), ws (WebSocket echo, 10 clients). Needs
+valgrind, wrk, h2load.
+
+With `--cache`, callgrind also simulates the caches (32 KiB 8-way L1s) and the
+instruction-cache misses per request are printed too: a server whose per-request
+code no longer fits the L1 instruction cache runs slower than its instruction
+count says (HTTP/2 over TLS is such a case, see bench/README.md).
 """
 
 import argparse
@@ -74,6 +81,10 @@ def scenarios():
         "h2": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key], h2_load),
         # The same ceiling sending Lunet's response bytes (its `content-type`).
         "h2-same": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key, "text"], h2_load),
+        # The same server with the handler in Luau (mlua): a table per request, and
+        # (h2-call) only the call, with one table built at the first request.
+        "h2-luau": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls-luau"), "{port}", cert, key], h2_load),
+        "h2-call": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls-luau"), "{port}", cert, key, "call"], h2_load),
         # No ceiling: the raw tokio-tungstenite server is multi-threaded, and under
         # callgrind (which runs one thread at a time) its idle workers' polling
         # counts as work (~270k instructions per message).
@@ -81,13 +92,15 @@ def scenarios():
     }
 
 
-def measure(cmd, load):
-    """Instructions per completed request of the server `cmd` under `load`."""
+def measure(cmd, load, cache=False):
+    """Instructions (and with `cache`, L1 instruction-cache misses) per completed
+    request of the server `cmd` under `load`."""
     port = run.free_port()
     cmd = [part.replace("{port}", str(port)) for part in cmd]
     out = Path(f"/tmp/lunet-callgrind-{port}.out")
     server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd,
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        + (["--cache-sim=yes"] if cache else []) + cmd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -101,16 +114,20 @@ def measure(cmd, load):
         server.terminate()
         server.wait()
     dump = Path(f"{out}.1")
-    totals = int(re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M).group(1))
+    text = dump.read_text()
+    events = re.search(r"^events: (.*)$", text, re.M).group(1).split()
+    totals = [int(v) for v in re.search(r"^(?:summary|totals): (.*)$", text, re.M).group(1).split()]
     for path in out.parent.glob(f"{out.name}*"):
         path.unlink()
-    return totals / max(done, 1), done
+    per_request = {event: total / max(done, 1) for event, total in zip(events, totals)}
+    return per_request, done
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["hello", "table", "echo", "json", "h2", "h2-same", "ws"])
+    parser.add_argument("--only", action="append", choices=["hello", "table", "echo", "json", "h2", "h2-same", "h2-luau", "h2-call", "ws"])
     parser.add_argument("--baseline", help="an older lunet binary to measure beside this one")
+    parser.add_argument("--cache", action="store_true", help="also count L1 instruction-cache misses")
     args = parser.parse_args()
     table = scenarios()
     for name in args.only or list(table):
@@ -118,17 +135,21 @@ def main():
         script = [str(run.SCRIPTS / script[0])] + script[1:]
         contenders = [("lunet", [run.LUNET, "run"] + script)]
         # (The baseline this was written against, wave two's start, predates TLS.)
-        if args.baseline and name != "h2":
+        if args.baseline and not name.startswith("h2"):
             contenders.append(("lunet (baseline)", [args.baseline, "run"] + script))
         if ceiling:
             contenders.append(("ceiling", ceiling))
         results = {}
         for who, cmd in contenders:
-            results[who], done = measure(cmd, load)
-            print(f"{name:6} {who:17} {results[who]:9.0f} instructions per request ({done} done)", flush=True)
-        for who, count in results.items():
+            results[who], done = measure(cmd, load, args.cache)
+            misses = f", {results[who]['I1mr']:6.0f} I1 misses" if args.cache else ""
+            print(f"{name:7} {who:17} {results[who]['Ir']:9.0f} instructions{misses} per request ({done} done)", flush=True)
+        for who, counts in results.items():
             if who != "lunet":
-                print(f"{name:6} lunet/{who} = {results['lunet'] / count:.3f}x")
+                ratio = f"lunet/{who} = {results['lunet']['Ir'] / counts['Ir']:.3f}x"
+                if args.cache:
+                    ratio += f", I1 misses {results['lunet']['I1mr'] / counts['I1mr']:.3f}x"
+                print(f"{name:7} {ratio}")
 
 
 if __name__ == "__main__":

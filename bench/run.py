@@ -267,6 +267,9 @@ def bench_tls(runs, quick):
         contenders.append(("hyper+rustls (ceiling)", [str(RELEASE / "hyper-tls")], ["{port}", cert, key]))
         # The ceiling sending the same response bytes as Lunet (its `content-type`).
         contenders.append(("hyper+rustls, same headers", [str(RELEASE / "hyper-tls")], ["{port}", cert, key, "text"]))
+        # Not a ceiling but a reference: that server with the handler in Luau (mlua),
+        # each request a table built plainly, what any Luau runtime's server must do.
+        contenders.append(("hyper+rustls+Luau handler", [str(RELEASE / "hyper-tls-luau")], ["{port}", cert, key]))
         for name, cmd, args in contenders:
             port = free_port()
             full = cmd + [a.replace("{port}", str(port)) for a in args]
