@@ -14,20 +14,18 @@
 //! With `call` as a fourth argument, the request table is built once (from the
 //! first request) and every request after it calls the handler with that same
 //! table: the cost of a Luau call per request and nothing else, a lower bound for
-//! any server whose handlers are Luau functions.
+//! any server whose handlers are Luau functions. (Every request then gets the first
+//! one's table, so this mode is for the hello: a POST is answered as that was.)
 //!
 //! Usage: hyper-tls-luau <port> <cert.pem> <key.pem> [call]
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use mlua::{Function, Lua, Table, Value};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 const HANDLER: &str = r#"
 return function(request)
@@ -131,20 +129,7 @@ fn main() {
     let port: u16 = lunet_bench::arg(1, 8443);
     let cert: String = lunet_bench::arg(2, "cert.pem".to_string());
     let key: String = lunet_bench::arg(3, "key.pem".to_string());
-    let chain = CertificateDer::pem_file_iter(&cert)
-        .expect("the certificate file")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("PEM certificates");
-    let key = PrivateKeyDer::from_pem_file(&key).expect("a PEM private key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("a matching certificate and key");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = lunet_bench::tls_acceptor(&cert, &key);
     let call_only = lunet_bench::arg(4, String::new()) == "call";
     let lua = Lua::new();
     let function: Function = lua.load(HANDLER).eval().expect("the handler");
@@ -153,39 +138,32 @@ fn main() {
         function,
         reused: call_only.then(std::cell::OnceCell::new),
     });
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&lunet_bench::current_thread(), async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        println!("listening on {port}");
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let _ = stream.set_nodelay(true);
-            let (acceptor, handler) = (acceptor.clone(), handler.clone());
-            tokio::task::spawn_local(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = TokioIo::new(tls);
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move {
-                        let response = handler.answer(request).await;
-                        Ok::<_, std::convert::Infallible>(response.expect("the handler's response"))
-                    }
-                });
-                if h2 {
-                    let _ = hyper::server::conn::http2::Builder::new(LocalExec)
-                        .serve_connection(io, service)
-                        .await;
-                } else {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+    let serve = lunet_bench::accept_loop_local(port, move |stream| {
+        let (acceptor, handler) = (acceptor.clone(), handler.clone());
+        async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = TokioIo::new(tls);
+            let service = service_fn(move |request| {
+                let handler = handler.clone();
+                async move {
+                    let response = handler.answer(request).await;
+                    Ok::<_, std::convert::Infallible>(response.expect("the handler's response"))
                 }
             });
+            if h2 {
+                let _ = hyper::server::conn::http2::Builder::new(LocalExec)
+                    .serve_connection(io, service)
+                    .await;
+            } else {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            }
         }
     });
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&lunet_bench::current_thread(), serve);
 }

@@ -8,33 +8,16 @@
 //!
 //! Usage: hyper-tls <port> <cert.pem> <key.pem> [text]
 
-use std::sync::Arc;
-
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 fn main() {
     let port: u16 = lunet_bench::arg(1, 8443);
     let cert: String = lunet_bench::arg(2, "cert.pem".to_string());
     let key: String = lunet_bench::arg(3, "key.pem".to_string());
-    let chain = CertificateDer::pem_file_iter(&cert)
-        .expect("the certificate file")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("PEM certificates");
-    let key = PrivateKeyDer::from_pem_file(&key).expect("a PEM private key");
     let text: String = lunet_bench::arg(4, String::new());
     let text = text == "text";
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("a matching certificate and key");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = lunet_bench::tls_acceptor(&cert, &key);
     lunet_bench::current_thread().block_on(lunet_bench::accept_loop(port, move |stream| {
         let acceptor = acceptor.clone();
         async move {
