@@ -1,15 +1,16 @@
-//! A second ceiling for `net.serve` with `tls`: the raw hyper + rustls server of
-//! `hyper-tls`, with each request answered by a Luau function, as any Luau runtime's
-//! server must: per request, a table with the method, path, query, headers (as
-//! strings) and body is built with mlua, the handler is called, and its result (a
-//! string, or a table with `status` and `body`) becomes the response, a string going
-//! out as `text/plain`. The handler is the one in `scripts/serve_tls.luau`.
+//! A reference for `net.serve` with `tls`: the raw hyper + rustls server of
+//! `hyper-tls`, with each request answered by a Luau function the way a Luau
+//! runtime's server is written most plainly: per request, a table with the method,
+//! path, query, headers (as strings) and body is built with mlua's API, the handler
+//! is called, and its result (a string, or a table with `status` and `body`)
+//! becomes the response, a string going out as `text/plain`. The handler is the one
+//! in `scripts/serve_tls.luau`.
 //!
-//! It does less than Lunet must, so it bounds from above what a Luau server can
-//! reach: the handler runs as a plain call (Lunet runs it in a Luau thread, so it can
-//! yield), no limits or timeouts are checked, the query is not parsed (the benchmark
-//! sends none), and a handler error aborts. What it shows is how much of raw hyper's
-//! rate is left once a Luau call per request is in the loop.
+//! It is not a ceiling: it does less than Lunet (the handler runs as a plain call
+//! where Lunet runs it in a Luau thread that may yield; no limits or timeouts; the
+//! query is not parsed, the benchmark sends none; a handler error aborts), but it
+//! builds each table with more work than Lunet's request path does. What it shows is
+//! how much of raw hyper's rate is left once a Luau handler is in the loop.
 //!
 //! With `call` as a fourth argument, the request table is built once (from the
 //! first request) and every request after it calls the handler with that same
@@ -113,12 +114,9 @@ impl Handler {
             Bytes::new()
         };
         let request = match &self.reused {
-            Some(cell) => match cell.get() {
-                Some(table) => table.clone(),
-                None => cell
-                    .get_or_init(|| request_table(&self.lua, &parts, &body).unwrap())
-                    .clone(),
-            },
+            Some(cell) => cell
+                .get_or_init(|| request_table(&self.lua, &parts, &body).expect("the request table"))
+                .clone(),
             None => request_table(&self.lua, &parts, &body)?,
         };
         response(self.function.call(request)?)
