@@ -118,6 +118,9 @@ fn request_fields_reach_the_handler() {
                 .header("X-Repeat", "one")
                 .header("X-Repeat-2", "z")
                 .header("x-repeat", "two")
+                // One `Cookie` line per RFC 6265, but a client may send several.
+                .header("Cookie", "a=1")
+                .header("cookie", "b=2")
                 .body(body.clone())
                 .send(),
         )
@@ -140,6 +143,10 @@ fn request_fields_reach_the_handler() {
     assert_eq!(
         json["headers"]["x-repeat"], "one, two",
         "a repeated header is one string joined with \", \""
+    );
+    assert_eq!(
+        json["headers"]["cookie"], "a=1; b=2",
+        "repeated cookies are joined with \"; \" (a cookie value may hold a comma)"
     );
     for (name, kind) in json["headerTypes"].as_object().unwrap() {
         assert_eq!(kind, "string", "header {name} is a string");
@@ -168,10 +175,11 @@ fn request_fields_reach_the_handler() {
     );
     assert_eq!(lines("x-custom"), ["value"], "{raw:?}");
     assert_eq!(lines("x-repeat-2"), ["z"], "{raw:?}");
+    assert_eq!(lines("cookie"), ["a=1", "b=2"], "{raw:?}");
     assert_eq!(
         raw.len(),
-        json["headers"].as_object().unwrap().len() + 1,
-        "one raw line per header line (one name repeats): {raw:?}"
+        json["headers"].as_object().unwrap().len() + 2,
+        "one raw line per header line (two names repeat): {raw:?}"
     );
     assert_eq!(json["bodyLength"], 256, "the body is binary-safe");
     assert_eq!(json["ip"], "127.0.0.1");

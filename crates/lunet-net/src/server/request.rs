@@ -5,7 +5,7 @@
 //!
 //! `query` maps each key to a string, or an array when the key repeats; `headers` has
 //! lower-case names and string values, a repeated header's values joined with `", "`
-//! (RFC 9110 5.3), as Lune's scripts expect; `rawHeaders` lists every header line as
+//! (RFC 9110 5.3), as Lune's scripts expect (`cookie`'s with `"; "`: [`separator`]); `rawHeaders` lists every header line as
 //! `{ name = ..., value = ... }`, so repeated `Set-Cookie`s stay apart. The lines come
 //! in `http::HeaderMap` order: names in the order they first appeared, each name's
 //! values together, in the order received (hyper keeps no finer order). `body` is a
@@ -213,14 +213,21 @@ impl<'a> Http1View<'a> {
         self.h2 && name == http::header::COOKIE
     }
 
-    /// What joins `name`'s repeated values into one.
-    fn separator(self, name: &http::HeaderName) -> &'static [u8] {
-        if self.one_line(name) { b"; " } else { b", " }
-    }
-
     /// The `Host` line to add after the request's own, given whether it had one.
     fn added_host(self, had_host: bool) -> Option<&'a str> {
         if had_host { None } else { self.authority }
+    }
+}
+
+/// What joins `name`'s repeated values into one: "; " for `cookie` (whose value is
+/// not a comma list, RFC 9110 5.3; RFC 6265 5.4 and RFC 9113 8.2.3 join cookies with
+/// "; "), ", " for the rest. On HTTP/1.1 too, where a client should send one `Cookie`
+/// line but may send several: they stay apart in `rawHeaders`, as received.
+fn separator(name: &http::HeaderName) -> &'static [u8] {
+    if name == http::header::COOKIE {
+        b"; "
+    } else {
+        b", "
     }
 }
 
@@ -335,7 +342,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         let mut had_host = false;
         for (name, value) in self.parts.headers.iter() {
             had_host |= name == http::header::HOST;
-            let separator = view.separator(name);
+            let separator = separator(name);
             join(
                 lua,
                 &headers,
@@ -434,7 +441,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                     None => push_bytes(state, name.as_str().as_bytes()),
                 }
                 if last == Some(name) {
-                    join_repeated(state, value.as_bytes(), view.separator(name));
+                    join_repeated(state, value.as_bytes(), separator(name));
                 } else {
                     push_value(state, recent.as_mut(), known, value.as_bytes());
                     ffi::lua_rawset(state, -3);
