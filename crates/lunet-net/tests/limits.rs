@@ -94,6 +94,34 @@ fn header_timeout_closes_an_unfinished_head_with_408() {
     assert_eq!(script.finish(), 0);
 }
 
+/// A plain-port client that starts the HTTP/2 prior-knowledge preface and stalls
+/// inside it (the server waits for all 24 bytes before it picks HTTP/1 or HTTP/2) is
+/// closed at headerTimeout, as a stalled HTTP/1 head is; others are served meanwhile.
+#[test]
+fn header_timeout_closes_a_client_stalled_in_the_h2c_preface() {
+    let (script, port) = spawn_server(&config("headerTimeout = 0.5"));
+    let mut stalled = connect(port);
+    let started = Instant::now();
+    stalled.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    let mut fine = connect(port);
+    fine.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (text, _) = read_to_close(&mut fine, Instant::now());
+    assert!(text.ends_with("echo 0"), "served meanwhile: {text}");
+    let (text, closed_at) = read_to_close(&mut stalled, started);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "nothing, or a 408: {text:?}"
+    );
+    within(
+        closed_at,
+        450,
+        1000,
+        "a client stalled in the h2c preface is closed at headerTimeout",
+    );
+    assert_eq!(script.finish(), 0);
+}
+
 #[test]
 fn idle_timeout_closes_silent_keep_alive_connections() {
     let (script, port) = spawn_server(&config("idleTimeout = 0.5"));

@@ -1,7 +1,9 @@
 //! `net.serve` speaking HTTP/2 with prior knowledge (h2c) on a plain port: many
 //! streams on one connection, `request.httpVersion`, the limits applied per stream,
-//! no HTTP/1-only response headers, `stop()` sending GOAWAY, and the idle timeout.
-//! The client is hyper's HTTP/2 client over a plain TCP stream.
+//! no HTTP/1-only response headers, `stop()` sending GOAWAY, the idle timeout, and
+//! the concurrent stream limit. The client is hyper's HTTP/2 client over a plain TCP
+//! stream, or (to go past the stream limit, which hyper's client respects) frames
+//! written by hand.
 
 mod common;
 
@@ -535,5 +537,94 @@ fn a_large_response_to_a_slow_h2_reader_is_not_cut_off_at_the_idle_timeout() {
             start.elapsed()
         );
     });
+    assert_eq!(script.finish(), 0);
+}
+
+/// One HTTP/2 frame as read off the wire: its type, stream and payload.
+struct RawFrame {
+    kind: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+fn read_frame(stream: &mut std::net::TcpStream) -> RawFrame {
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).expect("a frame header");
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).expect("a frame payload");
+    RawFrame {
+        kind: head[3],
+        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+        payload,
+    }
+}
+
+fn write_frame(stream: &mut std::net::TcpStream, kind: u8, flags: u8, id: u32, payload: &[u8]) {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(payload);
+    stream.write_all(&frame).unwrap();
+}
+
+/// A client that opens more streams than the server's SETTINGS allow (256, RFC 9113
+/// 5.1.2) gets the one past the limit refused with RST_STREAM(REFUSED_STREAM); the
+/// 256 it may have are all answered, and the connection stays up. The client is
+/// written frame by frame: hyper's and h2's clients queue streams past the limit
+/// instead of sending them.
+#[test]
+fn a_stream_past_the_concurrent_stream_limit_is_refused() {
+    const SETTINGS: u8 = 0x4;
+    const HEADERS: u8 = 0x1;
+    const RST_STREAM: u8 = 0x3;
+    const GOAWAY: u8 = 0x7;
+    let (script, port) = server(&[]);
+    let mut stream = common::raw_client(port, Duration::from_secs(10));
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    write_frame(&mut stream, SETTINGS, 0, 0, &[]);
+    // The server's SETTINGS come first; it applies its stream limit once acknowledged.
+    let settings = read_frame(&mut stream);
+    assert_eq!(settings.kind, SETTINGS, "a SETTINGS frame first");
+    let limit = settings
+        .payload
+        .chunks_exact(6)
+        .find(|entry| entry[..2] == [0, 3])
+        .map(|entry| u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]));
+    assert_eq!(limit, Some(256), "SETTINGS_MAX_CONCURRENT_STREAMS");
+    write_frame(&mut stream, SETTINGS, 0x1, 0, &[]);
+    // GET /slow (each handler waits 0.3 s, so all are open together): :method GET
+    // and :scheme http from HPACK's static table, :path and :authority as literals.
+    let mut block = vec![0x82, 0x86, 0x04, 5];
+    block.extend_from_slice(b"/slow");
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    let ids: Vec<u32> = (0..257).map(|i| 2 * i + 1).collect();
+    for &id in &ids {
+        // END_STREAM | END_HEADERS
+        write_frame(&mut stream, HEADERS, 0x5, id, &block);
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    let mut refused = Vec::new();
+    while answered.len() + refused.len() < ids.len() {
+        let frame = read_frame(&mut stream);
+        match frame.kind {
+            HEADERS => {
+                answered.insert(frame.stream);
+            }
+            RST_STREAM => refused.push((frame.stream, frame.payload.clone())),
+            GOAWAY => panic!("the connection was closed: GOAWAY {:?}", frame.payload),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        refused,
+        [(513, 7u32.to_be_bytes().to_vec())],
+        "the 257th stream is refused with REFUSED_STREAM (0x7)"
+    );
+    assert_eq!(answered.len(), 256, "the other 256 are answered");
+    assert!(!answered.contains(&513));
+    drop(stream);
     assert_eq!(script.finish(), 0);
 }
