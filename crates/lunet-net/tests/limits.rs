@@ -116,7 +116,7 @@ fn header_timeout_closes_a_client_stalled_in_the_h2c_preface() {
     within(
         closed_at,
         450,
-        1000,
+        1500,
         "a client stalled in the h2c preface is closed at headerTimeout",
     );
     assert_eq!(script.finish(), 0);

@@ -560,12 +560,12 @@ fn read_frame(stream: &mut std::net::TcpStream) -> RawFrame {
     }
 }
 
-fn write_frame(stream: &mut std::net::TcpStream, kind: u8, flags: u8, id: u32, payload: &[u8]) {
+/// Appends one HTTP/2 frame to `out`.
+fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, id: u32, payload: &[u8]) {
     let len = (payload.len() as u32).to_be_bytes();
-    let mut frame = vec![len[1], len[2], len[3], kind, flags];
-    frame.extend_from_slice(&id.to_be_bytes());
-    frame.extend_from_slice(payload);
-    stream.write_all(&frame).unwrap();
+    out.extend_from_slice(&[len[1], len[2], len[3], kind, flags]);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(payload);
 }
 
 /// A client that opens more streams than the server's SETTINGS allow (256, RFC 9113
@@ -581,10 +581,9 @@ fn a_stream_past_the_concurrent_stream_limit_is_refused() {
     const GOAWAY: u8 = 0x7;
     let (script, port) = server(&[]);
     let mut stream = common::raw_client(port, Duration::from_secs(10));
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        .unwrap();
-    write_frame(&mut stream, SETTINGS, 0, 0, &[]);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    frame(&mut hello, SETTINGS, 0, 0, &[]);
+    stream.write_all(&hello).unwrap();
     // The server's SETTINGS come first; it applies its stream limit once acknowledged.
     let settings = read_frame(&mut stream);
     assert_eq!(settings.kind, SETTINGS, "a SETTINGS frame first");
@@ -594,17 +593,20 @@ fn a_stream_past_the_concurrent_stream_limit_is_refused() {
         .find(|entry| entry[..2] == [0, 3])
         .map(|entry| u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]));
     assert_eq!(limit, Some(256), "SETTINGS_MAX_CONCURRENT_STREAMS");
-    write_frame(&mut stream, SETTINGS, 0x1, 0, &[]);
-    // GET /slow (each handler waits 0.3 s, so all are open together): :method GET
+    // The acknowledgement, then GET /slow on 257 streams, in one write (each handler
+    // waits 0.3 s, so the first 256 are all open when the last arrives): :method GET
     // and :scheme http from HPACK's static table, :path and :authority as literals.
     let mut block = vec![0x82, 0x86, 0x04, 5];
     block.extend_from_slice(b"/slow");
     block.extend_from_slice(&[0x01, 1, b'x']);
     let ids: Vec<u32> = (0..257).map(|i| 2 * i + 1).collect();
+    let mut burst = Vec::new();
+    frame(&mut burst, SETTINGS, 0x1, 0, &[]);
     for &id in &ids {
         // END_STREAM | END_HEADERS
-        write_frame(&mut stream, HEADERS, 0x5, id, &block);
+        frame(&mut burst, HEADERS, 0x5, id, &block);
     }
+    stream.write_all(&burst).unwrap();
     let mut answered = std::collections::BTreeSet::new();
     let mut refused = Vec::new();
     while answered.len() + refused.len() < ids.len() {
