@@ -1,9 +1,11 @@
-//! Script-facing objects (`WebSocket`, `TcpStream`, `TcpListener`, `UdpSocket`,
-//! `BodyStream`): userdata whose methods are Luau functions shared by every object
-//! of the type, in one read-only table per VM, and whose other fields are read-only
-//! properties computed in Rust. It lives in the runtime so that lunet-std's objects
-//! can use it too; `DateTime`, `Regex` and `ChildProcess` still have their own
-//! `__index` tables (moving them here is open work).
+//! Script-facing objects (lunet-net's `WebSocket`, `TcpStream`, `TcpListener`,
+//! `UdpSocket` and `BodyStream`; lunet-std's `DateTime`, `Regex`, `RegexMatch`,
+//! `RegexCaptures`, `ChildProcess`, `ChildProcessReader` and `ChildProcessWriter`):
+//! userdata whose methods are Luau functions shared by every object of the type, in
+//! one read-only table per VM, and whose other fields are read-only properties
+//! computed in Rust. It lives in the runtime so that every library's objects use
+//! the same one. Metamethods other than `__index` (`__eq`, `__tostring`, `__len`,
+//! `__type`) are each type's own, registered beside [`add_index`].
 //!
 //! Looking a method up (`socket:send`) happens on every call in a script's I/O loop,
 //! so a type's `__index` is a small Luau function that finds methods in the table
@@ -39,8 +41,11 @@ pub trait Object: UserData + Sized + 'static {
     fn build_methods(lua: &Lua) -> Result<Table>;
 
     /// The value of the property `key` (nil for a key that is neither a method nor a
-    /// property).
-    fn property(&self, lua: &Lua, key: &[u8]) -> Result<Value>;
+    /// property). A type with methods only keeps this default.
+    fn property(&self, lua: &Lua, key: &[u8]) -> Result<Value> {
+        let _ = (lua, key);
+        Ok(Value::Nil)
+    }
 }
 
 /// The cached method table of `T`, built on first use.

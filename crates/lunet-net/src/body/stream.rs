@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use mlua::{
     Error, Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods,
-    Value,
 };
 use tokio::sync::{Mutex, Notify};
 
@@ -377,10 +376,6 @@ impl Object for BodyStream {
 
     fn build_methods(lua: &Lua) -> Result<Table> {
         build_methods(lua)
-    }
-
-    fn property(&self, _lua: &Lua, _key: &[u8]) -> Result<Value> {
-        Ok(Value::Nil)
     }
 }
 

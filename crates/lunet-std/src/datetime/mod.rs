@@ -3,10 +3,11 @@
 //!
 //! A `DateTime` is a userdata holding a UTC instant ([`DateTime`]); the time zone
 //! only matters when a value is read or built "as local time", which uses chrono's
-//! `Local` (the `TZ` environment variable, else the system zone). Its methods are
-//! functions made with [`lunet_runtime::create_function`], found through the
-//! type's `__index` (which also computes `unixTimestamp` and `unixTimestampMillis`),
-//! so their errors reach scripts as plain strings like every library error. Two
+//! `Local` (the `TZ` environment variable, else the system zone). It is a
+//! [`lunet_runtime::object`]: its methods are functions made with
+//! [`lunet_runtime::create_function`] in the type's shared method table (so their
+//! errors reach scripts as plain strings like every library error), and
+//! `unixTimestamp` and `unixTimestampMillis` are properties computed when read. Two
 //! `DateTime`s compare with `==`, `<` and `<=` as instants; like Lune, there is no
 //! arithmetic. `@lune/fs` builds `DateTime`s for file timestamps
 //! ([`DateTime::from_system_time`]).
@@ -22,9 +23,9 @@ use std::time::SystemTime;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{Local, LocalResult, TimeZone, Utc};
 use lunet_runtime::args;
+use lunet_runtime::object::{self, Object, This};
 use mlua::{
-    AnyUserData, Function, Lua, MetaMethod, Result, Table, UserData, UserDataFields,
-    UserDataMethods, UserDataRef, Value,
+    AnyUserData, Lua, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods, Value,
 };
 
 use values::Values;
@@ -113,9 +114,31 @@ impl DateTime {
     }
 }
 
+impl Object for DateTime {
+    const NAME: &'static str = "DateTime";
+    const VARIABLE: &'static str = "dateTime";
+    type Shared = DateTime;
+
+    fn shared(&self) -> DateTime {
+        *self
+    }
+
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        build_methods(lua)
+    }
+
+    fn property(&self, _lua: &Lua, key: &[u8]) -> Result<Value> {
+        Ok(match key {
+            b"unixTimestamp" => Value::Number(self.0.timestamp() as f64),
+            b"unixTimestampMillis" => Value::Number(self.0.timestamp_millis() as f64),
+            _ => Value::Nil,
+        })
+    }
+}
+
 impl UserData for DateTime {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Index, create_index);
+        object::add_index(fields);
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -147,17 +170,6 @@ fn operands(a: &Value, b: &Value, operator: &str) -> Result<(DateTime, DateTime)
     let a = as_date_time(a).ok_or_else(|| args::wrong(&field, "DateTime", a))?;
     let b = as_date_time(b).ok_or_else(|| args::wrong(&field, "DateTime", b))?;
     Ok((a, b))
-}
-
-/// The `self` of a method call.
-fn this(value: &Value, method: &str) -> Result<DateTime> {
-    as_date_time(value).ok_or_else(|| {
-        args::wrong(
-            &format!("self in '{method}' (call it with ':')"),
-            "DateTime",
-            value,
-        )
-    })
 }
 
 /// The locale argument of a format method (nil means English).
@@ -195,15 +207,11 @@ fn format_string(value: &Value, method: &str) -> Result<String> {
 /// A method that writes a moment as text.
 type ToText = fn(&DateTime) -> Result<String>;
 
-/// The shared method table, built once per VM.
-struct MethodTable(Table);
-
-fn method_table(lua: &Lua) -> Result<Table> {
-    if let Some(table) = lua.app_data_ref::<MethodTable>() {
-        return Ok(table.0.clone());
-    }
+/// The method functions, created once per VM (through [`object::methods`]) and
+/// shared by every `DateTime`.
+fn build_methods(lua: &Lua) -> Result<Table> {
     let methods = lua.create_table()?;
-    let simple: &[(&str, ToText)] = &[
+    let simple: &[(&'static str, ToText)] = &[
         ("toIsoDate", |d| Ok(d.0.to_rfc3339())),
         ("toRfc3339", |d| Ok(d.0.to_rfc3339())),
         // chrono panics formatting RFC 2822 outside years 0-9999 (its four-digit
@@ -219,73 +227,59 @@ fn method_table(lua: &Lua) -> Result<Table> {
         }),
     ];
     for &(name, to_string) in simple {
-        let method = format!("DateTime:{name}");
-        methods.set(
+        methods.raw_set(
             name,
-            lunet_runtime::create_function(lua, move |_, value: Value| {
-                to_string(&this(&value, &method)?)
+            lunet_runtime::create_function(lua, move |_, this: This<DateTime>| {
+                to_string(&this.get(name)?)
             })?,
         )?;
     }
-    methods.set(
+    methods.raw_set(
         "toUniversalTime",
-        lunet_runtime::create_function(lua, |lua, value: Value| {
-            Values::from_date_time(&this(&value, "DateTime:toUniversalTime")?.0).into_table(lua)
+        lunet_runtime::create_function(lua, |lua, this: This<DateTime>| {
+            Values::from_date_time(&this.get("toUniversalTime")?.0).into_table(lua)
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "toLocalTime",
-        lunet_runtime::create_function(lua, |lua, value: Value| {
-            let local = this(&value, "DateTime:toLocalTime")?
-                .0
-                .with_timezone(&Local);
+        lunet_runtime::create_function(lua, |lua, this: This<DateTime>| {
+            let local = this.get("toLocalTime")?.0.with_timezone(&Local);
             Values::from_date_time(&local).into_table(lua)
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "formatUniversalTime",
-        lunet_runtime::create_function(lua, |_, (value, format, loc): (Value, Value, Value)| {
-            const METHOD: &str = "DateTime:formatUniversalTime";
-            let date = this(&value, METHOD)?;
-            date.format(
-                &Utc,
-                &format_string(&format, METHOD)?,
-                locale(&loc, METHOD)?,
-                METHOD,
-            )
-        })?,
+        lunet_runtime::create_function(
+            lua,
+            |_, (this, format, loc): (This<DateTime>, Value, Value)| {
+                const METHOD: &str = "DateTime:formatUniversalTime";
+                let date = this.get("formatUniversalTime")?;
+                date.format(
+                    &Utc,
+                    &format_string(&format, METHOD)?,
+                    locale(&loc, METHOD)?,
+                    METHOD,
+                )
+            },
+        )?,
     )?;
-    methods.set(
+    methods.raw_set(
         "formatLocalTime",
-        lunet_runtime::create_function(lua, |_, (value, format, loc): (Value, Value, Value)| {
-            const METHOD: &str = "DateTime:formatLocalTime";
-            let date = this(&value, METHOD)?;
-            date.format(
-                &Local,
-                &format_string(&format, METHOD)?,
-                locale(&loc, METHOD)?,
-                METHOD,
-            )
-        })?,
+        lunet_runtime::create_function(
+            lua,
+            |_, (this, format, loc): (This<DateTime>, Value, Value)| {
+                const METHOD: &str = "DateTime:formatLocalTime";
+                let date = this.get("formatLocalTime")?;
+                date.format(
+                    &Local,
+                    &format_string(&format, METHOD)?,
+                    locale(&loc, METHOD)?,
+                    METHOD,
+                )
+            },
+        )?,
     )?;
-    methods.set_readonly(true);
-    lua.set_app_data(MethodTable(methods.clone()));
     Ok(methods)
-}
-
-/// The type's `__index`: a method from the shared table, or a computed field.
-fn create_index(lua: &Lua) -> Result<Function> {
-    let methods = method_table(lua)?;
-    lua.create_function(move |_, (data, key): (UserDataRef<DateTime>, Value)| {
-        let Value::String(key) = &key else {
-            return Ok(Value::Nil);
-        };
-        Ok(match &*key.as_bytes() {
-            b"unixTimestamp" => Value::Number(data.0.timestamp() as f64),
-            b"unixTimestampMillis" => Value::Number(data.0.timestamp_millis() as f64),
-            _ => methods.raw_get(key.clone())?,
-        })
-    })
 }
 
 /// Wraps a moment for Luau.

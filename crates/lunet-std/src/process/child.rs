@@ -1,6 +1,8 @@
 //! `process.create` and the `ChildProcess` it returns: a running program with
 //! `stdin` (a `ChildProcessWriter`), `stdout` and `stderr` (`ChildProcessReader`s,
-//! see `pipe.rs`), `kill()` and `status()`.
+//! see `pipe.rs`), `kill()` and `status()`. A `ChildProcess` is a
+//! [`lunet_runtime::object`]: the three pipes are its properties (the same object
+//! on every read), `kill` and `status` its methods.
 //!
 //! Each child has a supervisor, a local task that waits for it to exit (or, after
 //! `kill()`, sends it SIGKILL and waits), reaps it, and publishes its code (see
@@ -17,11 +19,9 @@
 use std::process::Stdio;
 use std::rc::Rc;
 
-use lunet_runtime::{args, create_checked_async_function};
-use mlua::{
-    AnyUserData, Error, Function, Lua, MetaMethod, Result, UserData, UserDataFields, UserDataRef,
-    Value,
-};
+use lunet_runtime::create_checked_async_function;
+use lunet_runtime::object::{self, Object, This};
+use mlua::{AnyUserData, Error, Function, Lua, Result, Table, UserData, UserDataFields, Value};
 use tokio::process::Child;
 use tokio::sync::{Notify, watch};
 
@@ -33,7 +33,7 @@ use super::status::{Status, exit_code};
 type Exit = std::result::Result<i32, String>;
 
 /// What `kill()` and `status()` share with the supervisor.
-struct Supervision {
+pub(super) struct Supervision {
     /// The program's name, for messages.
     program: String,
     /// Asks the supervisor to kill the child.
@@ -68,37 +68,21 @@ async fn supervise(
     exit.send_replace(Some(status.map(exit_code).map_err(|e| e.to_string())));
 }
 
-/// The `ChildProcess` a method was called on.
-fn this(value: &Value, method: &str) -> Result<Rc<Supervision>> {
-    match value {
-        Value::UserData(data) => data
-            .borrow::<ChildProcess>()
-            .ok()
-            .map(|child| child.supervision.clone()),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        args::wrong(
-            &format!("self in 'ChildProcess:{method}' (call it with ':')"),
-            "ChildProcess",
-            value,
-        )
-    })
-}
-
-fn create_methods(lua: &Lua) -> Result<mlua::Table> {
+/// The method functions, created once per VM (through [`object::methods`]) and
+/// shared by every `ChildProcess`.
+fn build_methods(lua: &Lua) -> Result<Table> {
     let methods = lua.create_table()?;
-    methods.set(
+    methods.raw_set(
         "kill",
-        lunet_runtime::create_function(lua, |_, this_value: Value| {
-            this(&this_value, "kill")?.kill.notify_one();
+        lunet_runtime::create_function(lua, |_, this: This<ChildProcess>| {
+            this.get("kill")?.kill.notify_one();
             Ok(())
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "status",
-        create_checked_async_function(lua, "ChildProcess:status", |_, this_value: Value| {
-            let supervision = this(&this_value, "status")?;
+        create_checked_async_function(lua, "ChildProcess:status", |_, this: This<ChildProcess>| {
+            let supervision = this.get("status")?;
             Ok(async move {
                 let mut exit = supervision.exit.clone();
                 let ended = exit
@@ -121,26 +105,35 @@ fn create_methods(lua: &Lua) -> Result<mlua::Table> {
             })
         })?,
     )?;
-    methods.set_readonly(true);
     Ok(methods)
+}
+
+impl Object for ChildProcess {
+    const NAME: &'static str = "ChildProcess";
+    const VARIABLE: &'static str = "child";
+    type Shared = Rc<Supervision>;
+
+    fn shared(&self) -> Rc<Supervision> {
+        self.supervision.clone()
+    }
+
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        build_methods(lua)
+    }
+
+    fn property(&self, _lua: &Lua, key: &[u8]) -> Result<Value> {
+        Ok(match key {
+            b"stdin" => Value::UserData(self.stdin.clone()),
+            b"stdout" => Value::UserData(self.stdout.clone()),
+            b"stderr" => Value::UserData(self.stderr.clone()),
+            _ => Value::Nil,
+        })
+    }
 }
 
 impl UserData for ChildProcess {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Index, |lua| {
-            let methods = create_methods(lua)?;
-            lua.create_function(move |_, (child, key): (UserDataRef<ChildProcess>, Value)| {
-                let Value::String(name) = &key else {
-                    return Ok(Value::Nil);
-                };
-                Ok(match &*name.as_bytes() {
-                    b"stdin" => Value::UserData(child.stdin.clone()),
-                    b"stdout" => Value::UserData(child.stdout.clone()),
-                    b"stderr" => Value::UserData(child.stderr.clone()),
-                    _ => methods.raw_get(key)?,
-                })
-            })
-        });
+        object::add_index(fields);
     }
 }
 

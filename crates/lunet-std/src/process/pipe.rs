@@ -1,7 +1,8 @@
 //! The pipes of a `process.create` child: `ChildProcessReader` (its stdout and
 //! stderr) and `ChildProcessWriter` (its stdin).
 //!
-//! Each is a userdata whose methods come from one shared table (its `__index`).
+//! Each is a [`lunet_runtime::object`] with methods and no properties; its shared
+//! state is the object itself (a few `Rc`s, cheap to clone).
 //! Reads and writes wait for the pipe without blocking other Luau threads; two
 //! threads using the same pipe take turns (an async lock), so a chunk is never
 //! split between them.
@@ -20,8 +21,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use lunet_runtime::codec::compression::MAX_STRING_LEN;
+use lunet_runtime::object::{self, Object, This};
 use lunet_runtime::{args, create_checked_async_function};
-use mlua::{Error, IntoLua, Lua, MetaMethod, Result, UserData, UserDataFields, Value};
+use mlua::{Error, IntoLua, Lua, Result, Table, UserData, UserDataFields, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
 use tokio::sync::{Mutex, Notify};
@@ -40,21 +42,6 @@ impl IntoLua for Chunk {
     }
 }
 
-/// The `self` of a method call on a `T`.
-fn this<T: UserData + Clone + 'static>(value: &Value, type_name: &str, method: &str) -> Result<T> {
-    match value {
-        Value::UserData(data) => data.borrow::<T>().ok().map(|this| this.clone()),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        args::wrong(
-            &format!("self in '{type_name}:{method}' (call it with ':')"),
-            type_name,
-            value,
-        )
-    })
-}
-
 type Source = Pin<Box<dyn AsyncRead>>;
 
 /// `ChildProcessReader`: the child's stdout or stderr.
@@ -66,8 +53,6 @@ pub(super) struct ChildReader {
 }
 
 impl ChildReader {
-    const NAME: &'static str = "ChildProcessReader";
-
     pub(super) fn new(stream: &'static str, source: impl AsyncRead + 'static) -> ChildReader {
         ChildReader {
             stream,
@@ -84,70 +69,83 @@ impl ChildReader {
     }
 }
 
+impl Object for ChildReader {
+    const NAME: &'static str = "ChildProcessReader";
+    const VARIABLE: &'static str = "child.stdout";
+    type Shared = ChildReader;
+
+    fn shared(&self) -> ChildReader {
+        self.clone()
+    }
+
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        reader_methods(lua)
+    }
+}
+
 impl UserData for ChildReader {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Index, |lua| {
-            let methods = lua.create_table()?;
-            methods.set(
-                "read",
-                create_checked_async_function(
-                    lua,
-                    "ChildProcessReader:read",
-                    |_, (this_value, size): (Value, Value)| {
-                        let reader: ChildReader = this(&this_value, Self::NAME, "read")?;
-                        let size = args::optional_integer_in::<usize>(
-                            &size,
-                            "chunkSize",
-                            1..=i64::MAX,
-                        )?
-                        .unwrap_or(DEFAULT_CHUNK)
-                        .min(MAX_CHUNK);
-                        Ok(async move {
-                            let mut source = reader.source.lock().await;
-                            let mut chunk = Vec::with_capacity(size);
-                            let n = source
-                                .as_mut()
-                                .take(size as u64)
-                                .read_buf(&mut chunk)
-                                .await
-                                .map_err(|e| reader.failed("read", e))?;
-                            Ok((n > 0).then_some(Chunk(chunk)))
-                        })
-                    },
-                )?,
-            )?;
-            methods.set(
-                "readToEnd",
-                create_checked_async_function(
-                    lua,
-                    "ChildProcessReader:readToEnd",
-                    |_, this_value: Value| {
-                        let reader: ChildReader = this(&this_value, Self::NAME, "readToEnd")?;
-                        Ok(async move {
-                            let mut source = reader.source.lock().await;
-                            let mut all = Vec::new();
-                            source
-                                .as_mut()
-                                .take(MAX_STRING_LEN as u64 + 1)
-                                .read_to_end(&mut all)
-                                .await
-                                .map_err(|e| reader.failed("readToEnd", e))?;
-                            if all.len() > MAX_STRING_LEN {
-                                return Err(Error::runtime(format!(
-                                    "{}:readToEnd: the child's {} is larger than 1 GiB, the most a Luau string can hold",
-                                    Self::NAME,
-                                    reader.stream
-                                )));
-                            }
-                            Ok(Chunk(all))
-                        })
-                    },
-                )?,
-            )?;
-            methods.set_readonly(true);
-            Ok(methods)
-        });
+        object::add_index(fields);
     }
+}
+
+/// `ChildProcessReader`'s method functions, created once per VM (through
+/// [`object::methods`]) and shared by every reader.
+fn reader_methods(lua: &Lua) -> Result<Table> {
+    let methods = lua.create_table()?;
+    methods.raw_set(
+        "read",
+        create_checked_async_function(
+            lua,
+            "ChildProcessReader:read",
+            |_, (this, size): (This<ChildReader>, Value)| {
+                let reader = this.get("read")?;
+                let size = args::optional_integer_in::<usize>(&size, "chunkSize", 1..=i64::MAX)?
+                    .unwrap_or(DEFAULT_CHUNK)
+                    .min(MAX_CHUNK);
+                Ok(async move {
+                    let mut source = reader.source.lock().await;
+                    let mut chunk = Vec::with_capacity(size);
+                    let n = source
+                        .as_mut()
+                        .take(size as u64)
+                        .read_buf(&mut chunk)
+                        .await
+                        .map_err(|e| reader.failed("read", e))?;
+                    Ok((n > 0).then_some(Chunk(chunk)))
+                })
+            },
+        )?,
+    )?;
+    methods.raw_set(
+        "readToEnd",
+        create_checked_async_function(
+            lua,
+            "ChildProcessReader:readToEnd",
+            |_, this: This<ChildReader>| {
+                let reader = this.get("readToEnd")?;
+                Ok(async move {
+                    let mut source = reader.source.lock().await;
+                    let mut all = Vec::new();
+                    source
+                        .as_mut()
+                        .take(MAX_STRING_LEN as u64 + 1)
+                        .read_to_end(&mut all)
+                        .await
+                        .map_err(|e| reader.failed("readToEnd", e))?;
+                    if all.len() > MAX_STRING_LEN {
+                        return Err(Error::runtime(format!(
+                            "{}:readToEnd: the child's {} is larger than 1 GiB, the most a Luau string can hold",
+                            ChildReader::NAME,
+                            reader.stream
+                        )));
+                    }
+                    Ok(Chunk(all))
+                })
+            },
+        )?,
+    )?;
+    Ok(methods)
 }
 
 /// `ChildProcessWriter`: the child's stdin.
@@ -161,8 +159,6 @@ pub(super) struct ChildWriter {
 }
 
 impl ChildWriter {
-    const NAME: &'static str = "ChildProcessWriter";
-
     pub(super) fn new(stdin: Option<ChildStdin>) -> ChildWriter {
         ChildWriter {
             sink: Rc::new(Mutex::new(stdin)),
@@ -171,69 +167,85 @@ impl ChildWriter {
     }
 }
 
+impl Object for ChildWriter {
+    const NAME: &'static str = "ChildProcessWriter";
+    const VARIABLE: &'static str = "child.stdin";
+    type Shared = ChildWriter;
+
+    fn shared(&self) -> ChildWriter {
+        self.clone()
+    }
+
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        writer_methods(lua)
+    }
+}
+
 impl UserData for ChildWriter {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Index, |lua| {
-            let methods = lua.create_table()?;
-            methods.set(
-                "write",
-                create_checked_async_function(
-                    lua,
-                    "ChildProcessWriter:write",
-                    |_, (this_value, data): (Value, Value)| {
-                        let writer: ChildWriter = this(&this_value, Self::NAME, "write")?;
-                        let data: Bytes = args::bytes(&data, "data")?;
-                        Ok(async move {
-                            let closed = || {
-                                Error::runtime(format!(
-                                    "{}:write: the child's stdin is closed (close() was called)",
-                                    Self::NAME
-                                ))
-                            };
-                            let closing = writer.closing.notified();
-                            tokio::pin!(closing);
-                            // Registered before waiting, so a close() from here on
-                            // ends the wait.
-                            closing.as_mut().enable();
-                            let mut sink = tokio::select! {
-                                sink = writer.sink.lock() => sink,
-                                () = closing.as_mut() => return Err(closed()),
-                            };
-                            let Some(stdin) = sink.as_mut() else {
-                                return Err(closed());
-                            };
-                            tokio::select! {
-                                written = stdin.write_all(&data) => written.map_err(|e| {
-                                    Error::runtime(format!(
-                                        "{}:write: cannot write to the child's stdin: {e}",
-                                        Self::NAME
-                                    ))
-                                }),
-                                () = closing => Err(closed()),
-                            }
-                        })
-                    },
-                )?,
-            )?;
-            methods.set(
-                "close",
-                create_checked_async_function(
-                    lua,
-                    "ChildProcessWriter:close",
-                    |_, this_value: Value| {
-                        let writer: ChildWriter = this(&this_value, Self::NAME, "close")?;
-                        Ok(async move {
-                            // A write in progress gives up (it fails), then the
-                            // pipe closes.
-                            writer.closing.notify_waiters();
-                            writer.sink.lock().await.take();
-                            Ok(())
-                        })
-                    },
-                )?,
-            )?;
-            methods.set_readonly(true);
-            Ok(methods)
-        });
+        object::add_index(fields);
     }
+}
+
+/// `ChildProcessWriter`'s method functions, created once per VM (through
+/// [`object::methods`]) and shared by every writer.
+fn writer_methods(lua: &Lua) -> Result<Table> {
+    let methods = lua.create_table()?;
+    methods.raw_set(
+        "write",
+        create_checked_async_function(
+            lua,
+            "ChildProcessWriter:write",
+            |_, (this, data): (This<ChildWriter>, Value)| {
+                let writer = this.get("write")?;
+                let data: Bytes = args::bytes(&data, "data")?;
+                Ok(async move {
+                    let closed = || {
+                        Error::runtime(format!(
+                            "{}:write: the child's stdin is closed (close() was called)",
+                            ChildWriter::NAME
+                        ))
+                    };
+                    let closing = writer.closing.notified();
+                    tokio::pin!(closing);
+                    // Registered before waiting, so a close() from here on ends the
+                    // wait.
+                    closing.as_mut().enable();
+                    let mut sink = tokio::select! {
+                        sink = writer.sink.lock() => sink,
+                        () = closing.as_mut() => return Err(closed()),
+                    };
+                    let Some(stdin) = sink.as_mut() else {
+                        return Err(closed());
+                    };
+                    tokio::select! {
+                        written = stdin.write_all(&data) => written.map_err(|e| {
+                            Error::runtime(format!(
+                                "{}:write: cannot write to the child's stdin: {e}",
+                                ChildWriter::NAME
+                            ))
+                        }),
+                        () = closing => Err(closed()),
+                    }
+                })
+            },
+        )?,
+    )?;
+    methods.raw_set(
+        "close",
+        create_checked_async_function(
+            lua,
+            "ChildProcessWriter:close",
+            |_, this: This<ChildWriter>| {
+                let writer = this.get("close")?;
+                Ok(async move {
+                    // A write in progress gives up (it fails), then the pipe closes.
+                    writer.closing.notify_waiters();
+                    writer.sink.lock().await.take();
+                    Ok(())
+                })
+            },
+        )?,
+    )?;
+    Ok(methods)
 }

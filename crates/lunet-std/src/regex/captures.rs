@@ -8,24 +8,29 @@
 //! `regex` crate's replacement syntax (`$1`, `$name`, `${name}`, `$$` for a
 //! literal `$`) with the groups.
 //!
-//! The object keeps the searched string (a reference) and the groups' byte
-//! ranges; `format` searches again from the match's start, which finds the same
-//! match (the search is deterministic and the match was the leftmost), to let the
-//! crate do the expansion.
+//! It is a [`lunet_runtime::object`] with methods and no properties. It keeps the
+//! searched string (a reference) and the groups' byte ranges, behind an `Rc` that
+//! its methods' calls share; `format` searches again from the match's start, which
+//! finds the same match (the search is deterministic and the match was the
+//! leftmost), to let the crate do the expansion.
 
 use std::ops::Range;
 use std::rc::Rc;
 
 use ::regex::bytes::Regex;
 use lunet_runtime::args;
+use lunet_runtime::object::{self, Object, This};
 use mlua::{
     Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods, Value,
 };
 
 use super::matches::RegexMatch;
 
+/// `RegexCaptures`: the groups of one match, shared with its methods' calls.
+pub(crate) struct RegexCaptures(Rc<Groups>);
+
 /// The groups of one match.
-pub(crate) struct RegexCaptures {
+pub(crate) struct Groups {
     regex: Rc<Regex>,
     haystack: LuaString,
     /// Each group's range, the whole match first.
@@ -40,13 +45,15 @@ impl RegexCaptures {
             let captures = regex.captures(&bytes)?;
             captures.iter().map(|m| m.map(|m| m.range())).collect()
         };
-        Some(RegexCaptures {
+        Some(RegexCaptures(Rc::new(Groups {
             regex,
             haystack,
             groups,
-        })
+        })))
     }
+}
 
+impl Groups {
     /// The number of groups, not counting the whole match.
     fn count(&self) -> usize {
         self.groups.len() - 1
@@ -55,6 +62,14 @@ impl RegexCaptures {
     fn group_match(&self, index: usize) -> Option<RegexMatch> {
         let range = self.groups.get(index)?.clone()?;
         Some(RegexMatch::new(self.haystack.clone(), range))
+    }
+
+    /// The index of the group called `name`, if there is one.
+    fn named(&self, name: &[u8]) -> Option<usize> {
+        let name = std::str::from_utf8(name).ok()?;
+        self.regex
+            .capture_names()
+            .position(|group| group == Some(name))
     }
 
     fn format(&self, template: &[u8]) -> Vec<u8> {
@@ -68,33 +83,32 @@ impl RegexCaptures {
     }
 }
 
+impl Object for RegexCaptures {
+    const NAME: &'static str = "RegexCaptures";
+    const VARIABLE: &'static str = "captures";
+    type Shared = Rc<Groups>;
+
+    fn shared(&self) -> Rc<Groups> {
+        self.0.clone()
+    }
+
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        build_methods(lua)
+    }
+}
+
 impl UserData for RegexCaptures {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Index, method_table);
+        object::add_index(fields);
         fields.add_meta_field(MetaMethod::Type, "RegexCaptures");
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_meta_method(MetaMethod::Len, |_, this, ()| Ok(this.count()));
+        methods.add_meta_method(MetaMethod::Len, |_, this, ()| Ok(this.0.count()));
         methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
-            Ok(this.count().to_string())
+            Ok(this.0.count().to_string())
         });
     }
-}
-
-/// Calls `f` with the `RegexCaptures` a method was called on, or fails telling the
-/// script to use `:`.
-fn with_this<R>(value: &Value, method: &str, f: impl FnOnce(&RegexCaptures) -> R) -> Result<R> {
-    if let Value::UserData(data) = value
-        && let Ok(this) = data.borrow::<RegexCaptures>()
-    {
-        return Ok(f(&this));
-    }
-    Err(args::wrong(
-        &format!("self in 'RegexCaptures:{method}' (call it with ':')"),
-        "RegexCaptures",
-        value,
-    ))
 }
 
 /// A found group as a `RegexMatch` userdata, or nil.
@@ -105,46 +119,40 @@ fn push(lua: &Lua, found: Option<RegexMatch>) -> Result<Value> {
     }
 }
 
-/// The shared method table of `RegexCaptures`, built once per VM.
-struct MethodTable(Table);
-
-fn method_table(lua: &Lua) -> Result<Table> {
-    if let Some(table) = lua.app_data_ref::<MethodTable>() {
-        return Ok(table.0.clone());
-    }
+/// The method functions, created once per VM (through [`object::methods`]) and
+/// shared by every `RegexCaptures`.
+fn build_methods(lua: &Lua) -> Result<Table> {
     let methods = lua.create_table()?;
-    methods.set(
+    methods.raw_set(
         "get",
-        lunet_runtime::create_function(lua, |lua, (this, index): (Value, Value)| {
+        lunet_runtime::create_function(lua, |lua, (this, index): (This<RegexCaptures>, Value)| {
+            let groups = this.get("get")?;
             let index: usize =
                 args::integer_in(&index, "argument #1 to 'RegexCaptures:get'", 0..=i64::MAX)?;
-            push(lua, with_this(&this, "get", |c| c.group_match(index))?)
+            push(lua, groups.group_match(index))
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "group",
-        lunet_runtime::create_function(lua, |lua, (this, name): (Value, Value)| {
+        lunet_runtime::create_function(lua, |lua, (this, name): (This<RegexCaptures>, Value)| {
+            let groups = this.get("group")?;
             let name = args::string(&name, "argument #1 to 'RegexCaptures:group'")?;
-            let found = with_this(&this, "group", |c| {
-                let name = std::str::from_utf8(&name.as_bytes()).ok()?.to_string();
-                let index = c
-                    .regex
-                    .capture_names()
-                    .position(|group| group == Some(name.as_str()))?;
-                c.group_match(index)
-            })?;
+            let found = groups
+                .named(&name.as_bytes())
+                .and_then(|index| groups.group_match(index));
             push(lua, found)
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "format",
-        lunet_runtime::create_function(lua, |lua, (this, template): (Value, Value)| {
-            let template = args::string(&template, "argument #1 to 'RegexCaptures:format'")?;
-            let out = with_this(&this, "format", |c| c.format(&template.as_bytes()))?;
-            lua.create_string(out)
-        })?,
+        lunet_runtime::create_function(
+            lua,
+            |lua, (this, template): (This<RegexCaptures>, Value)| {
+                let groups = this.get("format")?;
+                let template = args::string(&template, "argument #1 to 'RegexCaptures:format'")?;
+                lua.create_string(groups.format(&template.as_bytes()))
+            },
+        )?,
     )?;
-    methods.set_readonly(true);
-    lua.set_app_data(MethodTable(methods.clone()));
     Ok(methods)
 }

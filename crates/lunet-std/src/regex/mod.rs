@@ -14,11 +14,11 @@
 //! searched like any other (Lune refuses it); with Unicode on (the default) `.` and
 //! classes still match whole UTF-8 characters.
 //!
-//! Each type is a userdata whose `__index` is its read-only method table (shared by
-//! the VM, like `DateTime`'s), plus computed fields for `RegexMatch`; the methods
-//! are [`lunet_runtime::create_function`]s, so their errors reach scripts as plain
-//! strings. This module owns `Regex` and the constructor; what a match or a set of
-//! captures is lives in its own module.
+//! Each type is a [`lunet_runtime::object`]: its methods are
+//! [`lunet_runtime::create_function`]s in one read-only table per VM (so their
+//! errors reach scripts as plain strings), and `RegexMatch`'s fields are properties
+//! computed when read. This module owns `Regex` and the constructor; what a match or
+//! a set of captures is lives in its own module.
 
 mod captures;
 mod matches;
@@ -26,6 +26,7 @@ mod matches;
 use std::rc::Rc;
 
 use lunet_runtime::args;
+use lunet_runtime::object::{self, Object, This};
 use mlua::{
     Lua, LuaString, MetaMethod, Result, Table, UserData, UserDataFields, UserDataMethods, Value,
 };
@@ -39,9 +40,23 @@ const SIZE_LIMIT: usize = 10 * (1 << 20);
 /// A compiled regular expression, shared by the matches and captures it makes.
 pub(crate) struct Regex(Rc<::regex::bytes::Regex>);
 
+impl Object for Regex {
+    const NAME: &'static str = "Regex";
+    const VARIABLE: &'static str = "re";
+    type Shared = Rc<::regex::bytes::Regex>;
+
+    fn shared(&self) -> Self::Shared {
+        self.0.clone()
+    }
+
+    fn build_methods(lua: &Lua) -> Result<Table> {
+        build_methods(lua)
+    }
+}
+
 impl UserData for Regex {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Index, method_table);
+        object::add_index(fields);
         fields.add_meta_field(MetaMethod::Type, "Regex");
     }
 
@@ -52,46 +67,27 @@ impl UserData for Regex {
     }
 }
 
-/// The `Regex` a method was called on, or an error telling the script to use `:`.
-fn this(value: &Value, method: &str) -> Result<Rc<::regex::bytes::Regex>> {
-    let regex = match value {
-        Value::UserData(data) => data.borrow::<Regex>().ok().map(|r| r.0.clone()),
-        _ => None,
-    };
-    regex.ok_or_else(|| {
-        args::wrong(
-            &format!("self in 'Regex:{method}' (call it with ':')"),
-            "Regex",
-            value,
-        )
-    })
-}
-
 /// The text argument `position` of `Regex:<method>`.
 fn text(value: &Value, position: usize, method: &str) -> Result<LuaString> {
     args::string(value, &format!("argument #{position} to 'Regex:{method}'"))
 }
 
-/// The shared method table of `Regex`, built once per VM.
-struct MethodTable(Table);
-
-fn method_table(lua: &Lua) -> Result<Table> {
-    if let Some(table) = lua.app_data_ref::<MethodTable>() {
-        return Ok(table.0.clone());
-    }
+/// The method functions, created once per VM (through [`object::methods`]) and
+/// shared by every `Regex`.
+fn build_methods(lua: &Lua) -> Result<Table> {
     let methods = lua.create_table()?;
-    methods.set(
+    methods.raw_set(
         "isMatch",
-        lunet_runtime::create_function(lua, |_, (this_value, haystack): (Value, Value)| {
-            let regex = this(&this_value, "isMatch")?;
+        lunet_runtime::create_function(lua, |_, (this, haystack): (This<Regex>, Value)| {
+            let regex = this.get("isMatch")?;
             let haystack = text(&haystack, 1, "isMatch")?;
             Ok(regex.is_match(&haystack.as_bytes()))
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "find",
-        lunet_runtime::create_function(lua, |lua, (this_value, haystack): (Value, Value)| {
-            let regex = this(&this_value, "find")?;
+        lunet_runtime::create_function(lua, |lua, (this, haystack): (This<Regex>, Value)| {
+            let regex = this.get("find")?;
             let haystack = text(&haystack, 1, "find")?;
             let found = regex.find(&haystack.as_bytes()).map(|m| m.range());
             match found {
@@ -102,10 +98,10 @@ fn method_table(lua: &Lua) -> Result<Table> {
             }
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "captures",
-        lunet_runtime::create_function(lua, |lua, (this_value, haystack): (Value, Value)| {
-            let regex = this(&this_value, "captures")?;
+        lunet_runtime::create_function(lua, |lua, (this, haystack): (This<Regex>, Value)| {
+            let regex = this.get("captures")?;
             let haystack = text(&haystack, 1, "captures")?;
             match RegexCaptures::search(regex, haystack) {
                 Some(captures) => Ok(Value::UserData(lua.create_userdata(captures)?)),
@@ -113,10 +109,10 @@ fn method_table(lua: &Lua) -> Result<Table> {
             }
         })?,
     )?;
-    methods.set(
+    methods.raw_set(
         "split",
-        lunet_runtime::create_function(lua, |lua, (this_value, haystack): (Value, Value)| {
-            let regex = this(&this_value, "split")?;
+        lunet_runtime::create_function(lua, |lua, (this, haystack): (This<Regex>, Value)| {
+            let regex = this.get("split")?;
             let haystack = text(&haystack, 1, "split")?;
             let bytes = haystack.as_bytes();
             let pieces = lua.create_table()?;
@@ -127,12 +123,12 @@ fn method_table(lua: &Lua) -> Result<Table> {
         })?,
     )?;
     for (name, all) in [("replace", false), ("replaceAll", true)] {
-        methods.set(
+        methods.raw_set(
             name,
             lunet_runtime::create_function(
                 lua,
-                move |lua, (this_value, haystack, replacer): (Value, Value, Value)| {
-                    let regex = this(&this_value, name)?;
+                move |lua, (this, haystack, replacer): (This<Regex>, Value, Value)| {
+                    let regex = this.get(name)?;
                     let haystack = text(&haystack, 1, name)?;
                     let replacer = text(&replacer, 2, name)?;
                     let (haystack, replacer) = (haystack.as_bytes(), replacer.as_bytes());
@@ -147,8 +143,6 @@ fn method_table(lua: &Lua) -> Result<Table> {
             )?,
         )?;
     }
-    methods.set_readonly(true);
-    lua.set_app_data(MethodTable(methods.clone()));
     Ok(methods)
 }
 
