@@ -54,8 +54,12 @@ function(request)
     elseif request.path == "/mutate-raw" then
         -- A connection's requests with the same header lines share their (frozen)
         -- metatable; what one does to its request must not reach the next.
+        -- Its headers table is a copy of one the connection keeps for those lines.
         table.insert(request.rawHeaders, { name = "x-added", value = "1" })
         request.rawHeaders[1].value = "changed"
+        request.headers.host = "changed"
+        request.headers["user-agent"] = nil
+        request.headers["x-added"] = "1"
         local changed = pcall(function() getmetatable(request).packed = nil end)
         local overwritten = pcall(buffer.fill, getmetatable(request).packed, 0, 65)
         return if changed or overwritten then "metatable changed" else "metatable kept"
@@ -278,25 +282,35 @@ fn each_request_on_a_connection_sees_its_own_path_and_headers() {
             "request {i}"
         );
     }
-    // A handler changing its request's rawHeaders, and trying to change its
-    // metatable, then a request with the same header lines.
+    // A handler changing its request's headers and rawHeaders, and trying to change
+    // its metatable, then a request with the same header lines; twice, as the first
+    // request with these lines builds the tables the connection keeps, and the
+    // second gets copies of them.
     let same = "Host: same.test\r\nUser-Agent: ua\r\n\r\n";
-    stream
-        .write_all(format!("GET /mutate-raw HTTP/1.1\r\n{same}").as_bytes())
-        .unwrap();
-    assert_eq!(read_one_response(&mut stream), "metatable kept");
-    stream
-        .write_all(format!("GET /after HTTP/1.1\r\n{same}").as_bytes())
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_str(&read_one_response(&mut stream)).unwrap();
-    assert_eq!(
-        json["rawHeaders"],
-        serde_json::json!([
-            { "name": "host", "value": "same.test" },
-            { "name": "user-agent", "value": "ua" },
-        ]),
-        "the next request's rawHeaders are its own"
-    );
+    for round in 0..2 {
+        stream
+            .write_all(format!("GET /mutate-raw HTTP/1.1\r\n{same}").as_bytes())
+            .unwrap();
+        assert_eq!(read_one_response(&mut stream), "metatable kept");
+        stream
+            .write_all(format!("GET /after HTTP/1.1\r\n{same}").as_bytes())
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&read_one_response(&mut stream)).unwrap();
+        assert_eq!(
+            json["rawHeaders"],
+            serde_json::json!([
+                { "name": "host", "value": "same.test" },
+                { "name": "user-agent", "value": "ua" },
+            ]),
+            "the next request's rawHeaders are its own (round {round})"
+        );
+        assert_eq!(
+            json["headers"],
+            serde_json::json!({ "host": "same.test", "user-agent": "ua" }),
+            "the next request's headers are its own (round {round})"
+        );
+    }
     drop(stream);
     assert_eq!(script.finish(), 0);
 }

@@ -3,9 +3,12 @@
 //! a connection, often for the same path. [`Recent`] remembers, per connection, the
 //! last path and the last value of each kept header name
 //! ([`super::common_strings`]) as Luau strings, and pushes the remembered string
-//! when the bytes are the same again; and the last request's metatable (which
-//! holds its header lines, packed, for the lazy `rawHeaders`: see
-//! [`super::request`]), pushed again for a request with the same lines.
+//! when the bytes are the same again; and the last request's `headers` table and
+//! metatable (which holds its header lines, packed, for the lazy `rawHeaders`: see
+//! [`super::request`]): a request with the same lines (and HTTP version) gets a
+//! copy of the `headers` table (one `lua_clonetable`, where building it costs a
+//! table, and a name, a value and a table write per line) and the same frozen
+//! metatable.
 //!
 //! Pushing a Luau string from bytes (`lua_pushlstring`) hashes them and looks them
 //! up in the VM's string table: ~310 instructions per string on the HTTP/2 hello
@@ -20,7 +23,7 @@
 //! bounded size, so a reference per remembered string would let many connections
 //! exhaust it), which is on the stack while a request's values are pushed
 //! ([`Pushing`]). It is bounded: one string per kept name and one path, each at
-//! most [`MAX_REMEMBERED`] bytes, and one table for at most
+//! most [`MAX_REMEMBERED`] bytes, and two tables for at most
 //! [`MAX_REMEMBERED_LINES`] bytes of header lines, with a copy of their bytes in
 //! Rust, for as long as the connection lives, so a hostile peer cannot grow it.
 //!
@@ -42,7 +45,8 @@ use super::common_strings::KEPT_NAMES;
 /// Longer values are pushed from their bytes and not remembered.
 pub(crate) const MAX_REMEMBERED: usize = 256;
 
-/// Header lines (packed) longer than this get a metatable of their own each time.
+/// Header lines (packed) longer than this get their own `headers` table and
+/// metatable each time.
 pub(crate) const MAX_REMEMBERED_LINES: usize = 4096;
 
 /// Which string of a request a slot remembers.
@@ -63,8 +67,12 @@ impl Slot {
     }
 }
 
-/// The store's index of the remembered table.
+/// The store's index of the remembered metatable.
 const TABLE_INDEX: c_int = KEPT_NAMES as c_int + 2;
+
+/// The store's index of the remembered `headers` table, of which each request with
+/// the same lines gets a copy.
+const HEADERS_INDEX: c_int = TABLE_INDEX + 1;
 
 /// See the module documentation.
 #[derive(Default)]
@@ -77,7 +85,8 @@ pub(crate) struct Recent {
     /// A copy of the bytes of each remembered string, by [`Slot::index`] (comparing
     /// with a copy needs no call into the VM).
     bytes: Vec<Option<Vec<u8>>>,
-    /// What the remembered table was made for: an HTTP version and its bytes.
+    /// What the remembered tables were made for: an HTTP version and its header
+    /// lines, packed.
     table: Option<(http::Version, Vec<u8>)>,
     /// Whether the connection's first request has been pushed.
     past_first: bool,
@@ -102,7 +111,7 @@ impl Recent {
                 // SAFETY: the caller's contract; the copy is popped as the reference
                 // `pop_value` makes.
                 let store = unsafe {
-                    ffi::lua_createtable(state, TABLE_INDEX, 0);
+                    ffi::lua_createtable(state, HEADERS_INDEX, 0);
                     ffi::lua_pushvalue(state, -1);
                     lua.pop_value()
                 };
@@ -160,31 +169,46 @@ impl Pushing<'_> {
         }
     }
 
-    /// Pushes the table remembered for `bytes` of a `version` request, or else the
-    /// one `make` pushes, which is then remembered (when `bytes` is not too long).
+    /// Pushes a request's `headers` table and its metatable, whose header lines are
+    /// `lines` (packed) on a `version` request: a copy of the `headers` table and
+    /// the metatable remembered for the same lines (a table's contents follow from
+    /// its lines and version), or else the ones `headers` and `meta` push, which
+    /// are then remembered (the metatable itself, frozen, and a copy of the
+    /// `headers` table, so that what a script does to its own reaches no other
+    /// request) when `lines` is not too long.
     ///
     /// # Safety
-    /// As for [`Pushing::push`], with the room `make` needs and one more.
-    pub(crate) unsafe fn push_table(
+    /// As for [`Pushing::push`], with the room `headers` and `meta` need and two
+    /// more; `headers` and `meta` each push one table, and `headers` leaves the
+    /// store where it was.
+    pub(crate) unsafe fn push_tables(
         &mut self,
         version: http::Version,
-        bytes: &[u8],
-        make: impl FnOnce() -> Result<()>,
+        lines: &[u8],
+        headers: impl FnOnce(&mut Self) -> Result<()>,
+        meta: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let state = self.state;
-        // SAFETY: as for `push`.
+        // SAFETY: as for `push`; the remembered `headers` table has no metatable
+        // and is not frozen, and copying it only allocates.
         unsafe {
             if let Some((known_version, known)) = &self.recent.table
                 && *known_version == version
-                && known.as_slice() == bytes
+                && known.as_slice() == lines
             {
+                ffi::lua_rawgeti_(state, self.store, HEADERS_INDEX);
+                ffi::lua_clonetable(state, -1);
+                ffi::lua_replace(state, -2);
                 ffi::lua_rawgeti_(state, self.store, TABLE_INDEX);
                 return Ok(());
             }
-            make()?;
-            if bytes.len() > MAX_REMEMBERED_LINES {
+            headers(self)?;
+            meta()?;
+            if lines.len() > MAX_REMEMBERED_LINES {
                 return Ok(());
             }
+            ffi::lua_clonetable(state, -2);
+            ffi::lua_rawseti_(state, self.store, HEADERS_INDEX);
             ffi::lua_pushvalue(state, -1);
             ffi::lua_rawseti_(state, self.store, TABLE_INDEX);
         }
@@ -193,7 +217,7 @@ impl Pushing<'_> {
             .table
             .get_or_insert_with(|| (version, Vec::new()));
         *known_version = version;
-        copy_into(known, bytes);
+        copy_into(known, lines);
         Ok(())
     }
 
@@ -376,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    fn remembers_the_last_table_for_its_version_and_bytes() {
+    fn remembers_the_last_tables_for_their_version_and_lines() {
         let lua = Lua::new();
         let mut recent = past_first();
         let (h1, h2) = (http::Version::HTTP_11, http::Version::HTTP_2);
@@ -391,32 +415,64 @@ mod tests {
             (h2, &long),
             (h2, b"b"),
         ];
-        // Each table made afresh is `{ n = <tables made so far> }`.
-        let source =
-            "return function(...) local n = {} for i, t in {...} do n[i] = t.n end return n end";
-        let made: Vec<i64> = collect(&lua, source, |lua| {
+        // Each pair of tables made afresh is `{ n = <pairs made so far> }` twice
+        // (headers, then metatable). For each request: the two `n`s, and whether
+        // each table is the very one the request before got.
+        let source = r#"return function(...)
+            local args, out = {...}, {}
+            for i = 1, #args, 2 do
+                local headers, meta = args[i], args[i + 1]
+                table.insert(out, headers.n)
+                table.insert(out, meta.n)
+                table.insert(out, if i > 1 and headers == args[i - 2] then 1 else 0)
+                table.insert(out, if i > 1 and meta == args[i - 1] then 1 else 0)
+            end
+            return out
+        end"#;
+        let seen: Vec<i64> = collect(&lua, source, |lua| {
             let count = std::cell::Cell::new(0);
             // SAFETY: mlua's contract for `push_into_stack_multi`; room is made first.
             unsafe {
                 let state = lua.state();
-                ffi::lua_checkstack(state, 4 + keys.len() as c_int);
+                ffi::lua_checkstack(state, 4 + 2 * keys.len() as c_int);
                 let mut pushing = recent.begin(lua).unwrap().expect("past the first request");
                 for (version, bytes) in keys {
-                    let make = || {
-                        count.set(count.get() + 1);
+                    let table = |n: i64| {
                         ffi::lua_createtable(state, 0, 1);
-                        ffi::lua_pushinteger(state, count.get());
+                        ffi::lua_pushinteger(state, n);
                         ffi::lua_rawsetfield(state, -2, c"n".as_ptr());
+                    };
+                    let headers = |_: &mut Pushing<'_>| {
+                        count.set(count.get() + 1);
+                        table(count.get());
                         Ok(())
                     };
-                    pushing.push_table(version, bytes, make).unwrap();
+                    let meta = || {
+                        table(count.get());
+                        Ok(())
+                    };
+                    pushing.push_tables(version, bytes, headers, meta).unwrap();
                 }
                 pushing.end();
             }
-            keys.len() as c_int
+            2 * keys.len() as c_int
         });
-        // Made afresh: the first, another version, other bytes, and each time
-        // for lines too long to remember (which leave the last table remembered).
+        let made: Vec<i64> = seen.chunks(4).map(|r| r[0]).collect();
+        let metas: Vec<i64> = seen.chunks(4).map(|r| r[1]).collect();
+        // Made afresh: the first, another version, other lines, and each time for
+        // lines too long to remember (which leave the last tables remembered).
         assert_eq!(made, [1, 1, 2, 3, 3, 4, 5, 3]);
+        assert_eq!(metas, made, "a metatable goes with its headers table");
+        let same_headers: Vec<i64> = seen.chunks(4).map(|r| r[2]).collect();
+        let same_meta: Vec<i64> = seen.chunks(4).map(|r| r[3]).collect();
+        assert_eq!(
+            same_headers, [0; 8],
+            "each request gets its own headers table, a copy when remembered"
+        );
+        assert_eq!(
+            same_meta,
+            [0, 1, 0, 0, 1, 0, 0, 0],
+            "a remembered metatable is shared"
+        );
     }
 }

@@ -38,7 +38,10 @@
 //! sends the same ones each time) gets the same one, which the connection keeps
 //! until its lines change ([`super::recent`]): the table and the packed string are
 //! made only when the lines change, and being a string (immutable) and frozen,
-//! nothing one request's script does to them reaches another. A script that
+//! nothing one request's script does to them reaches another. Such a request's
+//! `headers` is a copy of a table the connection keeps for those lines (the
+//! script's own to change, as every request's is), so its header lines are packed
+//! first and compared, and pushed one by one only when they changed. A script that
 //! replaces the request's metatable loses `rawHeaders` and `httpVersion` (they read
 //! nil); one that tries to change it gets an error (it is read-only).
 //!
@@ -263,20 +266,70 @@ impl HandlerArgs<'_> {
         let query = self.parts.uri.query().unwrap_or("");
         url::form_urlencoded::parse(query.as_bytes())
     }
+
+    /// Pushes the `headers` table: each name (a repeated one's values joined, see
+    /// [`separator`]), then `added_host` (see [`Http1View`]); values through the
+    /// connection's [`Recent`] when at hand.
+    ///
+    /// # Safety
+    /// As for [`Pushing::push`], with room for five more values.
+    unsafe fn push_headers(
+        &self,
+        lua: &RawLua,
+        view: Http1View<'_>,
+        added_host: Option<&str>,
+        mut recent: Option<&mut Pushing<'_>>,
+    ) -> Result<()> {
+        let state = lua.state();
+        // SAFETY: the caller's contract; each name and value pair is set (and
+        // popped) before the next is pushed, on the table pushed first, which has
+        // no metatable (see `join_repeated` for the repeated names).
+        unsafe {
+            let keys = self.parts.headers.keys_len() + usize::from(view.h2);
+            ffi::lua_createtable(state, 0, keys as i32);
+            let mut last: Option<&http::HeaderName> = None;
+            for (name, value) in self.parts.headers.iter() {
+                let known = self.builders.strings.header_name(name);
+                match known {
+                    Some(known) => (&known.string).push_into_stack(lua)?,
+                    None => push_bytes(state, name.as_str().as_bytes()),
+                }
+                if last == Some(name) {
+                    join_repeated(state, value.as_bytes(), separator(name));
+                } else {
+                    push_value(state, recent.as_deref_mut(), known, value.as_bytes());
+                    ffi::lua_rawset(state, -3);
+                }
+                last = Some(name);
+            }
+            if let Some(host) = added_host {
+                let known = self.builders.strings.header_name(&http::header::HOST);
+                match known {
+                    Some(known) => (&known.string).push_into_stack(lua)?,
+                    None => push_bytes(state, b"host"),
+                }
+                push_value(state, recent, known, host.as_bytes());
+                ffi::lua_rawset(state, -3);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every header line as [`Http1View`] reads it, packed as `name NUL value NUL ...`
-/// into `out` (cleared first), for the lazy `rawHeaders` of [`REQUEST_BUILDER`].
-/// `added_host` is the `Host` line to add last.
-fn pack_headers(
+/// into `out` (cleared first), for the lazy `rawHeaders` of [`REQUEST_BUILDER`]
+/// (and, with the HTTP version, as the key of what a connection remembers: the
+/// request's tables follow from it). Returns the `Host` it added last, if any.
+fn pack_headers<'a>(
     headers: &http::HeaderMap,
-    view: Http1View<'_>,
-    added_host: Option<&str>,
+    view: Http1View<'a>,
     out: &mut Vec<u8>,
-) {
+) -> Option<&'a str> {
     out.clear();
+    let mut had_host = false;
     let mut last: Option<&http::HeaderName> = None;
     for (name, value) in headers.iter() {
+        had_host |= name == http::header::HOST;
         // A `HeaderMap` yields a name's values together: an HTTP/2 cookie after
         // another joins its line.
         if last == Some(name) && view.one_line(name) {
@@ -290,11 +343,13 @@ fn pack_headers(
         out.push(0);
         last = Some(name);
     }
+    let added_host = view.added_host(had_host);
     if let Some(host) = added_host {
         out.extend_from_slice(b"host\0");
         out.extend_from_slice(host.as_bytes());
         out.push(0);
     }
+    added_host
 }
 
 thread_local! {
@@ -356,7 +411,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             headers.raw_set("host", host)?;
         }
         let mut packed = Vec::new();
-        pack_headers(&self.parts.headers, view, added_host, &mut packed);
+        pack_headers(&self.parts.headers, view, &mut packed);
         let meta = lua.create_table_with_capacity(0, 2)?;
         meta.raw_set(
             "__index",
@@ -393,10 +448,10 @@ impl IntoLuaMulti for HandlerArgs<'_> {
         let state = lua.state();
         // SAFETY: `state` is the locked state mlua is pushing onto. Room for the
         // (at most ten) values, the connection's store below them, and the four
-        // temporaries `append_entry` and `join_repeated` use (`Pushing::push` and
-        // `push_metatable` use fewer) is made first, and
-        // every helper leaves the stack as it found it plus the one value it
-        // pushes, so `push_bytes` always has room, and `append_entry` and
+        // temporaries `append_entry` and `join_repeated` use (`Pushing::push`,
+        // `Pushing::push_tables` and `push_metatable` use fewer) is made first, and
+        // every helper leaves the stack as it found it plus the values it pushes
+        // (one, or the two tables of `push_tables`), so `push_bytes` always has room, and `append_entry` and
         // `join_repeated` find the table `lua_createtable` just pushed (and a name
         // above it) at the top, with room for four. None of these calls can raise a Luau
         // error here (which would unwind past Rust frames): the VM has no memory
@@ -429,42 +484,23 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 append_entry(state, key.as_bytes(), value.as_bytes());
             }
             let view = Http1View::of(self.parts.version, &self.parts.uri);
-            let keys = self.parts.headers.keys_len() + usize::from(view.h2);
-            ffi::lua_createtable(state, 0, keys as i32);
-            let mut had_host = false;
-            let mut last: Option<&http::HeaderName> = None;
-            for (name, value) in self.parts.headers.iter() {
-                had_host |= name == http::header::HOST;
-                let known = self.builders.strings.header_name(name);
-                match known {
-                    Some(known) => (&known.string).push_into_stack(lua)?,
-                    None => push_bytes(state, name.as_str().as_bytes()),
-                }
-                if last == Some(name) {
-                    join_repeated(state, value.as_bytes(), separator(name));
-                } else {
-                    push_value(state, recent.as_mut(), known, value.as_bytes());
-                    ffi::lua_rawset(state, -3);
-                }
-                last = Some(name);
-            }
-            let added_host = view.added_host(had_host);
-            if let Some(host) = added_host {
-                let known = self.builders.strings.header_name(&http::header::HOST);
-                match known {
-                    Some(known) => (&known.string).push_into_stack(lua)?,
-                    None => push_bytes(state, b"host"),
-                }
-                push_value(state, recent.as_mut(), known, host.as_bytes());
-                ffi::lua_rawset(state, -3);
-            }
             let lazy_index = &self.builders.builder(self.parts.version).lazy_index;
+            // The lines are packed first: a connection's request with the same lines
+            // as the one before gets copies of its tables, with no header pushed.
             PACKED.with_borrow_mut(|packed| {
-                pack_headers(&self.parts.headers, view, added_host, packed);
-                let make = || push_metatable(lua, lazy_index, packed);
+                let added_host = pack_headers(&self.parts.headers, view, packed);
+                let headers = |recent: Option<&mut Pushing<'_>>| {
+                    self.push_headers(lua, view, added_host, recent)
+                };
+                let meta = || push_metatable(lua, lazy_index, packed);
                 match recent.as_mut() {
-                    Some(recent) => recent.push_table(self.parts.version, packed, make),
-                    None => make(),
+                    Some(recent) => recent.push_tables(
+                        self.parts.version,
+                        packed,
+                        |recent| headers(Some(recent)),
+                        meta,
+                    ),
+                    None => headers(None).and_then(|()| meta()),
                 }
             })?;
             match self.stream {
@@ -492,7 +528,7 @@ impl IntoLuaMulti for HandlerArgs<'_> {
 /// Pushes a new metatable for requests whose header lines `packed` holds
 /// ([`pack_headers`]): `{ __index = lazy_index, packed = <a string of them> }`,
 /// frozen, so that one may serve every request of a connection that sends the same
-/// lines (see [`Pushing::push_table`]) without a script's change to it
+/// lines (see [`Pushing::push_tables`]) without a script's change to it
 /// reaching another request.
 ///
 /// # Safety
