@@ -393,10 +393,10 @@ impl IntoLuaMulti for HandlerArgs<'_> {
             append(lua, &query, key.as_bytes(), value.as_bytes())?;
         }
         let view = Http1View::of(self.parts.version, &self.parts.uri);
+        let mut packed = Vec::new();
+        let added_host = pack_headers(&self.parts.headers, view, &mut packed);
         let headers = lua.create_table_with_capacity(0, self.parts.headers.keys_len())?;
-        let mut had_host = false;
         for (name, value) in self.parts.headers.iter() {
-            had_host |= name == http::header::HOST;
             let separator = separator(name);
             join(
                 lua,
@@ -406,12 +406,9 @@ impl IntoLuaMulti for HandlerArgs<'_> {
                 separator,
             )?;
         }
-        let added_host = view.added_host(had_host);
         if let Some(host) = added_host {
             headers.raw_set("host", host)?;
         }
-        let mut packed = Vec::new();
-        pack_headers(&self.parts.headers, view, &mut packed);
         let meta = lua.create_table_with_capacity(0, 2)?;
         meta.raw_set(
             "__index",

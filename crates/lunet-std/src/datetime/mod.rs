@@ -249,37 +249,34 @@ fn build_methods(lua: &Lua) -> Result<Table> {
     )?;
     methods.raw_set(
         "formatUniversalTime",
-        lunet_runtime::create_function(
-            lua,
-            |_, (this, format, loc): (This<DateTime>, Value, Value)| {
-                const METHOD: &str = "DateTime:formatUniversalTime";
-                let date = this.get("formatUniversalTime")?;
-                date.format(
-                    &Utc,
-                    &format_string(&format, METHOD)?,
-                    locale(&loc, METHOD)?,
-                    METHOD,
-                )
-            },
-        )?,
+        format_method(lua, "formatUniversalTime", Utc)?,
     )?;
     methods.raw_set(
         "formatLocalTime",
-        lunet_runtime::create_function(
-            lua,
-            |_, (this, format, loc): (This<DateTime>, Value, Value)| {
-                const METHOD: &str = "DateTime:formatLocalTime";
-                let date = this.get("formatLocalTime")?;
-                date.format(
-                    &Local,
-                    &format_string(&format, METHOD)?,
-                    locale(&loc, METHOD)?,
-                    METHOD,
-                )
-            },
-        )?,
+        format_method(lua, "formatLocalTime", Local)?,
     )?;
     Ok(methods)
+}
+
+/// `DateTime:<name>(format, locale)`: the moment formatted in `zone`.
+fn format_method<Tz>(lua: &Lua, name: &'static str, zone: Tz) -> Result<mlua::Function>
+where
+    Tz: TimeZone + Copy + 'static,
+    Tz::Offset: std::fmt::Display,
+{
+    let method = format!("DateTime:{name}");
+    lunet_runtime::create_function(
+        lua,
+        move |_, (this, format, loc): (This<DateTime>, Value, Value)| {
+            let date = this.get(name)?;
+            date.format(
+                &zone,
+                &format_string(&format, &method)?,
+                locale(&loc, &method)?,
+                &method,
+            )
+        },
+    )
 }
 
 /// Wraps a moment for Luau.
