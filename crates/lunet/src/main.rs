@@ -10,6 +10,7 @@
 //! `0`, `false` or `off`); `--interpreted`, or that variable set so, runs them in
 //! Luau's interpreter instead (chunks with `--!native` are still compiled).
 
+mod allocator;
 mod setup;
 
 use std::path::PathBuf;
@@ -27,9 +28,9 @@ use clap::{Parser, Subcommand};
 /// (with them it held 6-23 MiB more). It also has none of the heap trimming that
 /// cost glibc two `brk` calls per four 64 KiB chunks of a streamed response (run
 /// K), which `mallopt` settings worked around before. mimalloc's own `MIMALLOC_*`
-/// variables still tune it.
+/// variables still tune it. It is called as `malloc` is (see `allocator`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser)]
 #[command(
