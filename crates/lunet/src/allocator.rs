@@ -2,16 +2,21 @@
 //! allocator asks the C library's `malloc`.
 //!
 //! The `mimalloc` crate's `GlobalAlloc` passes every request to mimalloc's aligned
-//! entry points (`mi_malloc_aligned(size, align)`, `mi_realloc_aligned`), whose
-//! checks and fallbacks cost ~55 instructions a call where `mi_malloc` costs ~20.
-//! Almost every Rust and Luau allocation asks for an alignment that `mi_malloc`
-//! gives anyway: mimalloc aligns a block of 16 bytes or more to 16 (its
-//! `MI_MAX_ALIGN_SIZE`), and a smaller one to 8, so an alignment of at most 16
-//! that is also at most the size (the rule `std`'s `System` uses for `malloc`) is
-//! met. Those go to `mi_malloc`, `mi_zalloc` and `mi_realloc`; the rest (a 64-byte
-//! aligned tokio task cell, say) to the `mimalloc` crate as before. Frees are
-//! `mi_free` either way. Does not own mimalloc's build or settings (the workspace's
-//! `Cargo.toml`: v2, no transparent huge pages).
+//! entry points (`mi_malloc_aligned(size, align)`, `mi_realloc_aligned`), which
+//! check the alignment and look for a suitably aligned free block before they
+//! allocate. Almost every Rust and Luau allocation asks for an alignment that
+//! `mi_malloc` gives anyway: mimalloc (with its `MI_MAX_ALIGN_SIZE` of 16) rounds
+//! small blocks to whole 16-byte units and aligns them to 16, all but 8-byte ones,
+//! which it aligns to 8; so an alignment of at most 16 that is also at most the
+//! size (the rule `std`'s `System` uses for `malloc`) is met. Those go to
+//! `mi_malloc`, `mi_zalloc` and `mi_realloc`; the rest (a 64-byte aligned tokio task
+//! cell, say) to the `mimalloc` crate as before. Frees are `mi_free` either way.
+//! Callgrind, per request against the crate's calls: HTTP/1 hello 0.985x the
+//! instructions, a table with headers 0.984x, 1 KiB echo 0.987x, the JSON API
+//! 0.996x, WebSocket echo 0.997x, HTTP/2 hello unchanged.
+//!
+//! Does not own mimalloc's build or settings (the workspace's `Cargo.toml`: v2, no
+//! transparent huge pages).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
