@@ -641,3 +641,113 @@ unsafe fn append_entry(state: *mut ffi::lua_State, key: &[u8], value: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler that describes its request as one string: every field, the
+    /// tables' entries sorted, `rawHeaders` in order, and `httpVersion`.
+    const DESCRIBE: &str = r#"
+        local function sorted(t)
+            local keys = {}
+            for k in t do
+                table.insert(keys, k)
+            end
+            table.sort(keys)
+            local out = {}
+            for _, k in keys do
+                local v = t[k]
+                if type(v) == "table" then
+                    v = "[" .. table.concat(v, ",") .. "]"
+                end
+                table.insert(out, k .. "=" .. v)
+            end
+            return table.concat(out, "&")
+        end
+        return function(request)
+            local raw = {}
+            for _, line in request.rawHeaders do
+                table.insert(raw, line.name .. ":" .. line.value)
+            end
+            return table.concat({
+                request.method, request.path, sorted(request.query),
+                sorted(request.headers), table.concat(raw, "|"), request.body,
+                request.ip, tostring(request.port), request.httpVersion,
+                typeof(getmetatable(request)),
+            }, "\n")
+        end
+    "#;
+
+    fn parts(version: http::Version, uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(uri)
+            .version(version);
+        for &(name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    /// mlua's general conversion (`into_lua_multi`: what `Lua::pack_multi`,
+    /// `Function::bind` and `yield_with` take; the server itself does not) gives
+    /// the handler the request the fast path (`push_into_stack_multi`, what every
+    /// call and resume takes) gives it, with and without the
+    /// connection's remembered values, on each HTTP version's quirks: repeated
+    /// query keys, repeated headers, `Cookie` lines, HTTP/2's `Host` from
+    /// `:authority`.
+    #[test]
+    fn the_general_conversion_builds_the_request_the_fast_path_builds() {
+        let lua = Lua::new();
+        let builders = RequestBuilders::new(&lua).unwrap();
+        let handler: Function = lua.load(DESCRIBE).eval().unwrap();
+        let ip = lua.create_string("127.0.0.1").unwrap();
+        let requests = [
+            parts(
+                http::Version::HTTP_11,
+                "/a/b?x=1&y=2&x=3&z",
+                &[
+                    ("host", "example.test"),
+                    ("accept", "text/plain"),
+                    ("x-many", "one"),
+                    ("x-many", "two"),
+                    ("cookie", "a=1"),
+                    ("cookie", "b=2"),
+                ],
+            ),
+            parts(
+                http::Version::HTTP_2,
+                "https://example.test:8443/h2?q=%20s",
+                &[("cookie", "a=1"), ("cookie", "b=2"), ("user-agent", "t")],
+            ),
+            parts(http::Version::HTTP_10, "/", &[]),
+        ];
+        for parts in &requests {
+            let recent = RefCell::new(Recent::default());
+            let args = |recent| HandlerArgs {
+                handler: &handler,
+                parts,
+                body: b"the body",
+                stream: None,
+                socket: None,
+                ip: &ip,
+                port: 4321,
+                builders: &builders,
+                recent,
+            };
+            let builder = builders.get(parts.version);
+            let general = args(None).into_lua_multi(&lua).unwrap();
+            let general: String = builder.call(general).unwrap();
+            assert!(general.contains("\ntable"), "{general}");
+            // Three times with the connection's values: the first request, the
+            // second (which fills them) and the third (which reuses them).
+            for _ in 0..3 {
+                let fast: String = builder.call(args(Some(&recent))).unwrap();
+                assert_eq!(fast, general, "{:?} {}", parts.version, parts.uri);
+            }
+            let fast: String = builder.call(args(None)).unwrap();
+            assert_eq!(fast, general, "{:?} {}", parts.version, parts.uri);
+        }
+    }
+}
