@@ -16,7 +16,10 @@
 //! 0.996x, WebSocket echo 0.997x, HTTP/2 hello unchanged.
 //!
 //! Does not own mimalloc's build or settings (the workspace's `Cargo.toml`: v2, no
-//! transparent huge pages).
+//! transparent huge pages). The alignment rule above holds for that release build;
+//! mimalloc's `debug` features turn on its guarded blocks, which `mi_malloc` may place
+//! against a guard page without that alignment (its aligned entry points do not), so
+//! they must not be enabled with this allocator.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
