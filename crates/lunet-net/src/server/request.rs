@@ -267,6 +267,26 @@ impl HandlerArgs<'_> {
         url::form_urlencoded::parse(query.as_bytes())
     }
 
+    /// Pushes header `name` as a Luau string (the server's own string for a kept
+    /// name), and returns that kept name, if it is one.
+    ///
+    /// # Safety
+    /// As for [`Pushing::push`].
+    unsafe fn push_name(
+        &self,
+        lua: &RawLua,
+        name: &http::HeaderName,
+    ) -> Result<Option<&KnownName>> {
+        let known = self.builders.strings.header_name(name);
+        match known {
+            // SAFETY: the caller's contract.
+            Some(known) => unsafe { (&known.string).push_into_stack(lua)? },
+            // SAFETY: the caller's contract.
+            None => unsafe { push_bytes(lua.state(), name.as_str().as_bytes()) },
+        }
+        Ok(known)
+    }
+
     /// Pushes the `headers` table: each name (a repeated one's values joined, see
     /// [`separator`]), then `added_host` (see [`Http1View`]); values through the
     /// connection's [`Recent`] when at hand.
@@ -289,11 +309,7 @@ impl HandlerArgs<'_> {
             ffi::lua_createtable(state, 0, keys as i32);
             let mut last: Option<&http::HeaderName> = None;
             for (name, value) in self.parts.headers.iter() {
-                let known = self.builders.strings.header_name(name);
-                match known {
-                    Some(known) => (&known.string).push_into_stack(lua)?,
-                    None => push_bytes(state, name.as_str().as_bytes()),
-                }
+                let known = self.push_name(lua, name)?;
                 if last == Some(name) {
                     join_repeated(state, value.as_bytes(), separator(name));
                 } else {
@@ -303,11 +319,7 @@ impl HandlerArgs<'_> {
                 last = Some(name);
             }
             if let Some(host) = added_host {
-                let known = self.builders.strings.header_name(&http::header::HOST);
-                match known {
-                    Some(known) => (&known.string).push_into_stack(lua)?,
-                    None => push_bytes(state, b"host"),
-                }
+                let known = self.push_name(lua, &http::header::HOST)?;
                 push_value(state, recent, known, host.as_bytes());
                 ffi::lua_rawset(state, -3);
             }
