@@ -260,8 +260,9 @@ def bench_tls(runs, quick):
     body = BENCH / "results" / "tls" / "body-1k"
     body.write_bytes(b"x" * 1024)
     for _ in range(runs):
-        # (A --baseline build may predate TLS serving: it is left out.)
-        contenders = [(n, c + [str(SCRIPTS / "serve_tls.luau")], ["{port}", cert, key]) for n, c in luau_contenders() if n != "lunet (baseline)"]
+        # (A --baseline build may predate TLS serving, and Lune serves no TLS: both
+        # are left out.)
+        contenders = [(n, c + [str(SCRIPTS / "serve_tls.luau")], ["{port}", cert, key]) for n, c in luau_contenders() if n == "lunet"]
         if NODE:
             contenders.append(("node", [NODE, str(NODE_DIR / "tls_server.js")], ["h2", "{port}", cert, key]))
         contenders.append(("hyper+rustls (ceiling)", [str(RELEASE / "hyper-tls")], ["{port}", cert, key]))

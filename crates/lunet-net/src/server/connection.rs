@@ -189,7 +189,10 @@ async fn serve_http1(
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
+    // Biased (the connection first, as every wake is most likely for it): no random
+    // start to draw each time the connection's task is polled.
     tokio::select! {
+        biased;
         _ = connection.as_mut() => return,
         expired = watching.as_mut() => {
             if expired == (Expired::Head { begun: true }) && !tls {
@@ -250,7 +253,9 @@ async fn serve_http2(
         .keep_alive_interval(None)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
+    // Biased, as for HTTP/1.
     tokio::select! {
+        biased;
         _ = connection.as_mut() => return,
         _ = watching.as_mut() => return,
         () = stop => {}

@@ -85,7 +85,10 @@ async fn read_body(
             inner: body,
             frames: &frames,
         };
+        // Biased, the read first: a body that has all arrived (most do, with their
+        // head) is read without the stall timer ever being started.
         tokio::select! {
+            biased;
             read = body::read_decoded(counted, &codecs, limit) => read,
             () = body_stalled(&frames, peer.server.limits.body_timeout) => return Err(stalled()),
         }
@@ -93,6 +96,7 @@ async fn read_body(
         let activity = &peer.activity;
         activity.reading_body.set(true);
         let read = tokio::select! {
+            biased;
             read = body::read_decoded(body, &codecs, limit) => read,
             () = activity.body_expired.notified() => return Err(stalled()),
         };
