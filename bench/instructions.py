@@ -15,10 +15,10 @@ against the raw ceilings, not with req/s.
     python3 bench/instructions.py --baseline OLD_LUNET   # an older build beside this one
 
 Scenarios: hello, table, echo (1 KiB POST), json (the 50-item API), h2 (HTTP/2 hello
-over TLS, h2load), h2-echo (HTTP/2 1 KiB POST echo), h2-same (the same, its ceiling sending Lunet's `content-type`
-too), h2-luau and h2-call (the same, its ceiling the raw server with a Luau handler:
-a table per request, or only the call), ws (WebSocket echo, 10 clients). Needs
-valgrind, wrk, h2load.
+over TLS, h2load), h2-echo (HTTP/2 1 KiB POST echo), h2-same (HTTP/2 hello, its
+ceiling sending Lunet's `content-type` too), h2-luau and h2-call (HTTP/2 hello, its
+ceiling the raw server with a Luau handler: a table per request, or only the call),
+ws (WebSocket echo, 10 clients). Needs valgrind, wrk, h2load.
 
 With `--cache`, callgrind also simulates the caches (32 KiB 8-way L1s) and the
 instruction-cache misses per request are printed too: a server whose per-request
@@ -62,13 +62,6 @@ def h2_load(port, seconds, data=None):
     return int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
 
 
-def h2_echo_load():
-    """h2_load POSTing 1 KiB bodies (the tls group's echo)."""
-    body = Path("/tmp/lunet-instructions-body-1k")
-    body.write_bytes(b"x" * 1024)
-    return lambda port, seconds: h2_load(port, seconds, body)
-
-
 def ws_load(port, seconds):
     err = subprocess.run(
         [str(run.RELEASE / "ws-load"), "clients", f"ws://127.0.0.1:{port}", "10", str(seconds)],
@@ -87,7 +80,7 @@ def scenarios():
         "echo": (["serve_echo.luau", "{port}"], hyper + ["{port}"], wrk_load(run.BENCH / "wrk_post_1k.lua")),
         "json": (["serve_json.luau", "{port}"], None, wrk_load()),
         "h2": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key], h2_load),
-        "h2-echo": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key], h2_echo_load()),
+        "h2-echo": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key], lambda port, seconds: h2_load(port, seconds, run.post_body_1k())),
         # The same ceiling sending Lunet's response bytes (its `content-type`).
         "h2-same": (["serve_tls.luau", "{port}", cert, key], [str(run.RELEASE / "hyper-tls"), "{port}", cert, key, "text"], h2_load),
         # The same server with the handler in Luau (mlua): a table per request, and

@@ -237,6 +237,14 @@ def make_certificate():
     return str(cert), str(key)
 
 
+def post_body_1k():
+    """The file h2load POSTs in the HTTP/2 echo (1 KiB, as wrk_post_1k.lua's body)."""
+    body = BENCH / "results" / "tls" / "body-1k"
+    body.parent.mkdir(parents=True, exist_ok=True)
+    body.write_bytes(b"x" * 1024)
+    return body
+
+
 def h2load(url, seconds, data=None):
     """HTTP/2 load over TLS: 10 connections x 10 streams for `seconds`; returns req/s."""
     cmd = ["h2load", "-c10", "-m10", "-t1", f"-D{seconds}", "--warm-up-time=1"]
@@ -257,12 +265,10 @@ def bench_tls(runs, quick):
         print("  (h2load missing: apt-get install nghttp2-client; skipping the HTTP/2 cases)")
     seconds = 3 if quick else 10
     cert, key = make_certificate()
-    body = BENCH / "results" / "tls" / "body-1k"
-    body.write_bytes(b"x" * 1024)
+    body = post_body_1k()
     for _ in range(runs):
-        # (A --baseline build may predate TLS serving, and Lune serves no TLS: both
-        # are left out.)
-        contenders = [(n, c + [str(SCRIPTS / "serve_tls.luau")], ["{port}", cert, key]) for n, c in luau_contenders() if n == "lunet"]
+        # Lunet only: a --baseline build may predate TLS serving, and Lune serves no TLS.
+        contenders = [("lunet", [LUNET, "run", str(SCRIPTS / "serve_tls.luau")], ["{port}", cert, key])]
         if NODE:
             contenders.append(("node", [NODE, str(NODE_DIR / "tls_server.js")], ["h2", "{port}", cert, key]))
         contenders.append(("hyper+rustls (ceiling)", [str(RELEASE / "hyper-tls")], ["{port}", cert, key]))

@@ -95,6 +95,7 @@ async fn read_body(
     } else {
         let activity = &peer.activity;
         activity.reading_body.set(true);
+        // Biased for the same reason: no waiter registered for a body already here.
         let read = tokio::select! {
             biased;
             read = body::read_decoded(body, &codecs, limit) => read,
